@@ -101,7 +101,7 @@ def check_token(token: str, user: str, config: dict, now: dt.datetime) -> str:
         raise Denied(f"signed for region {region}, the instance is in {config['region']}")
     try:
         signed_at = dt.datetime.strptime(values["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(
-            tzinfo=dt.timezone.utc)
+            tzinfo=dt.UTC)
         expires = int(values["X-Amz-Expires"])
     except ValueError:
         raise Denied("malformed X-Amz-Date or X-Amz-Expires") from None
@@ -127,7 +127,7 @@ def check_token(token: str, user: str, config: dict, now: dt.datetime) -> str:
 def log_decision(path: str | None, user: str, outcome: str, reason: str) -> None:
     if not path:
         return
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     safe_user = user.replace("\n", "\\n")
     try:
         with open(path, "a", encoding="utf-8") as log:
@@ -146,11 +146,11 @@ def main(argv: list[str]) -> int:
     raw = sys.stdin.buffer.read(65536)
     token = raw.split(b"\0", 1)[0].decode("utf-8", "replace").strip()
     try:
-        key = check_token(token, user, config, dt.datetime.now(dt.timezone.utc))
+        key = check_token(token, user, config, dt.datetime.now(dt.UTC))
     except Denied as denied:
         log_decision(config.get("log"), user, "deny", str(denied))
         return 1
-    except Exception as exc:  # a verifier crash must deny, and say why
+    except Exception as exc:  # noqa: BLE001 - a verifier crash must deny, and say why
         log_decision(config.get("log"), user, "deny", f"verifier error {type(exc).__name__}")
         return 1
     log_decision(config.get("log"), user, "allow", f"valid token from {key}")

@@ -1,6 +1,7 @@
 """Starting and stopping the lab's background processes, by PID and process group."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -101,7 +102,5 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

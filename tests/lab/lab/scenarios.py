@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from urllib.parse import quote
 
 from psycopg2 import sql
@@ -101,8 +101,8 @@ def password_mismatch(seed: Seeder) -> None:
 SCENARIOS: dict[str, tuple[Callable[[Seeder], None], str]] = {
     "healthy": (healthy, "app_user logs in with the password every store holds"),
     "password_mismatch": (password_mismatch,
-                          "app_user's password in Secrets Manager, Vault and the app's "
-                          "DATABASE_URL differs from the database (28P01)"),
+                          ("app_user's password in Secrets Manager, Vault and the app's "
+                          "DATABASE_URL differs from the database (28P01)")),
 }
 
 

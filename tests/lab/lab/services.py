@@ -14,6 +14,8 @@ from botocore.exceptions import ClientError
 from .procs import port_open, read_pid, spawn, stop_group, wait_for
 from .settings import HOST, RDS_INSTANCE, REGION, VAULT_ROOT_TOKEN, Lab
 
+MOTO_SERVER = Path(__file__).resolve().parent.parent / "moto_lab_server.py"
+
 
 def aws_client(lab: Lab, service: str, state: dict):
     return boto3.client(
@@ -37,7 +39,7 @@ def _http_ok(url: str) -> bool:
 
 
 class Moto:
-    marker = "moto_server"
+    marker = "moto_lab_server"
 
     def __init__(self, lab: Lab):
         self.lab = lab
@@ -52,8 +54,7 @@ class Moto:
             if port_open(HOST, self.lab.moto_port):
                 raise RuntimeError(f"port {self.lab.moto_port} is taken by another process "
                                    "(set PGAUTH_LAB_MOTO_PORT)")
-            exe = Path(sys.executable).parent / "moto_server"
-            spawn([str(exe), "-H", HOST, "-p", str(self.lab.moto_port)],
+            spawn([sys.executable, str(MOTO_SERVER), "-H", HOST, "-p", str(self.lab.moto_port)],
                   self.pidfile, self.logfile)
             wait_for(lambda: _http_ok(f"{self.lab.moto_url}/moto-api/"), "moto_server")
         self.ensure_rds_instance(state)

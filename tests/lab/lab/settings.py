@@ -30,7 +30,7 @@ class Lab:
     vault_port: int
 
     @classmethod
-    def from_env(cls) -> "Lab":
+    def from_env(cls) -> Lab:
         lab_dir = Path(os.environ.get("PGAUTH_LAB_DIR", REPO / ".lab")).resolve()
         return cls(
             dir=lab_dir,

@@ -1,0 +1,53 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  login_host:
+    description:
+      - Host name or IP address of the PostgreSQL server.
+      - Falls back to the E(PGHOST) environment variable.
+    type: str
+  login_port:
+    description:
+      - TCP port of the PostgreSQL server. Falls back to E(PGPORT).
+    type: int
+    default: 5432
+  login_user:
+    description:
+      - Role to log in as. Falls back to E(PGUSER).
+    type: str
+  login_password:
+    description:
+      - Password of O(login_user). Falls back to E(PGPASSWORD).
+    type: str
+  login_db:
+    description:
+      - Database to connect to. Falls back to E(PGDATABASE), then V(postgres).
+    type: str
+  login_unix_socket:
+    description:
+      - Directory of the server's Unix socket; used instead of O(login_host) when set.
+    type: str
+  ssl_mode:
+    description:
+      - libpq C(sslmode). Falls back to E(PGSSLMODE).
+      - Use V(verify-full) with O(ssl_rootcert) against RDS; IAM logins need TLS.
+    type: str
+    default: prefer
+    choices: [disable, allow, prefer, require, verify-ca, verify-full]
+  ssl_rootcert:
+    description:
+      - CA bundle that signed the server certificate. Falls back to E(PGSSLROOTCERT).
+    type: path
+  connect_timeout:
+    description:
+      - Seconds to wait for the connection before giving up.
+    type: int
+    default: 10
+requirements:
+  - psycopg2 (psycopg2-binary)
+"""

@@ -1,0 +1,154 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL connection options, connections and login-error classification."""
+from __future__ import annotations
+
+import re
+import time
+import traceback
+from dataclasses import dataclass
+
+from ansible.module_utils.basic import env_fallback
+
+try:
+    import psycopg2
+    import psycopg2.extensions
+    PSYCOPG2_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - reported through missing_required_lib
+    psycopg2 = None
+    PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
+
+APPLICATION_NAME = "credops.pgauth"
+
+# One option model for every module that logs in to PostgreSQL; the doc fragment
+# credops.pgauth.postgres documents exactly these names and fallbacks.
+POSTGRES_ARGSPEC = {
+    "login_host": {"type": "str", "fallback": (env_fallback, ["PGHOST"])},
+    "login_port": {"type": "int", "default": 5432, "fallback": (env_fallback, ["PGPORT"])},
+    "login_user": {"type": "str", "fallback": (env_fallback, ["PGUSER"])},
+    "login_password": {"type": "str", "no_log": True,
+                       "fallback": (env_fallback, ["PGPASSWORD"])},
+    "login_db": {"type": "str", "fallback": (env_fallback, ["PGDATABASE"])},
+    "login_unix_socket": {"type": "str"},
+    "ssl_mode": {"type": "str", "default": "prefer",
+                 "choices": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
+                 "fallback": (env_fallback, ["PGSSLMODE"])},
+    "ssl_rootcert": {"type": "path", "fallback": (env_fallback, ["PGSSLROOTCERT"])},
+    "connect_timeout": {"type": "int", "default": 10},
+}
+
+
+def postgres_argument_spec(**extra: dict) -> dict:
+    spec = {name: dict(option) for name, option in POSTGRES_ARGSPEC.items()}
+    spec.update(extra)
+    return spec
+
+
+def connect_kwargs(params: dict, password: str | None = None, user: str | None = None) -> dict:
+    """psycopg2.connect() keyword arguments from module parameters.
+
+    password/user override the login_* options, so a probe can try a candidate
+    credential with the same host, port, TLS and timeout settings.
+    """
+    kwargs = {
+        "host": params.get("login_unix_socket") or params.get("login_host"),
+        "port": params.get("login_port"),
+        "user": user if user is not None else params.get("login_user"),
+        "password": password if password is not None else params.get("login_password"),
+        "dbname": params.get("login_db") or "postgres",
+        "sslmode": params.get("ssl_mode"),
+        "sslrootcert": params.get("ssl_rootcert"),
+        "connect_timeout": params.get("connect_timeout"),
+        "application_name": APPLICATION_NAME,
+    }
+    return {key: value for key, value in kwargs.items() if value not in (None, "")}
+
+
+@dataclass(frozen=True)
+class LoginRule:
+    """One row of the classification table: a libpq/server message pattern."""
+
+    pattern: str
+    category: str
+    sqlstate: str | None
+    # Only applies when the login used this kind of secret (None: any).
+    auth: str | None = None
+
+
+# psycopg2 does not expose the SQLSTATE of a failed connection (pgcode is None):
+# the server's FATAL text is all there is, so the table maps texts to the
+# SQLSTATE the server sent and to a finding id.  First match wins; order
+# matters where texts overlap (PAM before the hba line libpq may append).
+LOGIN_RULES: tuple[LoginRule, ...] = (
+    LoginRule(r"PAM authentication failed", "iam_role_blocks_password", "28000", "password"),
+    LoginRule(r"PAM authentication failed", "iam_token_stale", "28000", "iam"),
+    LoginRule(r"password authentication failed", "iam_role_not_granted", "28P01", "iam"),
+    LoginRule(r"password authentication failed", "store_password_mismatch", "28P01"),
+    LoginRule(r"is not permitted to log in", "role_cannot_login", "28000"),
+    LoginRule(r"pg_hba\.conf rejects connection.*(no encryption|SSL off)", "iam_tls_missing",
+              "28000", "iam"),
+    LoginRule(r"no pg_hba\.conf entry.*(no encryption|SSL off)", "tls_required", "28000"),
+    LoginRule(r"pg_hba\.conf rejects connection.*(no encryption|SSL off)", "tls_required",
+              "28000"),
+    LoginRule(r"no pg_hba\.conf entry|pg_hba\.conf rejects connection", "no_hba_entry", "28000"),
+    LoginRule(r"database \".*\" does not exist", "database_missing", "3D000"),
+    LoginRule(r"too many connections for role", "connection_limit_reached", "53300"),
+    LoginRule(r"too many clients already|remaining connection slots are reserved",
+              "connection_limit_reached", "53300"),
+    LoginRule(r"server does not support SSL", "tls_required", "08P01"),
+    LoginRule(r"certificate verify failed|SSL error|root certificate file|"
+              r"server certificate for .* does not match", "tls_required", "08006"),
+    LoginRule(r"Connection refused|could not translate host name|timeout expired|"
+              r"No route to host|Network is unreachable|could not connect to server|"
+              r"No such file or directory", "server_unreachable", "08001"),
+)
+
+
+def classify_login_error(message: str, auth: str = "password") -> tuple[str, str | None]:
+    """Map a failed login's message to (finding id, SQLSTATE)."""
+    for rule in LOGIN_RULES:
+        if rule.auth not in (None, auth):
+            continue
+        if re.search(rule.pattern, message, re.IGNORECASE | re.DOTALL):
+            return rule.category, rule.sqlstate
+    return "unknown", None
+
+
+def first_fatal(message: str) -> str:
+    """The server's first FATAL line without libpq's 'connection to server ...' prefix."""
+    text = " ".join(line.strip() for line in message.strip().splitlines())
+    match = re.search(r"FATAL:\s+(.*?)(?=\s+connection to server|$)", text)
+    return match.group(1).strip() if match else text
+
+
+@dataclass
+class LoginResult:
+    ok: bool
+    category: str
+    sqlstate: str | None
+    message: str
+    latency_ms: float
+    tls: bool | None = None
+    server_version: str | None = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def try_login(kwargs: dict, auth: str = "password") -> LoginResult:
+    """Open and close one connection; never raises on a login failure."""
+    started = time.monotonic()
+    try:
+        conn = psycopg2.connect(**kwargs)
+    except psycopg2.OperationalError as err:
+        elapsed = (time.monotonic() - started) * 1000
+        message = str(err)
+        category, sqlstate = classify_login_error(message, auth)
+        return LoginResult(False, category, sqlstate, first_fatal(message), round(elapsed, 1))
+    elapsed = (time.monotonic() - started) * 1000
+    try:
+        in_use = bool(conn.info.ssl_in_use)
+        version = conn.info.parameter_status("server_version")
+    finally:
+        conn.close()
+    return LoginResult(True, "ok", None, "", round(elapsed, 1), in_use, version)

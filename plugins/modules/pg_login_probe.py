@@ -1,0 +1,132 @@
+#!/usr/bin/python
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_login_probe
+short_description: Try one PostgreSQL login and say why it failed
+version_added: 0.1.0
+description:
+  - Opens one connection with the given credential, closes it, and reports the outcome.
+  - A failed login is a result, not a module failure (unless O(fail_on_error=true)), so
+    diagnose can probe every credential and compare.
+  - The failure is classified into a finding id of the credops.pgauth catalogue,
+    for example V(store_password_mismatch), V(iam_role_blocks_password), V(tls_required).
+  - The password is never returned, logged or shown in diffs.
+options:
+  user:
+    description:
+      - Role to log in as. Defaults to O(login_user).
+    type: str
+  password:
+    description:
+      - Password to try. Defaults to O(login_password).
+    type: str
+  fail_on_error:
+    description:
+      - Fail the task when the login does not succeed (for verify runbooks).
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - credops.pgauth.postgres
+notes:
+  - Supports check mode; a probe changes nothing, so it also runs in check mode.
+  - Server messages are matched in English; set C(lc_messages) to C(C) or C(en_US) on the server.
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+author:
+  - credops maintainers
+"""
+
+EXAMPLES = r"""
+- name: Does app_user's password work?
+  credops.pgauth.pg_login_probe:
+    login_host: db.example.internal
+    login_db: appdb
+    ssl_mode: verify-full
+    ssl_rootcert: /etc/ssl/rds-ca.pem
+    user: app_user
+    password: "{{ candidate_password }}"
+  register: pgauth_probe
+
+- name: Show why it failed
+  ansible.builtin.debug:
+    msg: "{{ pgauth_probe.category }}: {{ pgauth_probe.message }}"
+  when: not pgauth_probe.ok
+"""
+
+RETURN = r"""
+ok:
+  description: Whether the login succeeded.
+  returned: always
+  type: bool
+category:
+  description: V(ok), a finding id from the credops.pgauth catalogue, or V(unknown).
+  returned: always
+  type: str
+  sample: store_password_mismatch
+sqlstate:
+  description: The SQLSTATE the server sent for the failure (inferred from its message).
+  returned: always
+  type: str
+  sample: 28P01
+message:
+  description: The server's FATAL message, without the client's connection prefix.
+  returned: always
+  type: str
+  sample: password authentication failed for user "app_user"
+latency_ms:
+  description: Time to connect (or to fail), in milliseconds.
+  returned: always
+  type: float
+tls:
+  description: Whether the successful connection used TLS.
+  returned: when the login succeeded
+  type: bool
+server_version:
+  description: The server's version string.
+  returned: when the login succeeded
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
+    PSYCOPG2_IMPORT_ERROR,
+    connect_kwargs,
+    postgres_argument_spec,
+    try_login,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=postgres_argument_spec(
+            user={"type": "str"},
+            password={"type": "str", "no_log": True},
+            fail_on_error={"type": "bool", "default": False},
+        ),
+        supports_check_mode=True,
+    )
+    if PSYCOPG2_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("psycopg2-binary"),
+                         exception=PSYCOPG2_IMPORT_ERROR)
+    params = module.params
+    user = params["user"] or params["login_user"]
+    if not user:
+        module.fail_json(msg="pg_login_probe: give user (or login_user / PGUSER)")
+    kwargs = connect_kwargs(params, password=params["password"], user=user)
+    result = try_login(kwargs).as_dict()
+    target = f"{user}@{kwargs.get('host', 'local socket')}:{kwargs.get('port')}"
+    if params["fail_on_error"] and not result["ok"]:
+        module.fail_json(msg=f"login as {target} failed ({result['category']}): "
+                             f"{result['message']}", changed=False, **result)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
