@@ -29,11 +29,14 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt tests/bootstrap.sh
 	@touch $@
 
 # ansible-test wants the collection at .../ansible_collections/credops/pgauth: a copy of
-# the tracked (and new, not ignored) files, refreshed on every run.
+# the tracked (and new, not ignored) files, refreshed on every run.  The copy gets its
+# own git index: ansible-test lists files with git, and from the outer checkout the
+# copy is ignored.
 collection: venv
 	@rm -rf $(COLL) && mkdir -p $(COLL)
 	@git ls-files -z --cached --others --exclude-standard \
 	  | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -C $(COLL) -xf -
+	@cd $(COLL) && git init -q && git add -A
 
 lab-up: venv
 	$(LABCTL) up

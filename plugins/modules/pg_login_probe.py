@@ -30,6 +30,7 @@ options:
     default: false
 extends_documentation_fragment:
   - credops.pgauth.postgres
+  - ansible.builtin.action_common_attributes
 notes:
   - Supports check mode; a probe changes nothing, so it also runs in check mode.
   - Server messages are matched in English; set C(lc_messages) to C(C) or C(en_US) on the server.
@@ -38,8 +39,10 @@ attributes:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 author:
-  - credops maintainers
+  - credops maintainers (@credops)
 """
 
 EXAMPLES = r"""

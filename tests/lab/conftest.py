@@ -24,7 +24,7 @@ def _lab_env() -> dict[str, str]:
                          capture_output=True, text=True).stdout
     env = {}
     for line in out.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
+        key, _sep, value = line.removeprefix("export ").partition("=")
         env[key] = value.strip("'")
     return env
 

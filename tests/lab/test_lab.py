@@ -121,7 +121,7 @@ def test_token_with_a_forged_signature_is_refused(iam_lab, temp_role, rds):
     user = temp_role(unique("iam"), iam=True)
     token = rds.generate_db_auth_token(iam_lab["PGAUTH_LAB_PGHOST"],
                                        int(iam_lab["PGAUTH_LAB_PGPORT"]), user)
-    head, _, signature = token.rpartition("X-Amz-Signature=")
+    head, _sep, signature = token.rpartition("X-Amz-Signature=")
     forged = head + "X-Amz-Signature=" + ("0" if signature[0] != "0" else "1") + signature[1:]
     assert PAM_FAILED in login_error(iam_lab, user, forged)
 

@@ -98,11 +98,12 @@ def password_mismatch(seed: Seeder) -> None:
     seed.write_stores(new_password())
 
 
+MISMATCH_DESCRIPTION = ("app_user's password in Secrets Manager, Vault and the app's "
+                        "DATABASE_URL differs from the database (28P01)")
+
 SCENARIOS: dict[str, tuple[Callable[[Seeder], None], str]] = {
     "healthy": (healthy, "app_user logs in with the password every store holds"),
-    "password_mismatch": (password_mismatch,
-                          ("app_user's password in Secrets Manager, Vault and the app's "
-                          "DATABASE_URL differs from the database (28P01)")),
+    "password_mismatch": (password_mismatch, MISMATCH_DESCRIPTION),
 }
 
 

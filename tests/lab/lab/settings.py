@@ -99,7 +99,7 @@ class Lab:
         upper = string.ascii_uppercase + string.digits
         return self.save_state(
             admin_password=secrets.token_urlsafe(18),
-            aws_access_key_id="AKIA" + "".join(secrets.choice(upper) for _ in range(16)),
+            aws_access_key_id="AKIA" + "".join(secrets.choice(upper) for _char in range(16)),
             aws_secret_access_key=secrets.token_urlsafe(30),
         )
 
