@@ -50,7 +50,7 @@ lab-status: venv
 lab-test: lab-up
 	$(LAB_ENV) && $(BIN)/pytest -q -p no:cacheprovider tests/lab
 
-demo: lab-up
+demo: collection lab-up
 	@$(LABCTL) scenario password_mismatch
 	@$(LAB_ENV) && $(BIN)/python tests/lab/demo.py
 
@@ -58,7 +58,7 @@ ruff: venv
 	$(BIN)/ruff check plugins tests
 
 lint: collection
-	cd $(COLL) && $(BIN)/ansible-lint
+	cd $(COLL) && NO_COLOR=1 $(BIN)/ansible-lint
 
 sanity: collection
 	cd $(COLL) && $(BIN)/ansible-test sanity --venv --python $(PYVER) --color no
@@ -66,11 +66,13 @@ sanity: collection
 units: collection
 	cd $(COLL) && $(BIN)/ansible-test units --python $(PYVER) --color no
 
+# ansible-test passes no environment to targets: the lab's settings go in as vars.
 integration: collection lab-up
-	$(LAB_ENV) && cd $(COLL) && $(BIN)/ansible-test integration --python $(PYVER) --color no
+	$(LABCTL) env --json > $(COLL)/tests/integration/integration_config.yml
+	cd $(COLL) && $(BIN)/ansible-test integration --python $(PYVER) --color no
 
 molecule: collection lab-up
-	$(LAB_ENV) && $(BIN)/molecule test --all
+	$(LAB_ENV) && NO_COLOR=1 ANSIBLE_NOCOLOR=1 $(BIN)/molecule test --all
 
 changelog: venv
 	$(BIN)/antsibull-changelog lint

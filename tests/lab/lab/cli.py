@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import time
@@ -61,7 +62,6 @@ def cmd_status(lab: Lab) -> int:
     print(f"{'iam-pam':<11} {'on' if pg.iam_enabled else 'off':<5} service={lab.pam_service}")
     meta = scenarios.scenario_file(lab)
     if meta.exists():
-        import json
         print(f"scenario    {json.loads(meta.read_text())['scenario']}")
     return 0 if healthy else 3
 
@@ -94,8 +94,12 @@ def lab_env(lab: Lab) -> dict[str, str]:
     }
 
 
-def cmd_env(lab: Lab) -> int:
-    for key, value in lab_env(lab).items():
+def cmd_env(lab: Lab, as_json: bool = False) -> int:
+    env = lab_env(lab)
+    if as_json:  # also valid YAML: ansible-test's integration_config.yml is made from it
+        print(json.dumps({"lab_env": env}, indent=2))
+        return 0
+    for key, value in env.items():
         print(f"export {key}={shlex.quote(value)}")
     return 0
 
@@ -134,17 +138,21 @@ def cmd_scenarios(_lab: Lab) -> int:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="labctl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("up", "down", "status", "env", "reset", "scenarios"):
+    for name in ("up", "down", "status", "reset", "scenarios"):
         sub.add_parser(name)
+    env = sub.add_parser("env", help="print the lab's exports (or, with --json, a vars file)")
+    env.add_argument("--json", action="store_true")
     scen = sub.add_parser("scenario")
     scen.add_argument("name")
     args = parser.parse_args(argv)
     lab = Lab.from_env()
-    handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env,
+    handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status,
                 "reset": cmd_reset, "scenarios": cmd_scenarios}
     try:
         if args.command == "scenario":
             return cmd_scenario(lab, args.name)
+        if args.command == "env":
+            return cmd_env(lab, args.json)
         return handlers[args.command](lab)
     except (RuntimeError, OSError) as err:
         print(f"labctl {args.command}: {err}", file=sys.stderr)
