@@ -48,6 +48,14 @@ options:
       - Seconds to wait for the connection before giving up.
     type: int
     default: 10
+  login_iam:
+    description:
+      - Log in with a freshly generated RDS IAM auth token for O(login_user) instead of a
+        password. The token is made with the AWS options (O(region), O(profile), ...) and lives
+        15 minutes; it is used for this one connection only.
+      - Needs TLS (O(ssl_mode=require) or stricter) and a role that is a member of C(rds_iam).
+    type: bool
+    default: false
 requirements:
   - psycopg2 (psycopg2-binary)
 """

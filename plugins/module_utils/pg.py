@@ -10,6 +10,12 @@ from dataclasses import dataclass
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
+    AWS_ARGSPEC,
+    AwsError,
+    rds_auth_token,
+)
+
 try:
     import psycopg2
     import psycopg2.extensions
@@ -35,11 +41,14 @@ POSTGRES_ARGSPEC = {
                  "fallback": (env_fallback, ["PGSSLMODE"])},
     "ssl_rootcert": {"type": "path", "fallback": (env_fallback, ["PGSSLROOTCERT"])},
     "connect_timeout": {"type": "int", "default": 10},
+    "login_iam": {"type": "bool", "default": False},
 }
 
 
 def postgres_argument_spec(**extra: dict) -> dict:
+    """The PostgreSQL options plus the AWS ones (used when login_iam makes a token)."""
     spec = {name: dict(option) for name, option in POSTGRES_ARGSPEC.items()}
+    spec.update({name: dict(option) for name, option in AWS_ARGSPEC.items()})
     spec.update(extra)
     return spec
 
@@ -60,8 +69,48 @@ def connect_kwargs(params: dict, password: str | None = None, user: str | None =
         "sslrootcert": params.get("ssl_rootcert"),
         "connect_timeout": params.get("connect_timeout"),
         "application_name": APPLICATION_NAME,
+        # timestamps (valid_until, backend_start) come back in UTC whatever the server's zone
+        "options": "-c TimeZone=UTC",
     }
     return {key: value for key, value in kwargs.items() if value not in (None, "")}
+
+
+class PgError(Exception):
+    """A PostgreSQL operation failed; the message names the server, role and statement kind."""
+
+
+def describe_target(kwargs: dict) -> str:
+    host = kwargs.get("host") or "local socket"
+    return f"{kwargs.get('user') or '?'}@{host}:{kwargs.get('port') or 5432}/{kwargs.get('dbname')}"
+
+
+def with_iam_token(params: dict, kwargs: dict) -> dict:
+    """kwargs with a fresh RDS IAM token as the password, when login_iam asks for one."""
+    if not params.get("login_iam"):
+        return kwargs
+    if not kwargs.get("host") or kwargs["host"].startswith("/"):
+        raise PgError("login_iam needs login_host: IAM tokens are signed for a TCP endpoint")
+    try:
+        token = rds_auth_token(params, kwargs["host"], kwargs["port"], kwargs.get("user") or "")
+    except AwsError as err:
+        raise PgError(f"login_iam: {err}") from None
+    return {**kwargs, "password": token}
+
+
+def admin_connect(params: dict):
+    """The module's own connection (login_* options, or an IAM token with login_iam)."""
+    if psycopg2 is None:
+        raise PgError("psycopg2 is required (pip install psycopg2-binary)")
+    kwargs = with_iam_token(params, connect_kwargs(params))
+    try:
+        conn = psycopg2.connect(**kwargs)
+    except psycopg2.OperationalError as err:
+        category, _state = classify_login_error(str(err), "iam" if params.get("login_iam")
+                                                else "password")
+        raise PgError(f"cannot log in as {describe_target(kwargs)} ({category}): "
+                      f"{first_fatal(str(err))}") from None
+    conn.autocommit = True
+    return conn
 
 
 @dataclass(frozen=True)
@@ -114,6 +163,16 @@ def classify_login_error(message: str, auth: str = "password") -> tuple[str, str
     return "unknown", None
 
 
+# Failures PostgreSQL reports only after the password was accepted: they prove it right.
+_AFTER_AUTHENTICATION = re.compile(
+    r"is not permitted to log in|too many connections for role|database \".*\" does not exist|"
+    r"permission denied for database", re.IGNORECASE)
+
+
+def password_was_accepted(message: str) -> bool:
+    return bool(_AFTER_AUTHENTICATION.search(message)) and "authentication failed" not in message
+
+
 def first_fatal(message: str) -> str:
     """The server's first FATAL line without libpq's 'connection to server ...' prefix."""
     text = " ".join(line.strip() for line in message.strip().splitlines())
@@ -130,6 +189,8 @@ class LoginResult:
     latency_ms: float
     tls: bool | None = None
     server_version: str | None = None
+    # the server accepted the secret even though the session was refused afterwards
+    authenticated: bool = False
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -144,11 +205,42 @@ def try_login(kwargs: dict, auth: str = "password") -> LoginResult:
         elapsed = (time.monotonic() - started) * 1000
         message = str(err)
         category, sqlstate = classify_login_error(message, auth)
-        return LoginResult(False, category, sqlstate, first_fatal(message), round(elapsed, 1))
+        return LoginResult(False, category, sqlstate, first_fatal(message), round(elapsed, 1),
+                           authenticated=password_was_accepted(message))
     elapsed = (time.monotonic() - started) * 1000
     try:
         in_use = bool(conn.info.ssl_in_use)
         version = conn.info.parameter_status("server_version")
     finally:
         conn.close()
-    return LoginResult(True, "ok", None, "", round(elapsed, 1), in_use, version)
+    return LoginResult(True, "ok", None, "", round(elapsed, 1), in_use, version, True)
+
+
+def fail_if_missing_libs(module) -> None:
+    """fail_json with the install hint when psycopg2 (or boto3 for login_iam) is absent."""
+    from ansible.module_utils.basic import missing_required_lib
+
+    from ansible_collections.credops.pgauth.plugins.module_utils.aws import BOTO3_IMPORT_ERROR
+    if PSYCOPG2_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("psycopg2-binary"),
+                         exception=PSYCOPG2_IMPORT_ERROR)
+    if module.params.get("login_iam") and BOTO3_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
+
+
+def run_pg_module(module, run, label: str) -> None:
+    """The shared tail of every PostgreSQL module: libraries, errors, diff, exit."""
+    fail_if_missing_libs(module)
+    try:
+        result = run(module)
+    except PgError as err:
+        module.fail_json(msg=f"{label}: {err}", changed=False)
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+def probe(params: dict, user: str, password: str | None) -> LoginResult:
+    """One login as user with password, or with an IAM token when login_iam is set."""
+    kwargs = with_iam_token(params, connect_kwargs(params, password=password, user=user))
+    return try_login(kwargs, "iam" if params.get("login_iam") else "password")

@@ -22,6 +22,7 @@ options:
   password:
     description:
       - Password to try. Defaults to O(login_password).
+      - Ignored with O(login_iam=true), which tries a fresh IAM token for O(user) instead.
     type: str
   fail_on_error:
     description:
@@ -30,6 +31,7 @@ options:
     default: false
 extends_documentation_fragment:
   - credops.pgauth.postgres
+  - credops.pgauth.aws
   - ansible.builtin.action_common_attributes
 notes:
   - Supports check mode; a probe changes nothing, so it also runs in check mode.
@@ -60,6 +62,16 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ pgauth_probe.category }}: {{ pgauth_probe.message }}"
   when: not pgauth_probe.ok
+
+- name: Can app_user log in with an IAM token (needs rds_iam and TLS)?
+  credops.pgauth.pg_login_probe:
+    login_host: mydb.abc123.eu-west-1.rds.amazonaws.com
+    login_db: appdb
+    ssl_mode: verify-full
+    ssl_rootcert: /etc/ssl/rds-global-bundle.pem
+    user: app_user
+    login_iam: true
+    region: eu-west-1
 """
 
 RETURN = r"""
@@ -96,14 +108,30 @@ server_version:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
-    PSYCOPG2_IMPORT_ERROR,
+    PgError,
     connect_kwargs,
+    describe_target,
     postgres_argument_spec,
-    try_login,
+    probe,
+    run_pg_module,
 )
+
+
+def run(module: AnsibleModule) -> dict:
+    params = module.params
+    user = params["user"] or params["login_user"]
+    if not user:
+        raise PgError("give user (or login_user / PGUSER)")
+    result = probe(params, user, params["password"]).as_dict()
+    result.pop("authenticated")
+    if params["fail_on_error"] and not result["ok"]:
+        target = describe_target(connect_kwargs(params, user=user))
+        module.fail_json(msg=f"pg_login_probe: login as {target} failed ({result['category']}): "
+                             f"{result['message']}", changed=False, **result)
+    return {"changed": False, **result}
 
 
 def main() -> None:
@@ -115,20 +143,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    if PSYCOPG2_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("psycopg2-binary"),
-                         exception=PSYCOPG2_IMPORT_ERROR)
-    params = module.params
-    user = params["user"] or params["login_user"]
-    if not user:
-        module.fail_json(msg="pg_login_probe: give user (or login_user / PGUSER)")
-    kwargs = connect_kwargs(params, password=params["password"], user=user)
-    result = try_login(kwargs).as_dict()
-    target = f"{user}@{kwargs.get('host', 'local socket')}:{kwargs.get('port')}"
-    if params["fail_on_error"] and not result["ok"]:
-        module.fail_json(msg=f"login as {target} failed ({result['category']}): "
-                             f"{result['message']}", changed=False, **result)
-    module.exit_json(changed=False, **result)
+    run_pg_module(module, run, "pg_login_probe")
 
 
 if __name__ == "__main__":
