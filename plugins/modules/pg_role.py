@@ -188,7 +188,7 @@ def main() -> None:
             name={"type": "str", "required": True, "aliases": ["role"]},
             state={"type": "str", "default": "present", "choices": ["present", "absent"]},
             password={"type": "str", "no_log": True},
-            update_password={"type": "str", "default": "always",
+            update_password={"type": "str", "default": "always", "no_log": False,
                              "choices": ["always", "on_create"]},
             login={"type": "bool"},
             valid_until={"type": "str"},
