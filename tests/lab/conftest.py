@@ -87,20 +87,21 @@ def temp_role(admin):
         admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
-@pytest.fixture
-def rds(lab):
-    return boto3.client("rds", region_name=lab["AWS_REGION"],
+def lab_client(lab: dict, service: str):
+    return boto3.client(service, region_name=lab["AWS_REGION"],
                         endpoint_url=lab["AWS_ENDPOINT_URL"],
                         aws_access_key_id=lab["AWS_ACCESS_KEY_ID"],
                         aws_secret_access_key=lab["AWS_SECRET_ACCESS_KEY"])
+
+
+@pytest.fixture
+def rds(lab):
+    return lab_client(lab, "rds")
 
 
 @pytest.fixture
 def secretsmanager(lab):
-    return boto3.client("secretsmanager", region_name=lab["AWS_REGION"],
-                        endpoint_url=lab["AWS_ENDPOINT_URL"],
-                        aws_access_key_id=lab["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=lab["AWS_SECRET_ACCESS_KEY"])
+    return lab_client(lab, "secretsmanager")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ workdir=$(mktemp -d)
 trap 'rm -rf "$workdir"' EXIT
 offset=$(stat -c %s "$pglog")
 
-ANSIBLE_ROLES_PATH=.. ansible-playbook leak.yml -i "$INVENTORY_PATH" -e @"$config" \
+ansible-playbook leak.yml -i "$INVENTORY_PATH" -e @"$config" \
   -e "leak_results_file=$workdir/results.json" -vvv "$@" > "$workdir/output.txt" 2>&1 \
   || { tail -n 60 "$workdir/output.txt"; exit 1; }
 tail -c +"$((offset + 1))" "$pglog" > "$workdir/server.log"
