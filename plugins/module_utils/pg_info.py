@@ -64,6 +64,17 @@ def sessions(cur, name: str) -> list[dict]:
     return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
 
 
+# pg_hba.conf options that carry secrets (LDAP bind password, RADIUS shared secrets)
+SECRET_HBA_OPTIONS = ("ldapbindpasswd=", "radiussecrets=", "radiussecret=")
+
+
+def redact_hba_options(options: list[str] | None) -> list[str] | None:
+    if options is None:
+        return None
+    return [option.split("=", 1)[0] + "=********" if option.lower().startswith(SECRET_HBA_OPTIONS)
+            else option for option in options]
+
+
 def hba_rules(cur, name: str, groups: list[str]) -> list[dict]:
     """pg_hba.conf rows whose user column could match the role (superuser only)."""
     cur.execute(
@@ -75,6 +86,7 @@ def hba_rules(cur, name: str, groups: list[str]) -> list[dict]:
     rows = []
     for row in cur.fetchall():
         rule = dict(zip(keys, row, strict=True))
+        rule["options"] = redact_hba_options(rule["options"])
         if rule["user_name"] is None or wanted & set(rule["user_name"]):
             rows.append(rule)
     return rows
