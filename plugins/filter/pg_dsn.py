@@ -1,0 +1,75 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: pg_dsn
+short_description: Build a postgresql:// URL from a credential, every part percent-encoded
+version_added: 0.1.0
+description:
+  - Turns a credential dict (V(username), V(password), V(host), V(port), V(dbname),
+    V(sslmode), and V(params) for other query parameters) into a URL that libpq, psycopg,
+    SQLAlchemy and friends read back exactly. Passwords with C(@ : / ? # %) or spaces are
+    encoded, which is what breaks hand-built DATABASE_URLs.
+  - The inverse is P(credops.pgauth.pg_dsn_parse#filter).
+options:
+  _input:
+    description: The credential.
+    type: dict
+    required: true
+author:
+  - credops maintainers (@credops)
+"""
+
+EXAMPLES = r"""
+- name: A DATABASE_URL for the app
+  ansible.builtin.set_fact:
+    database_url: "{{ app_credential | credops.pgauth.pg_dsn }}"
+  vars:
+    app_credential: {username: app, password: "{{ pw }}", host: db, port: 5432, dbname: app}
+  no_log: true
+"""
+
+RETURN = r"""
+_value:
+  description: The URL.
+  type: str
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
+    CredentialError,
+    build_dsn,
+    from_mapping,
+    parse_dsn,
+)
+
+
+def pg_dsn(credential: dict) -> str:
+    if not isinstance(credential, dict):
+        raise AnsibleFilterError("pg_dsn expects a dict (username, password, host, ...)")
+    data = dict(credential)
+    params = data.pop("params", None) or {}
+    try:
+        cred = from_mapping(data)
+        cred.params = list(params.items()) if isinstance(params, dict) else list(params)
+        return build_dsn(cred)
+    except CredentialError as err:
+        raise AnsibleFilterError(f"pg_dsn: {err}") from None
+
+
+def pg_dsn_parse(url: str) -> dict:
+    try:
+        cred = parse_dsn(url)
+    except CredentialError as err:
+        raise AnsibleFilterError(f"pg_dsn_parse: {err}") from None
+    out = {"username": cred.username, "password": cred.password, "host": cred.host,
+           "port": cred.port, "dbname": cred.dbname, "sslmode": cred.sslmode,
+           "params": dict(cred.params)}
+    return out
+
+
+class FilterModule:
+    def filters(self):
+        return {"pg_dsn": pg_dsn, "pg_dsn_parse": pg_dsn_parse}

@@ -1,0 +1,113 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What secret_value and secret_value_info do, over the Store interface."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
+    DEFAULT_EXCLUDE,
+    CredentialError,
+    generate_password,
+    is_placeholder,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.store import Store, StoreError
+
+GENERATE_SPEC = {
+    "length": {"type": "int", "default": 32},
+    "exclude_characters": {"type": "str", "default": DEFAULT_EXCLUDE},
+    "require_each_type": {"type": "bool", "default": True},
+}
+
+
+def _view(cred) -> dict:
+    return cred.public() if cred is not None else {}
+
+
+def set_value(store: Store, params: dict, check_mode: bool, hide) -> dict:
+    """state=present: write value (or a generated password) at stage.  hide(secret) registers
+    a secret with Ansible's no_log masking before anything could print it."""
+    stage = params["stage"]
+    value, generate = params.get("value"), params.get("generate")
+    if value is None and generate is None:
+        raise StoreError(f"store {store.name!r}: give value, generate, or promote")
+    update = dict(value) if isinstance(value, dict) else (
+        {"password": str(value)} if value is not None else {})
+    if "password" in update and update["password"] is not None:
+        hide(str(update["password"]))
+    result = {"store": store.name, "stage": stage, "generated": False, "pending_exists": False}
+    if generate is not None:
+        if stage == "pending" and store.pending() is not None:
+            # never a second new password while a rotation is in progress: resume it
+            cred, stored = store.read("pending")
+            result.update(changed=False, pending_exists=True, version=stored.version,
+                          credential=_view(cred))
+            return result
+        try:
+            update["password"] = generate_password(**generate)
+        except CredentialError as err:
+            raise StoreError(f"store {store.name!r}: generate: {err}") from None
+        hide(update["password"])
+        result["generated"] = True
+    plan = store.plan_write(update, stage)
+    previous_version = plan.previous.version if plan.previous else None
+    result.update(changed=plan.changed, previous_version=previous_version,
+                  version=previous_version, credential=_view(plan.credential))
+    result["diff"] = {"before": _view(plan.before),
+                      "after": dict(_view(plan.credential),
+                                    password="(changed)" if plan.changed and "password" in update
+                                    else "(unchanged)")}
+    if plan.changed and not check_mode:
+        result["version"] = store.write(plan, stage)
+    result["pending_exists"] = stage == "pending" and (plan.changed or plan.previous is not None)
+    return result
+
+
+def promote(store: Store, check_mode: bool) -> dict:
+    pending = store.pending()
+    result = {"store": store.name, "stage": "current", "changed": pending is not None,
+              "promoted": pending is not None, "version": None}
+    if pending is not None:
+        result["pending_version"] = pending.version
+        if not check_mode:
+            _changed, result["version"] = store.promote()
+    return result
+
+
+def remove(store: Store, stage: str, check_mode: bool) -> dict:
+    if stage == "pending":
+        pending = store.pending()
+        if pending is not None and not check_mode:
+            store.discard_pending()
+        return {"store": store.name, "stage": stage, "changed": pending is not None}
+    _cred, stored = store.read("current")
+    if stored is not None and not check_mode:
+        store.backend.delete()
+    return {"store": store.name, "stage": stage, "changed": stored is not None}
+
+
+def fingerprint(password: str, key: str) -> str:
+    """A keyed hash to compare passwords across stores without revealing them."""
+    return hmac.new(key.encode("utf-8"), password.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def describe(store: Store, stage: str, fingerprint_key: str | None,
+             include_password: bool) -> dict:
+    cred, stored = store.read(stage)
+    out = {"store": store.name, "type": store.spec["type"], "stage": stage,
+           "exists": cred is not None, "readable": True,
+           "version": stored.version if stored else None,
+           "stages": stored.stages if stored else [],
+           "changed_at": stored.changed_at if stored else None,
+           "deleted": bool(stored and stored.deleted),
+           "pending_exists": store.pending() is not None if stage == "current" else None,
+           "credential": _view(cred)}
+    if cred is not None:
+        out["placeholder"] = is_placeholder(cred.password)
+        out["password_length"] = len(cred.password or "")
+        if fingerprint_key and cred.password:
+            out["password_fingerprint"] = fingerprint(cred.password, fingerprint_key)
+        if include_password:
+            out["credential"]["password"] = cred.password
+    return out

@@ -1,0 +1,235 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One interface over every secret store, and the store dict that addresses one.
+
+    - name: aws-app                  # label in reports and errors
+      type: aws_secretsmanager       # aws_secretsmanager | vault_kv2 | vault_kv1 | file
+      secret_id: prod/app_user       # aws
+      mount_point: secret            # vault (default: secret for kv2, kv1 for kv1)
+      path: app/db                   # vault: secret path; file: file path
+      format: json                   # aws/vault: json | password | dsn
+                                     # file: yaml | json | dotenv (the file's syntax)
+      key: DATABASE_URL              # vault: field holding a password/dsn; file: dotted path
+                                     #   (yaml/json) or variable name (dotenv)
+      value_format: dsn              # file only: password | dsn | json (default: guessed)
+
+Backends read and write a *value* (a string, or a mapping for Vault data and YAML/JSON
+nodes); ``credential`` turns values into credentials.  Stages are ``current`` and
+``pending``; a pending value exists only between the first and last steps of a rotation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
+    Credential,
+    CredentialError,
+    decode,
+    encode,
+    looks_like_dsn,
+    same_value,
+)
+
+STORE_TYPES = ("aws_secretsmanager", "vault_kv2", "vault_kv1", "file")
+STAGES = ("current", "pending")
+
+# The store dict as an argument spec (suboptions), shared by every module taking a store.
+STORE_OPTION_SPEC = {
+    "name": {"type": "str"},
+    "type": {"type": "str", "required": True, "choices": list(STORE_TYPES)},
+    "secret_id": {"type": "str"},
+    "mount_point": {"type": "str"},
+    "path": {"type": "str"},
+    "format": {"type": "str"},
+    "key": {"type": "str", "no_log": False},
+    "value_format": {"type": "str", "choices": ["password", "dsn", "json"]},
+    "description": {"type": "str"},
+    "kms_key_id": {"type": "str"},
+    "tags": {"type": "dict"},
+    "backup": {"type": "bool", "default": False},
+    # per-store connection overrides (a fleet mixes regions and Vault namespaces)
+    "region": {"type": "str"},
+    "endpoint_url": {"type": "str"},
+    "profile": {"type": "str"},
+    "url": {"type": "str"},
+    "namespace": {"type": "str"},
+}
+
+
+class StoreError(Exception):
+    """A store operation failed.  The message starts with the store's name and never
+    contains a secret."""
+
+
+@dataclass
+class StoredValue:
+    value: object                 # str or dict; None when the latest version is deleted
+    version: str | None = None
+    stages: list[str] = field(default_factory=list)
+    changed_at: str | None = None
+    deleted: bool = False         # Vault: the latest version is soft-deleted
+
+
+class Backend:
+    """What every store type implements.  Methods raise StoreError with the store's name."""
+
+    supports_pending = False
+    value_is_text = True          # the raw value is a string (else a mapping)
+    default_format = "json"
+
+    def __init__(self, spec: dict, options: dict):
+        self.spec = spec
+        self.options = options
+        self.label = spec.get("name") or self.describe()
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def error(self, message: str) -> StoreError:
+        return StoreError(f"store {self.label!r} ({self.describe()}): {message}")
+
+    def read(self, stage: str) -> StoredValue | None:
+        raise NotImplementedError
+
+    def write(self, value, stage: str, previous: StoredValue | None) -> str | None:
+        """Store value at stage; returns the new version id."""
+        raise NotImplementedError
+
+    def promote(self, pending: StoredValue, current: StoredValue | None) -> str | None:
+        """Make the pending value current; returns the current version id."""
+        raise self.error("this store type has no pending stage")
+
+    def discard_pending(self, pending: StoredValue) -> None:
+        raise self.error("this store type has no pending stage")
+
+    def delete(self) -> None:
+        raise self.error("deleting is not supported for this store type")
+
+
+def make_backend(spec: dict, options: dict) -> Backend:
+    kind = spec.get("type")
+    if kind == "aws_secretsmanager":
+        from ansible_collections.credops.pgauth.plugins.module_utils.store_aws import (
+            SecretsManagerBackend,
+        )
+        return SecretsManagerBackend(spec, options)
+    if kind in ("vault_kv2", "vault_kv1"):
+        from ansible_collections.credops.pgauth.plugins.module_utils.store_vault import (
+            VaultKvBackend,
+        )
+        return VaultKvBackend(spec, options)
+    if kind == "file":
+        from ansible_collections.credops.pgauth.plugins.module_utils.store_file import (
+            FileBackend,
+        )
+        return FileBackend(spec, options)
+    raise StoreError(f"store {spec.get('name')!r}: unknown type {kind!r} "
+                     f"(use {', '.join(STORE_TYPES)})")
+
+
+@dataclass
+class WritePlan:
+    changed: bool
+    value: object = None
+    previous: StoredValue | None = None
+    credential: Credential | None = None   # what would be stored
+    before: Credential | None = None       # what the stage holds now
+
+
+class Store:
+    """A store as credentials: read, plan a write, write, promote, discard."""
+
+    def __init__(self, spec: dict, options: dict):
+        self.spec = spec
+        self.backend = make_backend(spec, options)
+        self.name = self.backend.label
+
+    @property
+    def value_format(self) -> str:
+        if self.spec.get("type") == "file":
+            return self.spec.get("value_format") or ""
+        return self.spec.get("format") or self.backend.default_format
+
+    def _format_for(self, value) -> str:
+        fmt = self.value_format
+        if fmt:
+            return fmt
+        if isinstance(value, dict):
+            return "json"
+        return "dsn" if looks_like_dsn(value) else "password"
+
+    def read(self, stage: str = "current") -> tuple[Credential | None, StoredValue | None]:
+        stored = self.backend.read(stage)
+        if stored is None or stored.value is None:
+            return None, stored
+        try:
+            return decode(stored.value, self._format_for(stored.value)), stored
+        except CredentialError as err:
+            raise self.backend.error(f"the {stage} value: {err}") from None
+
+    def plan_write(self, update: dict, stage: str = "current") -> WritePlan:
+        """What writing update (credential fields) at stage would store, and whether that
+        changes anything.  Pending values start from the current credential."""
+        if stage == "pending" and not self.backend.supports_pending:
+            raise self.backend.error("this store type has no pending stage")
+        base_cred, previous = self.read("current")
+        base, before = previous, base_cred
+        if stage == "pending":
+            before, previous = self.read("pending")
+            if before is not None:
+                base_cred, base = before, previous
+        base_value = base.value if base else None
+        fmt = self._format_for(base_value)
+        try:
+            cred = (base_cred or Credential()).merged(update)
+            value = encode(cred, fmt, base_value, as_text=self.backend.value_is_text)
+        except CredentialError as err:
+            raise self.backend.error(str(err)) from None
+        current_value = previous.value if previous else None
+        changed = current_value is None or not same_value(current_value, value, fmt)
+        return WritePlan(changed, value, previous, cred, before)
+
+    def write(self, plan: WritePlan, stage: str = "current") -> str | None:
+        return self.backend.write(plan.value, stage, plan.previous)
+
+    def pending(self) -> StoredValue | None:
+        if not self.backend.supports_pending:
+            return None
+        stored = self.backend.read("pending")
+        return stored if stored is not None and stored.value is not None else None
+
+    def promote(self) -> tuple[bool, str | None]:
+        pending = self.pending()
+        if pending is None:
+            return False, None
+        return True, self.backend.promote(pending, self.backend.read("current"))
+
+    def discard_pending(self) -> bool:
+        pending = self.pending()
+        if pending is None:
+            return False
+        self.backend.discard_pending(pending)
+        return True
+
+
+def store_argument_spec(**extra: dict) -> dict:
+    """The store option plus the AWS and Vault connection options."""
+    from ansible_collections.credops.pgauth.plugins.module_utils.aws import AWS_ARGSPEC
+    from ansible_collections.credops.pgauth.plugins.module_utils.vault import VAULT_ARGSPEC
+    spec = {"store": {"type": "dict", "required": True, "options": STORE_OPTION_SPEC}}
+    spec.update({name: dict(option) for name, option in AWS_ARGSPEC.items()})
+    spec.update({name: dict(option) for name, option in VAULT_ARGSPEC.items()})
+    spec.update(extra)
+    return spec
+
+
+def fail_if_store_libs_missing(module) -> None:
+    from ansible.module_utils.basic import missing_required_lib
+
+    from ansible_collections.credops.pgauth.plugins.module_utils.aws import BOTO3_IMPORT_ERROR
+    from ansible_collections.credops.pgauth.plugins.module_utils.vault import HVAC_IMPORT_ERROR
+    kind = (module.params.get("store") or {}).get("type", "")
+    if kind == "aws_secretsmanager" and BOTO3_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
+    if kind.startswith("vault") and HVAC_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("hvac"), exception=HVAC_IMPORT_ERROR)

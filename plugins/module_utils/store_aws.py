@@ -1,0 +1,143 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""AWS Secrets Manager as a store: stages map to AWSCURRENT and AWSPENDING.
+
+Promotion is what Secrets Manager rotation does in its finishSecret step: AWSCURRENT
+moves to the pending version (the old one becomes AWSPREVIOUS automatically), then
+the AWSPENDING label is removed so "a pending version exists" means "a rotation is
+in progress".  Reads always name a stage explicitly.
+"""
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError, client
+from ansible_collections.credops.pgauth.plugins.module_utils.store import Backend, StoredValue
+
+try:
+    import botocore.exceptions
+except ImportError:  # pragma: no cover - aws.client reports it
+    botocore = None
+
+STAGE_LABELS = {"current": "AWSCURRENT", "pending": "AWSPENDING"}
+TOKEN_NAMESPACE = uuid.UUID("6f1c7d3e-6a43-4f0e-9d58-3c1f3b1f0a51")
+
+
+class SecretsManagerBackend(Backend):
+    supports_pending = True
+    value_is_text = True
+    default_format = "json"
+
+    def __init__(self, spec: dict, options: dict):
+        super().__init__(spec, options)
+        if not spec.get("secret_id"):
+            raise self.error("secret_id is required")
+        merged = dict(options)
+        for key in ("region", "endpoint_url", "profile"):
+            if spec.get(key):
+                merged[key] = spec[key]
+        try:
+            self.sm = client(merged, "secretsmanager")
+        except AwsError as err:
+            raise self.error(str(err)) from None
+        self.endpoint = self.sm.meta.endpoint_url
+
+    def describe(self) -> str:
+        return f"aws_secretsmanager {self.spec.get('secret_id')}"
+
+    def _call(self, operation: str, **kwargs):
+        try:
+            return getattr(self.sm, operation)(**kwargs)
+        except botocore.exceptions.ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if code == "ResourceNotFoundException":
+                raise LookupError(code) from None
+            if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
+                raise self.error(f"access denied for {operation} ({code})") from None
+            if code == "DecryptionFailure":
+                raise self.error("Secrets Manager cannot decrypt the secret with its KMS key") \
+                    from None
+            if code == "InvalidRequestException" and "deletion" in str(err).lower():
+                raise self.error("the secret is scheduled for deletion") from None
+            raise self.error(f"{operation} failed: {code}") from None
+        except botocore.exceptions.EndpointConnectionError:
+            raise self.error(f"cannot reach Secrets Manager at {self.endpoint}") from None
+        except botocore.exceptions.NoCredentialsError:
+            raise self.error("no AWS credentials found") from None
+        except botocore.exceptions.BotoCoreError as err:
+            raise self.error(f"{operation} failed: {type(err).__name__}") from None
+
+    def _stages(self) -> dict | None:
+        try:
+            described = self._call("describe_secret", SecretId=self.spec["secret_id"])
+        except LookupError:
+            return None
+        return described
+
+    def read(self, stage: str) -> StoredValue | None:
+        described = self._stages()
+        if described is None:
+            return None
+        by_version = described.get("VersionIdsToStages", {})
+        label = STAGE_LABELS[stage]
+        version = next((vid for vid, labels in by_version.items() if label in labels), None)
+        if version is None:
+            return None
+        if stage == "pending" and "AWSCURRENT" in by_version[version]:
+            return None  # a label left on the current version: no rotation in progress
+        try:
+            got = self._call("get_secret_value", SecretId=self.spec["secret_id"],
+                             VersionId=version)
+        except LookupError:
+            return None
+        if "SecretString" not in got:
+            raise self.error("the secret holds binary data, not a string")
+        changed = described.get("LastChangedDate")
+        return StoredValue(got["SecretString"], version, list(by_version[version]),
+                           changed.isoformat() if changed else None)
+
+    def _token(self, value: str, stage: str, previous: StoredValue | None) -> str:
+        # Deterministic per (secret, stage, previous version, value): a retried write
+        # lands on the same version; a write of an older value after changes does not.
+        digest = hashlib.sha256(value.encode("utf-8")).hexdigest()
+        seed = f"{self.spec['secret_id']}|{stage}|{previous.version if previous else ''}|{digest}"
+        return str(uuid.uuid5(TOKEN_NAMESPACE, seed))
+
+    def write(self, value, stage: str, previous: StoredValue | None) -> str | None:
+        token = self._token(value, stage, previous)
+        if self._stages() is None:
+            if stage != "current":
+                raise self.error("cannot stage a pending value: the secret does not exist")
+            extra = {key: val for key, val in (
+                ("Description", self.spec.get("description")),
+                ("KmsKeyId", self.spec.get("kms_key_id")),
+                ("Tags", [{"Key": k, "Value": str(v)} for k, v in
+                          (self.spec.get("tags") or {}).items()] or None)) if val}
+            created = self._call("create_secret", Name=self.spec["secret_id"], SecretString=value,
+                                 ClientRequestToken=token, **extra)
+            return created.get("VersionId")
+        put = self._call("put_secret_value", SecretId=self.spec["secret_id"], SecretString=value,
+                         ClientRequestToken=token, VersionStages=[STAGE_LABELS[stage]])
+        return put.get("VersionId")
+
+    def promote(self, pending: StoredValue, current: StoredValue | None) -> str | None:
+        secret = self.spec["secret_id"]
+        move = {"MoveToVersionId": pending.version}
+        if current is not None:
+            move["RemoveFromVersionId"] = current.version
+        self._call("update_secret_version_stage", SecretId=secret, VersionStage="AWSCURRENT",
+                   **move)
+        self.discard_pending(pending)
+        return pending.version
+
+    def discard_pending(self, pending: StoredValue) -> None:
+        self._call("update_secret_version_stage", SecretId=self.spec["secret_id"],
+                   VersionStage="AWSPENDING", RemoveFromVersionId=pending.version)
+
+    def delete(self) -> None:
+        try:
+            self._call("delete_secret", SecretId=self.spec["secret_id"],
+                       RecoveryWindowInDays=7)
+        except LookupError:
+            return

@@ -1,0 +1,269 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Application config files as a store: YAML, JSON and dotenv, one key at a time.
+
+Writes change only the value at ``key`` and leave the rest of the file as it was:
+dotenv and YAML are edited line by line, so comments, order and quoting elsewhere
+survive (a YAML value that is not a plain block-style scalar falls back to a full
+re-dump, which loses comments; the module warns when that happens).  JSON files are
+re-serialized with the indentation found in the file.  Every write is atomic (a
+temporary file in the same directory, fsync, rename) and keeps the file's mode and
+owner; ``backup: true`` keeps a timestamped copy first.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+import tempfile
+
+from ansible_collections.credops.pgauth.plugins.module_utils.store import Backend, StoredValue
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - ansible-core depends on PyYAML
+    yaml = None
+
+FILE_FORMATS = ("yaml", "json", "dotenv")
+_DOTENV_LINE = re.compile(r"^(?P<lead>\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_.]*)"
+                          r"(?P<eq>\s*=\s*)(?P<value>.*?)(?P<trail>\r?\n?)$")
+_DOTENV_SAFE = re.compile(r"^[A-Za-z0-9_\-.:/@%+=,~?&]*$")
+
+
+# -- dotenv --------------------------------------------------------------------------------
+
+def dotenv_unquote(raw: str) -> str:
+    raw = raw.strip()
+    if len(raw) >= 2 and raw[0] == raw[-1] == "'":
+        return raw[1:-1]
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        return re.sub(r'\\(["\\$`n])', lambda m: "\n" if m.group(1) == "n" else m.group(1),
+                      raw[1:-1])
+    return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
+
+
+def dotenv_quote(value: str, original_raw: str = "") -> str:
+    if "\n" in value or "\x00" in value:
+        raise ValueError("a dotenv value cannot hold a newline or NUL")
+    if _DOTENV_SAFE.match(value) and not original_raw.strip().startswith(("'", '"')):
+        return value
+    if "'" not in value:
+        return f"'{value}'"
+    return '"' + re.sub(r'(["\\$`])', r"\\\1", value) + '"'
+
+
+def dotenv_get(text: str, key: str):
+    for line in text.splitlines():
+        match = _DOTENV_LINE.match(line)
+        if match and match.group("key") == key:
+            return dotenv_unquote(match.group("value"))
+    raise KeyError(key)
+
+
+def dotenv_set(text: str, key: str, value: str) -> str:
+    lines = text.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        match = _DOTENV_LINE.match(line)
+        if match and match.group("key") == key:
+            quoted = dotenv_quote(value, match.group("value"))
+            lines[index] = (match.group("lead") + key + match.group("eq") + quoted
+                            + match.group("trail"))
+            return "".join(lines)
+    raise KeyError(key)
+
+
+# -- YAML and JSON documents -----------------------------------------------------------------
+
+def path_get(data, path: list[str]):
+    node = data
+    for depth, part in enumerate(path):
+        if not isinstance(node, dict):
+            where = ".".join(path[:depth]) or "the document root"
+            raise KeyError(f"{where} is a {type(node).__name__}, not a mapping")
+        if part not in node:
+            raise KeyError(f"no key {'.'.join(path[:depth + 1])!r}")
+        node = node[part]
+    return node
+
+
+def path_set(data, path: list[str], value) -> None:
+    parent = path_get(data, path[:-1]) if len(path) > 1 else data
+    if not isinstance(parent, dict):
+        raise KeyError(f"{'.'.join(path[:-1])} is not a mapping")
+    parent[path[-1]] = value
+
+
+def _yaml_scalar(value) -> str:
+    dumped = yaml.safe_dump(value, default_flow_style=True, width=1 << 30, allow_unicode=True)
+    return dumped.removesuffix("\n").removesuffix("\n...").strip()
+
+
+_YAML_KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[^\s#:'\"][^:#]*?|'[^']*'|\"[^\"]*\")"
+                            r"(?P<colon>\s*:)(?P<rest>.*?)(?P<nl>\r?\n?)$")
+
+
+def yaml_set_in_place(text: str, path: list[str], value) -> str | None:
+    """Replace one block-style scalar in place; None when the line cannot be found safely."""
+    lines = text.splitlines(keepends=True)
+    depth, parent_indent, start = 0, -1, 0
+    for index in range(start, len(lines)):
+        match = _YAML_KEY_LINE.match(lines[index])
+        if not match or lines[index].lstrip().startswith(("#", "-")):
+            continue
+        indent = len(match.group("indent"))
+        if indent <= parent_indent:
+            return None  # left the parent mapping without finding the key
+        key = match.group("key").strip().strip("'\"")
+        if key != path[depth]:
+            continue
+        if depth == len(path) - 1:
+            rest = match.group("rest")
+            comment = re.search(r"\s+#.*$", rest) if not rest.strip().startswith(("'", '"')) \
+                else None
+            scalar_text = rest[:comment.start()] if comment else rest
+            if scalar_text.strip().startswith(("|", ">", "&", "*", "!", "{", "[")):
+                return None
+            lines[index] = (match.group("indent") + match.group("key") + match.group("colon")
+                            + " " + _yaml_scalar(value) + (comment.group(0) if comment else "")
+                            + match.group("nl"))
+            return "".join(lines)
+        depth += 1
+        parent_indent = indent
+    return None
+
+
+class FileBackend(Backend):
+    supports_pending = False
+
+    def __init__(self, spec: dict, options: dict):
+        super().__init__(spec, options)
+        self.path = spec.get("path")
+        self.file_format = spec.get("format") or "dotenv"
+        self.key = spec.get("key")
+        if not self.path:
+            raise self.error("path is required")
+        if self.file_format not in FILE_FORMATS:
+            raise self.error(f"format must be one of {', '.join(FILE_FORMATS)} for a file store")
+        if not self.key:
+            raise self.error("key is required (a dotted path, or a variable name for dotenv)")
+        self.value_is_text = self.spec.get("value_format") in ("password", "dsn")
+        self.warnings: list[str] = []
+
+    def describe(self) -> str:
+        return f"file {self.path} [{self.key}]"
+
+    def _load_text(self) -> str:
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            raise self.error("the file does not exist") from None
+        except PermissionError:
+            raise self.error("permission denied reading the file") from None
+        except UnicodeDecodeError:
+            raise self.error("the file is not UTF-8 text") from None
+
+    def _parse(self, text: str):
+        try:
+            if self.file_format == "json":
+                return json.loads(text) if text.strip() else {}
+            return yaml.safe_load(text) or {}
+        except (ValueError, yaml.YAMLError) as err:
+            mark = getattr(err, "problem_mark", None) or getattr(err, "lineno", None)
+            line = mark.line + 1 if hasattr(mark, "line") else mark
+            raise self.error(f"the file is not valid {self.file_format}"
+                             + (f" (line {line})" if line else "")) from None
+
+    def _value_in(self, text: str):
+        if self.file_format == "dotenv":
+            try:
+                return dotenv_get(text, self.key)
+            except KeyError:
+                raise self.error(f"no variable {self.key} in the file") from None
+        try:
+            value = path_get(self._parse(text), self.key.split("."))
+        except KeyError as err:
+            raise self.error(str(err.args[0])) from None
+        if self.spec.get("value_format") in ("password", "dsn") and not isinstance(value, str):
+            raise self.error(f"{self.key} holds a {type(value).__name__}, not a string")
+        return value
+
+    def read(self, stage: str) -> StoredValue | None:
+        if stage != "current":
+            return None
+        text = self._load_text()
+        value = self._value_in(text)
+        self.value_is_text = isinstance(value, str)
+        stat = os.stat(self.path)
+        changed = datetime.datetime.fromtimestamp(stat.st_mtime, datetime.timezone.utc)
+        return StoredValue(value, str(stat.st_mtime_ns), ["current"], changed.isoformat())
+
+    def _render(self, text: str, value) -> str:
+        if self.file_format == "dotenv":
+            try:
+                return dotenv_set(text, self.key, value)
+            except ValueError as err:
+                raise self.error(str(err)) from None
+        path = self.key.split(".")
+        data = self._parse(text)
+        if self.file_format == "json":
+            path_set(data, path, value)
+            indent = re.search(r"\n( +|\t)\S", text)
+            return json.dumps(data, indent=indent.group(1) if indent else None,
+                              ensure_ascii=False) + ("\n" if text.endswith("\n") else "")
+        leaves = value.items() if isinstance(value, dict) else [(None, value)]
+        new_text = text
+        for leaf_key, leaf_value in leaves:
+            leaf_path = [*path, leaf_key] if leaf_key is not None else path
+            try:
+                current = path_get(data, leaf_path)
+            except KeyError:
+                current = object()
+            if current == leaf_value:
+                continue
+            edited = yaml_set_in_place(new_text, leaf_path, leaf_value) if \
+                not isinstance(leaf_value, (dict, list)) else None
+            if edited is None:
+                break
+            new_text = edited
+        else:
+            expected = self._parse(text)
+            path_set(expected, path, value)
+            if self._parse(new_text) == expected:
+                return new_text
+        self.warnings.append(f"store {self.label!r}: {self.key} could not be edited in place; "
+                             "the YAML file was re-written and its comments were lost")
+        path_set(data, path, value)
+        return yaml.safe_dump(data, default_flow_style=False, sort_keys=False,
+                              allow_unicode=True)
+
+    def write(self, value, stage: str, previous: StoredValue | None) -> str | None:
+        if stage != "current":
+            raise self.error("file stores have no pending stage")
+        text = self._load_text()
+        new_text = self._render(text, value)
+        if self.spec.get("backup"):
+            stamp = datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")
+            shutil.copy2(self.path, f"{self.path}.{os.getpid()}.{stamp}~")
+        self._atomic_write(new_text)
+        return str(os.stat(self.path).st_mtime_ns)
+
+    def _atomic_write(self, text: str) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        stat = os.stat(self.path)
+        handle, tmp = tempfile.mkstemp(prefix=".pgauth-", dir=directory)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, stat.st_mode & 0o7777)
+            if os.geteuid() == 0:
+                os.chown(tmp, stat.st_uid, stat.st_gid)
+            os.replace(tmp, self.path)
+        except OSError as err:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise self.error(f"cannot write the file: {err.strerror}") from None

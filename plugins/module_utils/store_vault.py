@@ -1,0 +1,155 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Vault / OpenBao KV (v2 and v1) as a store.
+
+KV has no stages, so a pending value lives at a sibling path, ``<path>__pgauth_pending``
+in the same mount (a policy that can write ``<path>`` needs the same on the sibling).
+Promotion copies it to ``<path>`` (KV v2: with check-and-set on the version read) and
+deletes the sibling; if that is interrupted, the next run sees the pending value already
+current and only deletes the sibling.  KV v2 writes use CAS, so a concurrent change
+fails loudly instead of being overwritten, and an equal value writes no new version.
+"""
+from __future__ import annotations
+
+from ansible_collections.credops.pgauth.plugins.module_utils.store import Backend, StoredValue
+from ansible_collections.credops.pgauth.plugins.module_utils.vault import (
+    VaultError,
+    hvac,
+    requests,
+    vault_client,
+)
+
+PENDING_SUFFIX = "__pgauth_pending"
+
+
+class VaultKvBackend(Backend):
+    supports_pending = True
+    default_format = "json"
+
+    def __init__(self, spec: dict, options: dict):
+        super().__init__(spec, options)
+        self.version = 2 if spec["type"] == "vault_kv2" else 1
+        if not spec.get("path"):
+            raise self.error("path is required")
+        self.mount = spec.get("mount_point") or ("secret" if self.version == 2 else "kv1")
+        self.field = spec.get("key")
+        # with a key, the value is one field of the secret (a password or a DSN string)
+        self.value_is_text = bool(self.field)
+        merged = dict(options)
+        for key in ("url", "namespace"):
+            if spec.get(key):
+                merged[key] = spec[key]
+        self.url = merged.get("url")
+        try:
+            self.client = vault_client(merged)
+        except VaultError as err:
+            raise self.error(str(err)) from None
+
+    def describe(self) -> str:
+        return f"{self.spec['type']} {self.spec.get('mount_point') or ''}/{self.spec.get('path')}"
+
+    def _path(self, stage: str) -> str:
+        return self.spec["path"] + (PENDING_SUFFIX if stage == "pending" else "")
+
+    def _call(self, what: str, func, **kwargs):
+        try:
+            return func(mount_point=self.mount, **kwargs)
+        except hvac.exceptions.InvalidPath:
+            raise LookupError(what) from None
+        except hvac.exceptions.Forbidden:
+            raise self.error(f"permission denied to {what} (token or policy)") from None
+        except hvac.exceptions.Unauthorized:
+            raise self.error(f"the Vault token is not valid ({what})") from None
+        except hvac.exceptions.VaultDown:
+            raise self.error(f"Vault at {self.url} is sealed or down") from None
+        except hvac.exceptions.InvalidRequest as err:
+            if "check-and-set" in str(err):
+                raise self.error("the secret changed while we were writing it (CAS "
+                                 "mismatch); nothing was written") from None
+            raise self.error(f"{what}: invalid request") from None
+        except hvac.exceptions.VaultError as err:
+            raise self.error(f"{what} failed: {type(err).__name__}") from None
+        except requests.exceptions.RequestException as err:
+            raise self.error(f"cannot reach Vault at {self.url}: {type(err).__name__}") from None
+
+    def _select(self, data: dict | None):
+        if data is None or not self.field:
+            return data
+        if self.field not in data:
+            raise self.error(f"the secret has no field {self.field!r}")
+        return data[self.field]
+
+    def read(self, stage: str) -> StoredValue | None:
+        path = self._path(stage)
+        if self.version == 1:
+            try:
+                got = self._call("read", self.client.secrets.kv.v1.read_secret, path=path)
+            except LookupError:
+                return None
+            return StoredValue(self._select(got.get("data")), None, [stage])
+        try:
+            got = self._call("read", self.client.secrets.kv.v2.read_secret_version, path=path,
+                             raise_on_deleted_version=False)
+        except LookupError:
+            return None
+        meta = (got.get("data") or {}).get("metadata") or {}
+        data = (got.get("data") or {}).get("data")
+        deleted = bool(meta.get("deletion_time")) or bool(meta.get("destroyed"))
+        return StoredValue(None if deleted else self._select(data), str(meta.get("version")),
+                           [stage], meta.get("created_time"), deleted)
+
+    def _document(self, value, path: str) -> dict:
+        """The whole secret to write: value itself, or value placed in its field."""
+        if not self.field:
+            return value
+        try:
+            current = self._call("read", self.client.secrets.kv.v1.read_secret, path=path) \
+                if self.version == 1 else self._call(
+                    "read", self.client.secrets.kv.v2.read_secret_version, path=path,
+                    raise_on_deleted_version=False)
+            data = current.get("data") if self.version == 1 else \
+                (current.get("data") or {}).get("data")
+        except LookupError:
+            data = None
+        return {**(data or {}), self.field: value}
+
+    def write(self, value, stage: str, previous: StoredValue | None) -> str | None:
+        path = self._path(stage)
+        document = self._document(value, path)
+        if self.version == 1:
+            self._call("write", self.client.secrets.kv.v1.create_or_update_secret, path=path,
+                       secret=document)
+            return None
+        cas = int(previous.version) if previous is not None and previous.version else 0
+        written = self._call("write", self.client.secrets.kv.v2.create_or_update_secret,
+                             path=path, secret=document, cas=cas)
+        return str(written["data"]["version"])
+
+    def promote(self, pending: StoredValue, current: StoredValue | None) -> str | None:
+        version = current.version if current else None
+        if current is None or current.value != pending.value:
+            version = self.write(pending.value, "current", current)
+        self.discard_pending(pending)
+        return version
+
+    def discard_pending(self, pending: StoredValue) -> None:
+        path = self._path("pending")
+        try:
+            if self.version == 1:
+                self._call("delete", self.client.secrets.kv.v1.delete_secret, path=path)
+            else:
+                self._call("delete", self.client.secrets.kv.v2.delete_metadata_and_all_versions,
+                           path=path)
+        except LookupError:
+            return
+
+    def delete(self) -> None:
+        try:
+            if self.version == 1:
+                self._call("delete", self.client.secrets.kv.v1.delete_secret,
+                           path=self.spec["path"])
+            else:
+                self._call("delete", self.client.secrets.kv.v2.delete_metadata_and_all_versions,
+                           path=self.spec["path"])
+        except LookupError:
+            return

@@ -1,0 +1,63 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Vault/OpenBao connection options (the community.hashi_vault names) and an hvac client."""
+from __future__ import annotations
+
+import traceback
+
+from ansible.module_utils.basic import env_fallback
+
+try:
+    import hvac
+    import hvac.exceptions
+    import requests.exceptions
+    HVAC_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - reported through missing_required_lib
+    hvac = None
+    requests = None
+    HVAC_IMPORT_ERROR = traceback.format_exc()
+
+VAULT_ARGSPEC = {
+    "url": {"type": "str", "aliases": ["vault_addr"],
+            "fallback": (env_fallback, ["VAULT_ADDR", "BAO_ADDR"])},
+    "token": {"type": "str", "no_log": True,
+              "fallback": (env_fallback, ["VAULT_TOKEN", "BAO_TOKEN"])},
+    "auth_method": {"type": "str", "default": "token", "choices": ["token", "approle"]},
+    "role_id": {"type": "str", "no_log": False},
+    "secret_id": {"type": "str", "no_log": True},
+    "namespace": {"type": "str", "fallback": (env_fallback, ["VAULT_NAMESPACE", "BAO_NAMESPACE"])},
+    "ca_cert": {"type": "path", "aliases": ["cacert"],
+                "fallback": (env_fallback, ["VAULT_CACERT", "BAO_CACERT"])},
+    "validate_certs": {"type": "bool", "default": True},
+    "vault_timeout": {"type": "int", "default": 10},
+}
+
+
+class VaultError(Exception):
+    """Vault could not be reached or refused us; the message never holds a token."""
+
+
+def vault_client(params: dict):
+    if hvac is None:
+        raise VaultError("hvac is required for Vault stores (pip install hvac)")
+    url = params.get("url")
+    if not url:
+        raise VaultError("no Vault address (set url, or VAULT_ADDR)")
+    verify = params.get("ca_cert") or params.get("validate_certs", True)
+    client = hvac.Client(url=url, namespace=params.get("namespace"), verify=verify,
+                         timeout=params.get("vault_timeout") or 10)
+    method = params.get("auth_method") or "token"
+    try:
+        if method == "token":
+            if not params.get("token"):
+                raise VaultError("no Vault token (set token, or VAULT_TOKEN)")
+            client.token = params["token"]
+        else:
+            if not (params.get("role_id") and params.get("secret_id")):
+                raise VaultError("approle auth needs role_id and secret_id")
+            client.auth.approle.login(role_id=params["role_id"], secret_id=params["secret_id"])
+    except hvac.exceptions.VaultError as err:
+        raise VaultError(f"{method} login to {url} failed: {type(err).__name__}") from None
+    except requests.exceptions.RequestException as err:
+        raise VaultError(f"cannot reach Vault at {url}: {type(err).__name__}") from None
+    return client
