@@ -9,8 +9,8 @@ version_added: 0.1.0
 description:
   - Turns a credential dict (V(username), V(password), V(host), V(port), V(dbname),
     V(sslmode), and V(params) for other query parameters) into a URL that libpq, psycopg,
-    SQLAlchemy and friends read back exactly. Passwords with C(@ : / ? # %) or spaces are
-    encoded, which is what breaks hand-built DATABASE_URLs.
+    SQLAlchemy and friends read back exactly. Passwords with C(@), C(:), C(/), C(?), C(#),
+    C(%) or spaces are encoded; not encoding them is what breaks hand-built DATABASE_URLs.
   - The inverse is P(credops.pgauth.pg_dsn_parse#filter).
 options:
   _input:

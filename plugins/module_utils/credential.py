@@ -160,6 +160,13 @@ def parse_dsn(url: str) -> Credential:
     scheme, sep, rest = text.partition("://")
     if not sep or scheme.lower() not in DSN_SCHEMES:
         raise CredentialError("not a postgresql:// URL")
+    # "user:pa/ss@host" or "user:pa#ss@host": the password's '/', '?' or '#' ends the
+    # authority early, so check before splitting (a "host:5432/db?x=a@b" is fine)
+    early = re.match(r"^[^:/?#@]*:(?P<after>[^@]*)@", rest)
+    if early and not re.match(r"^\d*([/?#]|$)", early.group("after")) \
+            and re.search(r"[/?#\s]", early.group("after")):
+        raise CredentialError("the user or password part has characters that must be "
+                              "percent-encoded")
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
     if authority.count("@") > 1:
         raise CredentialError("the URL has more than one '@': the password is not URL-encoded")

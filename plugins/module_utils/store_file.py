@@ -100,6 +100,27 @@ def _yaml_scalar(value) -> str:
     return dumped.removesuffix("\n").removesuffix("\n...").strip()
 
 
+def _split_comment(rest: str) -> tuple[str, str]:
+    """(scalar, trailing spaces and comment) of what follows 'key:' on a line."""
+    stripped = rest.lstrip()
+    if stripped[:1] in ("'", '"'):
+        quote_char, i = stripped[0], 1
+        while i < len(stripped):
+            if quote_char == '"' and stripped[i] == "\\":
+                i += 2
+                continue
+            if stripped[i] == quote_char:
+                if quote_char == "'" and stripped[i + 1:i + 2] == "'":
+                    i += 2
+                    continue
+                break
+            i += 1
+        end = len(rest) - len(stripped) + i + 1
+        return rest[:end], rest[end:]
+    comment = re.search(r"\s+#.*$", rest)
+    return (rest[:comment.start()], comment.group(0)) if comment else (rest, "")
+
+
 _YAML_KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[^\s#:'\"][^:#]*?|'[^']*'|\"[^\"]*\")"
                             r"(?P<colon>\s*:)(?P<rest>.*?)(?P<nl>\r?\n?)$")
 
@@ -119,15 +140,11 @@ def yaml_set_in_place(text: str, path: list[str], value) -> str | None:
         if key != path[depth]:
             continue
         if depth == len(path) - 1:
-            rest = match.group("rest")
-            comment = re.search(r"\s+#.*$", rest) if not rest.strip().startswith(("'", '"')) \
-                else None
-            scalar_text = rest[:comment.start()] if comment else rest
+            scalar_text, trailing = _split_comment(match.group("rest"))
             if scalar_text.strip().startswith(("|", ">", "&", "*", "!", "{", "[")):
                 return None
             lines[index] = (match.group("indent") + match.group("key") + match.group("colon")
-                            + " " + _yaml_scalar(value) + (comment.group(0) if comment else "")
-                            + match.group("nl"))
+                            + " " + _yaml_scalar(value) + trailing + match.group("nl"))
             return "".join(lines)
         depth += 1
         parent_indent = indent
