@@ -45,10 +45,14 @@ POSTGRES_ARGSPEC = {
 }
 
 
-def postgres_argument_spec(**extra: dict) -> dict:
-    """The PostgreSQL options plus the AWS ones (used when login_iam makes a token)."""
+def postgres_argument_spec(with_stores: bool = False, **extra: dict) -> dict:
+    """The PostgreSQL options plus the AWS ones (login_iam tokens, Secrets Manager reads)
+    and, with_stores, the Vault ones (for modules that read a store reference)."""
     spec = {name: dict(option) for name, option in POSTGRES_ARGSPEC.items()}
     spec.update({name: dict(option) for name, option in AWS_ARGSPEC.items()})
+    if with_stores:
+        from ansible_collections.credops.pgauth.plugins.module_utils.vault import VAULT_ARGSPEC
+        spec.update({name: dict(option) for name, option in VAULT_ARGSPEC.items()})
     spec.update(extra)
     return spec
 
@@ -231,9 +235,10 @@ def fail_if_missing_libs(module) -> None:
 def run_pg_module(module, run, label: str) -> None:
     """The shared tail of every PostgreSQL module: libraries, errors, diff, exit."""
     fail_if_missing_libs(module)
+    from ansible_collections.credops.pgauth.plugins.module_utils.store import StoreError
     try:
         result = run(module)
-    except PgError as err:
+    except (PgError, StoreError) as err:
         module.fail_json(msg=f"{label}: {err}", changed=False)
     if not module._diff:
         result.pop("diff", None)

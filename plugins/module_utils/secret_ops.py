@@ -21,6 +21,18 @@ GENERATE_SPEC = {
 }
 
 
+def unmask_public_fields(no_log_values: set, value) -> None:
+    """``value`` is no_log, so Ansible masks every leaf of a dict value, usernames and ports
+    included; keep the mask only on the password (argument errors stay fully masked,
+    since they happen before this runs)."""
+    if not isinstance(value, dict):
+        return
+    password = value.get("password")
+    for key, field_value in value.items():
+        if key != "password" and field_value is not None and str(field_value) != password:
+            no_log_values.discard(str(field_value))
+
+
 def _view(cred) -> dict:
     return cred.public() if cred is not None else {}
 

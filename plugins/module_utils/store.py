@@ -233,3 +233,19 @@ def fail_if_store_libs_missing(module) -> None:
         module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
     if kind.startswith("vault") and HVAC_IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib("hvac"), exception=HVAC_IMPORT_ERROR)
+
+
+# A reference to a store's credential, for modules that read the secret themselves.
+STORE_REF_SPEC = {
+    "store": {"type": "dict", "required": True, "options": STORE_OPTION_SPEC},
+    "stage": {"type": "str", "default": "current", "choices": list(STAGES)},
+}
+
+
+def read_credential(ref: dict, options: dict) -> Credential:
+    """The credential a store reference points at; StoreError when there is none."""
+    store = Store(ref["store"], options)
+    cred, _stored = store.read(ref.get("stage") or "current")
+    if cred is None:
+        raise StoreError(f"store {store.name!r}: no {ref.get('stage') or 'current'} value")
+    return cred

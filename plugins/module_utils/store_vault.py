@@ -27,11 +27,11 @@ class VaultKvBackend(Backend):
     default_format = "json"
 
     def __init__(self, spec: dict, options: dict):
-        super().__init__(spec, options)
         self.version = 2 if spec["type"] == "vault_kv2" else 1
+        self.mount = spec.get("mount_point") or ("secret" if self.version == 2 else "kv1")
+        super().__init__(spec, options)
         if not spec.get("path"):
             raise self.error("path is required")
-        self.mount = spec.get("mount_point") or ("secret" if self.version == 2 else "kv1")
         self.field = spec.get("key")
         # with a key, the value is one field of the secret (a password or a DSN string)
         self.value_is_text = bool(self.field)
@@ -46,7 +46,7 @@ class VaultKvBackend(Backend):
             raise self.error(str(err)) from None
 
     def describe(self) -> str:
-        return f"{self.spec['type']} {self.spec.get('mount_point') or ''}/{self.spec.get('path')}"
+        return f"{self.spec['type']} {self.mount}/{self.spec.get('path')}"
 
     def _path(self, stage: str) -> str:
         return self.spec["path"] + (PENDING_SUFFIX if stage == "pending" else "")
@@ -57,7 +57,7 @@ class VaultKvBackend(Backend):
         except hvac.exceptions.InvalidPath:
             raise LookupError(what) from None
         except hvac.exceptions.Forbidden:
-            raise self.error(f"permission denied to {what} (token or policy)") from None
+            raise self.error(self._why_forbidden(what)) from None
         except hvac.exceptions.Unauthorized:
             raise self.error(f"the Vault token is not valid ({what})") from None
         except hvac.exceptions.VaultDown:
@@ -71,6 +71,14 @@ class VaultKvBackend(Backend):
             raise self.error(f"{what} failed: {type(err).__name__}") from None
         except requests.exceptions.RequestException as err:
             raise self.error(f"cannot reach Vault at {self.url}: {type(err).__name__}") from None
+
+    def _why_forbidden(self, what: str) -> str:
+        """Vault answers 403 both for a bad token and for a policy that says no."""
+        try:
+            self.client.auth.token.lookup_self()
+        except (hvac.exceptions.VaultError, requests.exceptions.RequestException):
+            return f"the Vault token is not valid (or expired) ({what})"
+        return f"permission denied to {what} {self.mount}/{self.spec['path']} by policy"
 
     def _select(self, data: dict | None):
         if data is None or not self.field:

@@ -24,6 +24,26 @@ options:
       - Password to try. Defaults to O(login_password).
       - Ignored with O(login_iam=true), which tries a fresh IAM token for O(user) instead.
     type: str
+  password_from:
+    description:
+      - Probe the credential a store holds, read inside the module, so the secret never
+        passes through playbook variables. The credential's username, host, port, dbname and
+        sslmode are used where it has them (that is what the application connects with);
+        O(user) and the C(login_*) options fill the gaps. A credential with C(auth=iam) is
+        probed with a fresh IAM token.
+    type: dict
+    suboptions:
+      store:
+        description:
+          - The store dict (see M(credops.pgauth.secret_value) for its keys).
+          - The module-level AWS and Vault options are used to reach it.
+        type: dict
+        required: true
+      stage:
+        description: Which value of the store.
+        type: str
+        choices: [current, pending]
+        default: current
   fail_on_error:
     description:
       - Fail the task when the login does not succeed (for verify runbooks).
@@ -32,6 +52,7 @@ options:
 extends_documentation_fragment:
   - credops.pgauth.postgres
   - credops.pgauth.aws
+  - credops.pgauth.vault
   - ansible.builtin.action_common_attributes
 notes:
   - Supports check mode; a probe changes nothing, so it also runs in check mode.
@@ -62,6 +83,13 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ pgauth_probe.category }}: {{ pgauth_probe.message }}"
   when: not pgauth_probe.ok
+
+- name: Does the credential in Secrets Manager log in, as the app would use it?
+  credops.pgauth.pg_login_probe:
+    password_from:
+      store: {name: aws-app, type: aws_secretsmanager, secret_id: prod/app_user}
+    ssl_mode: verify-full
+    ssl_rootcert: /etc/ssl/rds-global-bundle.pem
 
 - name: Can app_user log in with an IAM token (needs rds_iam and TLS)?
   credops.pgauth.pg_login_probe:
@@ -118,10 +146,26 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
     probe,
     run_pg_module,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+    STORE_REF_SPEC,
+    read_credential,
+)
+
+
+def with_store_credential(module: AnsibleModule) -> dict:
+    """Module parameters with the store's credential filled in (its fields win)."""
+    params = module.params
+    cred = read_credential(params["password_from"], params)
+    if cred.password:
+        module.no_log_values.add(cred.password)
+    from_store = {"user": cred.username or params["user"], "password": cred.password,
+                  "login_host": cred.host, "login_port": cred.port, "login_db": cred.dbname,
+                  "ssl_mode": cred.sslmode, "login_iam": params["login_iam"] or cred.auth == "iam"}
+    return {**params, **{key: value for key, value in from_store.items() if value is not None}}
 
 
 def run(module: AnsibleModule) -> dict:
-    params = module.params
+    params = with_store_credential(module) if module.params["password_from"] else module.params
     user = params["user"] or params["login_user"]
     if not user:
         raise PgError("give user (or login_user / PGUSER)")
@@ -137,10 +181,13 @@ def run(module: AnsibleModule) -> dict:
 def main() -> None:
     module = AnsibleModule(
         argument_spec=postgres_argument_spec(
+            with_stores=True,
             user={"type": "str"},
             password={"type": "str", "no_log": True},
+            password_from={"type": "dict", "options": STORE_REF_SPEC, "no_log": False},
             fail_on_error={"type": "bool", "default": False},
         ),
+        mutually_exclusive=[("password", "password_from")],
         supports_check_mode=True,
     )
     run_pg_module(module, run, "pg_login_probe")

@@ -36,6 +36,23 @@ options:
       - The role's password. Sent only as a SCRAM-SHA-256 verifier.
       - Omit to leave the password as it is.
     type: str
+  password_from:
+    description:
+      - Read the password from a store instead of O(password), inside the module, so the
+        secret never passes through playbook variables.
+    type: dict
+    suboptions:
+      store:
+        description:
+          - The store dict (see M(credops.pgauth.secret_value) for its keys).
+          - The module-level AWS and Vault options are used to reach it.
+        type: dict
+        required: true
+      stage:
+        description: Which value of the store.
+        type: str
+        choices: [current, pending]
+        default: current
   update_password:
     description:
       - V(always) sets O(password) when it differs from the current one.
@@ -59,6 +76,7 @@ options:
 extends_documentation_fragment:
   - credops.pgauth.postgres
   - credops.pgauth.aws
+  - credops.pgauth.vault
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -86,6 +104,13 @@ EXAMPLES = r"""
     name: app_user
     password: "{{ app_password }}"
     conn_limit: 50
+
+- name: Set the password that the primary store holds as pending (a rotation's step)
+  credops.pgauth.pg_role:
+    name: app_user
+    password_from:
+      store: {name: aws-app, type: aws_secretsmanager, secret_id: prod/app_user}
+      stage: pending
 
 - name: Lock a role out without dropping it
   credops.pgauth.pg_role:
@@ -132,6 +157,7 @@ queries:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
+    PgError,
     admin_connect,
     connect_kwargs,
     describe_target,
@@ -145,11 +171,21 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import (
     plan_absent,
     plan_present,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+    STORE_REF_SPEC,
+    read_credential,
+)
 
 
 def run(module: AnsibleModule) -> dict:
     params = module.params
     check_role_name(params["name"])
+    if params["password_from"]:
+        password = read_credential(params["password_from"], params).password
+        if not password:
+            raise PgError("the store's credential has no password")
+        module.no_log_values.add(password)
+        params = dict(params, password=password)
     target = describe_target(connect_kwargs(params))
     conn = admin_connect(params)
     try:
@@ -185,15 +221,18 @@ def run(module: AnsibleModule) -> dict:
 def main() -> None:
     module = AnsibleModule(
         argument_spec=postgres_argument_spec(
+            with_stores=True,
             name={"type": "str", "required": True, "aliases": ["role"]},
             state={"type": "str", "default": "present", "choices": ["present", "absent"]},
             password={"type": "str", "no_log": True},
+            password_from={"type": "dict", "options": STORE_REF_SPEC, "no_log": False},
             update_password={"type": "str", "default": "always", "no_log": False,
                              "choices": ["always", "on_create"]},
             login={"type": "bool"},
             valid_until={"type": "str"},
             conn_limit={"type": "int"},
         ),
+        mutually_exclusive=[("password", "password_from")],
         supports_check_mode=True,
     )
     run_pg_module(module, run, f"pg_role {module.params['name']!r}")

@@ -155,6 +155,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.secret_ops import (
     promote,
     remove,
     set_value,
+    unmask_public_fields,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     Store,
@@ -191,6 +192,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     fail_if_store_libs_missing(module)
+    unmask_public_fields(module.no_log_values, module.params["value"])
     try:
         result = run(module)
     except StoreError as err:
