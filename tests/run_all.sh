@@ -9,12 +9,13 @@ rm -rf "$results"; mkdir -p "$results"
 passed=0; failed=0; failed_steps=()
 trap 'make -s lab-down >/dev/null 2>&1 || true' EXIT
 
-count_pytest() {  # adds the "N passed / N failed / N error" of a pytest summary line
-  local log=$1 p f e
-  p=$(grep -Eo '[0-9]+ passed' "$log" | tail -1 | grep -Eo '[0-9]+' || true)
-  f=$(grep -Eo '[0-9]+ failed' "$log" | tail -1 | grep -Eo '[0-9]+' || true)
-  e=$(grep -Eo '[0-9]+ errors?' "$log" | tail -1 | grep -Eo '[0-9]+' || true)
-  echo "${p:-0} $(( ${f:-0} + ${e:-0} ))"
+count_pytest() {  # sums "N passed / N failed / N error" over every pytest summary line
+  local log=$1
+  grep -E '^=+ .*[0-9]+ (passed|failed|errors?)' "$log" | awk '
+    { for (i = 1; i < NF; i++) {
+        if ($(i+1) ~ /^passed/) p += $i
+        if ($(i+1) ~ /^(failed|errors?)/) f += $i } }
+    END { print p + 0, f + 0 }'
 }
 
 step() {  # step NAME pytest|single COMMAND...

@@ -265,6 +265,6 @@ def generate_password(length: int = 32, exclude_characters: str = DEFAULT_EXCLUD
     if len(required) > length:
         raise CredentialError("length is shorter than the number of required character types")
     chars = [secrets.choice(pool) for pool in required]
-    chars += [secrets.choice(alphabet) for _ in range(length - len(chars))]
+    chars += [secrets.choice(alphabet) for _index in range(length - len(chars))]
     secrets.SystemRandom().shuffle(chars)
     return "".join(chars)

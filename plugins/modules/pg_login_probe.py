@@ -14,6 +14,10 @@ description:
   - The failure is classified into a finding id of the credops.pgauth catalogue,
     for example V(store_password_mismatch), V(iam_role_blocks_password), V(tls_required).
   - The password is never returned, logged or shown in diffs.
+  - With O(password_from), the probe uses the store's credential the way the application
+    does. Its username, host, port, dbname and sslmode win where it has them, O(user) and
+    the C(login_*) options fill the gaps, and a credential with C(auth=iam) is probed with a
+    fresh IAM token.
 options:
   user:
     description:
@@ -24,26 +28,6 @@ options:
       - Password to try. Defaults to O(login_password).
       - Ignored with O(login_iam=true), which tries a fresh IAM token for O(user) instead.
     type: str
-  password_from:
-    description:
-      - Probe the credential a store holds, read inside the module, so the secret never
-        passes through playbook variables. The credential's username, host, port, dbname and
-        sslmode are used where it has them (that is what the application connects with);
-        O(user) and the C(login_*) options fill the gaps. A credential with C(auth=iam) is
-        probed with a fresh IAM token.
-    type: dict
-    suboptions:
-      store:
-        description:
-          - The store dict (see M(credops.pgauth.secret_value) for its keys).
-          - The module-level AWS and Vault options are used to reach it.
-        type: dict
-        required: true
-      stage:
-        description: Which value of the store.
-        type: str
-        choices: [current, pending]
-        default: current
   fail_on_error:
     description:
       - Fail the task when the login does not succeed (for verify runbooks).
@@ -53,6 +37,7 @@ extends_documentation_fragment:
   - credops.pgauth.postgres
   - credops.pgauth.aws
   - credops.pgauth.vault
+  - credops.pgauth.store.password_from
   - ansible.builtin.action_common_attributes
 notes:
   - Supports check mode; a probe changes nothing, so it also runs in check mode.

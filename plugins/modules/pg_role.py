@@ -36,23 +36,6 @@ options:
       - The role's password. Sent only as a SCRAM-SHA-256 verifier.
       - Omit to leave the password as it is.
     type: str
-  password_from:
-    description:
-      - Read the password from a store instead of O(password), inside the module, so the
-        secret never passes through playbook variables.
-    type: dict
-    suboptions:
-      store:
-        description:
-          - The store dict (see M(credops.pgauth.secret_value) for its keys).
-          - The module-level AWS and Vault options are used to reach it.
-        type: dict
-        required: true
-      stage:
-        description: Which value of the store.
-        type: str
-        choices: [current, pending]
-        default: current
   update_password:
     description:
       - V(always) sets O(password) when it differs from the current one.
@@ -77,6 +60,7 @@ extends_documentation_fragment:
   - credops.pgauth.postgres
   - credops.pgauth.aws
   - credops.pgauth.vault
+  - credops.pgauth.store.password_from
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
