@@ -47,7 +47,7 @@ lab-down:
 lab-status: venv
 	$(LABCTL) status
 
-lab-test: lab-up
+lab-test: collection lab-up
 	$(LAB_ENV) && $(BIN)/pytest -q -p no:cacheprovider tests/lab
 
 demo: collection lab-up

@@ -119,3 +119,16 @@ def scenario(name: str):
     done = run_labctl("scenario", name)
     assert done.returncode == 0, done.stderr
     yield json.loads(Path(_lab_env()["PGAUTH_LAB_SCENARIO_FILE"]).read_text())
+
+
+# The store backends are tested here against the real servers: the collection copy that
+# `make collection` builds must be importable as ansible_collections.credops.pgauth.
+BUILD = LAB_SRC.parent.parent / ".build"
+if BUILD.is_dir():
+    sys.path.insert(0, str(BUILD))
+
+
+def lab_store_options(lab: dict) -> dict:
+    return {"region": lab["AWS_REGION"], "endpoint_url": lab["AWS_ENDPOINT_URL"],
+            "access_key": lab["AWS_ACCESS_KEY_ID"], "secret_key": lab["AWS_SECRET_ACCESS_KEY"],
+            "url": lab["VAULT_ADDR"], "token": lab["VAULT_TOKEN"], "validate_certs": True}
