@@ -122,3 +122,28 @@ def test_no_store_error_carries_a_secret(options, lab):
         Store({"name": "bad-port", "type": "aws_secretsmanager", "secret_id": name},
               options).read()
     assert "port is not a number" in str(err.value) and "visible-Pw-1" not in str(err.value)
+
+
+def test_approle_login_and_policy_denial(options, vault):
+    if "approle/" not in vault.sys.list_auth_methods()["data"]:
+        vault.sys.enable_auth_method("approle")
+    prefix = unique("approle-test")
+    vault.sys.create_or_update_policy(
+        name="pgauth-approle-test",
+        policy=f'path "secret/data/{prefix}/*" {{ capabilities = ["create", "read", "update"] }}\n'
+               f'path "secret/metadata/{prefix}/*" {{ capabilities = ["read", "delete"] }}\n')
+    vault.auth.approle.create_or_update_approle("pgauth-test",
+                                                token_policies=["pgauth-approle-test"])
+    role_id = vault.auth.approle.read_role_id("pgauth-test")["data"]["role_id"]
+    secret_id = vault.auth.approle.generate_secret_id("pgauth-test")["data"]["secret_id"]
+    approle = {**options, "token": None, "auth_method": "approle", "role_id": role_id,
+               "secret_id": secret_id}
+    allowed = Store({"name": "kv2-approle", "type": "vault_kv2", "path": f"{prefix}/app"}, approle)
+    allowed.write(allowed.plan_write({"username": "a", "password": "approle-Pw-1"}))
+    assert allowed.read()[0].password == "approle-Pw-1"
+    denied = Store({"name": "kv2-denied", "type": "vault_kv2", "path": "elsewhere/app"}, approle)
+    with pytest.raises(StoreError, match=r"store 'kv2-denied'.*denied .* by policy"):
+        denied.read()
+    bad = {**approle, "secret_id": "not-a-secret-id"}
+    with pytest.raises(StoreError, match=r"store 'kv2-bad'.*approle login .* failed"):
+        Store({"name": "kv2-bad", "type": "vault_kv2", "path": "x"}, bad)
