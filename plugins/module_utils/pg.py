@@ -233,16 +233,10 @@ def fail_if_missing_libs(module) -> None:
 
 
 def run_pg_module(module, run, label: str) -> None:
-    """The shared tail of every PostgreSQL module: libraries, errors, diff, exit."""
+    """Library checks, then the shared module tail (runner.run_module)."""
+    from ansible_collections.credops.pgauth.plugins.module_utils.runner import run_module
     fail_if_missing_libs(module)
-    from ansible_collections.credops.pgauth.plugins.module_utils.store import StoreError
-    try:
-        result = run(module)
-    except (PgError, StoreError) as err:
-        module.fail_json(msg=f"{label}: {err}", changed=False)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    run_module(module, run, label)
 
 
 def probe(params: dict, user: str, password: str | None) -> LoginResult:

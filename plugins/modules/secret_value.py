@@ -150,6 +150,7 @@ credential:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.credops.pgauth.plugins.module_utils.runner import run_module
 from ansible_collections.credops.pgauth.plugins.module_utils.secret_ops import (
     GENERATE_SPEC,
     promote,
@@ -159,7 +160,6 @@ from ansible_collections.credops.pgauth.plugins.module_utils.secret_ops import (
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     Store,
-    StoreError,
     fail_if_store_libs_missing,
     store_argument_spec,
 )
@@ -193,13 +193,7 @@ def main() -> None:
     )
     fail_if_store_libs_missing(module)
     unmask_public_fields(module.no_log_values, module.params["value"])
-    try:
-        result = run(module)
-    except StoreError as err:
-        module.fail_json(msg=str(err), changed=False)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    run_module(module, run, "")
 
 
 if __name__ == "__main__":

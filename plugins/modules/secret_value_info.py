@@ -122,6 +122,7 @@ deleted:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.credops.pgauth.plugins.module_utils.runner import run_module
 from ansible_collections.credops.pgauth.plugins.module_utils.secret_ops import describe
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     Store,
@@ -142,17 +143,20 @@ def main() -> None:
         supports_check_mode=True,
     )
     fail_if_store_libs_missing(module)
+    run_module(module, run, "")
+
+
+def run(module: AnsibleModule) -> dict:
     params = module.params
     try:
         store = Store(params["store"], params)
-        result = describe(store, params["stage"], params["fingerprint_key"],
-                          params["include_password"])
+        return {"changed": False, **describe(store, params["stage"], params["fingerprint_key"],
+                                             params["include_password"])}
     except StoreError as err:
         if params["fail_on_error"]:
-            module.fail_json(msg=str(err), changed=False)
-        module.exit_json(changed=False, readable=False, error=str(err),
-                         store=params["store"].get("name") or params["store"]["type"])
-    module.exit_json(changed=False, **result)
+            raise
+        return {"changed": False, "readable": False, "error": str(err),
+                "store": params["store"].get("name") or params["store"]["type"]}
 
 
 if __name__ == "__main__":
