@@ -55,7 +55,7 @@ demo: collection lab-up
 	@$(LAB_ENV) && $(BIN)/python tests/lab/demo.py
 
 ruff: venv
-	$(BIN)/ruff check plugins tests
+	$(BIN)/ruff check plugins tests bench
 
 lint: collection
 	cd $(COLL) && NO_COLOR=1 $(BIN)/ansible-lint
@@ -81,8 +81,8 @@ changelog: venv
 test: venv
 	tests/run_all.sh
 
-bench:
-	@echo "bench/ has no benchmarks yet (issue 9)"
+bench: collection
+	$(BIN)/python bench/logscan_throughput.py
 
 clean: lab-down
 	rm -rf $(BUILD) .lab

@@ -1,0 +1,66 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Where log lines come from: files (globs, rotated and gzipped) and CloudWatch Logs."""
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import gzip
+import os
+from collections.abc import Iterator
+
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError, client
+
+try:
+    import botocore.exceptions
+except ImportError:  # pragma: no cover - aws.client reports it
+    botocore = None
+
+
+class LogSourceError(Exception):
+    """A log source could not be read; the message names it."""
+
+
+def expand(patterns: list[str]) -> list[str]:
+    """Files matching the globs, oldest first, so rotated files are read in order."""
+    paths = {path for pattern in patterns for path in glob.glob(os.path.expanduser(pattern))
+             if os.path.isfile(path)}
+    return sorted(paths, key=lambda path: (os.path.getmtime(path), path))
+
+
+def file_lines(path: str, since: dt.datetime | None) -> Iterator[str]:
+    if since is not None:
+        modified = dt.datetime.fromtimestamp(os.path.getmtime(path), dt.timezone.utc)
+        if modified < since:
+            return  # nothing in a file last written before the window
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+            yield from handle
+    except OSError as err:
+        raise LogSourceError(f"log file {path}: {err.strerror or err}") from None
+
+
+def cloudwatch_lines(params: dict, group: str, since: dt.datetime | None,
+                     streams: list[str] | None = None) -> Iterator[str]:
+    """Messages of a log group (RDS exports one line per event), all pages."""
+    try:
+        logs = client(params, "logs")
+    except AwsError as err:
+        raise LogSourceError(f"CloudWatch log group {group}: {err}") from None
+    kwargs = {"logGroupName": group}
+    if since is not None:
+        kwargs["startTime"] = int(since.timestamp() * 1000)
+    if streams:
+        kwargs["logStreamNames"] = streams
+    try:
+        for page in logs.get_paginator("filter_log_events").paginate(**kwargs):
+            for event in page.get("events", []):
+                yield from (event.get("message") or "").splitlines()
+    except botocore.exceptions.ClientError as err:
+        code = err.response.get("Error", {}).get("Code", "")
+        if code == "ResourceNotFoundException":
+            raise LogSourceError(f"CloudWatch log group {group} does not exist") from None
+        raise LogSourceError(f"CloudWatch log group {group}: {code}") from None
+    except botocore.exceptions.BotoCoreError as err:
+        raise LogSourceError(f"CloudWatch log group {group}: {type(err).__name__}") from None

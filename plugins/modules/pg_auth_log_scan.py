@@ -1,0 +1,171 @@
+#!/usr/bin/python
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_auth_log_scan
+short_description: Count PostgreSQL login failures per role, with the reason the client never sees
+version_added: 0.1.0
+description:
+  - Reads PostgreSQL logs (files, rotated and gzipped ones too, or CloudWatch Logs groups of RDS
+    and Aurora) and returns, per role, failed logins by category and by reason, first and last
+    seen, failures per minute, the C(pg_hba.conf) lines that matched, successful logins, and a
+    few sample lines with anything password- or token-like redacted.
+  - The reason comes from the server's DETAIL line of the same process, such as
+    C(Role "x" does not exist.) or C(User "x" has an expired password.).
+  - Streams the logs line by line, so a log of any size is scanned in constant memory.
+  - Understands the default C(log_line_prefix) C('%m [%p] %q%u@%d ') and RDS's fixed
+    C('%t:%r:%u@%d:[%p]:'), and the IAM decision log of the credops.pgauth lab.
+options:
+  files:
+    description:
+      - Log files or globs (V(/var/log/postgresql/postgresql-*.log*)). Files last written before
+        O(since) are skipped.
+    type: list
+    elements: str
+    default: []
+  cloudwatch_log_groups:
+    description:
+      - CloudWatch Logs groups, for example V(/aws/rds/instance/mydb/postgresql) and, when
+        exported, V(/aws/rds/instance/mydb/iam-db-auth-error).
+    type: list
+    elements: str
+    default: []
+    aliases: [cloudwatch_log_group]
+  since:
+    description:
+      - Start of the window, a duration back from now (V(15m), V(1h), V(2d)) or an ISO 8601
+        timestamp. Empty for the whole log.
+    type: str
+    default: 1h
+  role:
+    description:
+      - Only this role (case-sensitive).
+    type: str
+  max_samples:
+    description:
+      - Sample lines kept per role (redacted).
+    type: int
+    default: 5
+extends_documentation_fragment:
+  - credops.pgauth.aws
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - Server messages are matched in English (C(lc_messages) C or en_US), as on RDS.
+author:
+  - credops maintainers (@credops)
+"""
+
+EXAMPLES = r"""
+- name: Why has app_user been failing in the last hour?
+  credops.pgauth.pg_auth_log_scan:
+    files: [/var/log/postgresql/postgresql-15-main.log*]
+    since: 1h
+    role: app_user
+  register: pgauth_logs
+
+- name: The same from RDS
+  credops.pgauth.pg_auth_log_scan:
+    cloudwatch_log_groups:
+      - /aws/rds/instance/mydb/postgresql
+    region: eu-west-1
+    since: 30m
+"""
+
+RETURN = r"""
+roles:
+  description: Per role, what the logs say.
+  returned: always
+  type: dict
+  sample:
+    app_user:
+      failures: 42
+      by_category: {password_failed: 42}
+      by_reason: {role_password_expired: 42}
+      hba_lines: {'line 6: hostssl all all 0.0.0.0/0 scram-sha-256': 42}
+      first_failure: "2026-11-22T06:50:29.084000+00:00"
+      last_failure: "2026-11-22T07:31:02.001000+00:00"
+      failures_per_minute: 0.7
+      successes: 0
+      first_success: null
+      last_success: null
+      samples: ['2026-11-22 06:50:29.084 UTC [3148] app_user@appdb FATAL:  password ...']
+failures:
+  description: Failed logins in the window, all roles.
+  returned: always
+  type: int
+lines_scanned:
+  description: Lines read.
+  returned: always
+  type: int
+sources:
+  description: The files and log groups read.
+  returned: always
+  type: list
+  elements: str
+since:
+  description: Start of the window (ISO 8601), or null.
+  returned: always
+  type: str
+"""
+
+import datetime as dt
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import AWS_ARGSPEC
+from ansible_collections.credops.pgauth.plugins.module_utils.logscan import Scanner, parse_since
+from ansible_collections.credops.pgauth.plugins.module_utils.logsources import (
+    LogSourceError,
+    cloudwatch_lines,
+    expand,
+    file_lines,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "files": {"type": "list", "elements": "str", "default": []},
+            "cloudwatch_log_groups": {"type": "list", "elements": "str", "default": [],
+                                      "aliases": ["cloudwatch_log_group"]},
+            "since": {"type": "str", "default": "1h"},
+            "role": {"type": "str"},
+            "max_samples": {"type": "int", "default": 5},
+            **{name: dict(option) for name, option in AWS_ARGSPEC.items()},
+        },
+        required_one_of=[("files", "cloudwatch_log_groups")],
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        since = parse_since(params["since"], dt.datetime.now(dt.timezone.utc))
+    except ValueError as err:
+        module.fail_json(msg=f"pg_auth_log_scan: {err}")
+    scanner = Scanner(since, params["role"], params["max_samples"])
+    paths = expand(params["files"])
+    if params["files"] and not paths:
+        module.warn(f"no log file matches {', '.join(params['files'])}")
+    try:
+        for path in paths:
+            for line in file_lines(path, since):
+                scanner.feed(line)
+        for group in params["cloudwatch_log_groups"]:
+            for line in cloudwatch_lines(params, group, since):
+                scanner.feed(line)
+    except LogSourceError as err:
+        module.fail_json(msg=f"pg_auth_log_scan: {err}")
+    module.exit_json(changed=False, sources=paths + params["cloudwatch_log_groups"],
+                     **scanner.result())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Log lines as PostgreSQL 15 (the lab) and RDS print them, to per-role findings."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from ansible_collections.credops.pgauth.plugins.module_utils.logscan import (
+    Scanner,
+    parse_since,
+    redact,
+)
+
+LAB = """\
+2026-11-22 06:50:29.075 UTC [3148] [unknown]@[unknown] LOG:  connection received: host=127.0.0.1 port=42378
+2026-11-22 06:50:29.084 UTC [3148] app_user@appdb FATAL:  password authentication failed for user "app_user"
+2026-11-22 06:50:29.084 UTC [3148] app_user@appdb DETAIL:  Connection matched pg_hba.conf line 6: "hostssl all all 127.0.0.1/32 scram-sha-256"
+2026-11-22 06:50:30.001 UTC [3150] ghost@appdb FATAL:  password authentication failed for user "ghost"
+2026-11-22 06:50:30.001 UTC [3150] ghost@appdb DETAIL:  Role "ghost" does not exist.
+\tConnection matched pg_hba.conf line 6: "hostssl all all 127.0.0.1/32 scram-sha-256"
+2026-11-22 06:50:31.000 UTC [3151] old@appdb FATAL:  password authentication failed for user "old"
+2026-11-22 06:50:31.000 UTC [3151] old@appdb DETAIL:  User "old" has an expired password.
+\tConnection matched file "/etc/postgresql/16/main/pg_hba.conf" line 7: "host all all 10.0.0.0/8 scram-sha-256"
+2026-11-22 06:50:29.251 UTC [3152] iamu@postgres LOG:  pam_authenticate failed: Authentication failure
+2026-11-22 06:50:29.252 UTC [3152] iamu@postgres FATAL:  PAM authentication failed for user "iamu"
+2026-11-22 06:50:29.252 UTC [3152] iamu@postgres DETAIL:  Connection matched pg_hba.conf line 4: "hostssl all +rds_iam 127.0.0.1/32 pam"
+2026-11-22 06:50:29.257 UTC [3154] iamu@postgres FATAL:  pg_hba.conf rejects connection for host "127.0.0.1", user "iamu", database "postgres", no encryption
+2026-11-22 06:50:29.307 UTC [3155] iamu@postgres LOG:  connection authorized: user=iamu database=postgres SSL enabled (protocol=TLSv1.3)
+2026-11-22 06:50:32.000 UTC [3156] nopw@appdb FATAL:  password authentication failed for user "nopw"
+2026-11-22 06:50:32.000 UTC [3156] nopw@appdb DETAIL:  User "nopw" has no password assigned.
+2026-11-22 06:50:33.000 UTC [3157] app_user@appdb FATAL:  too many connections for role "app_user"
+2026-11-22 06:50:34.000 UTC [3158] locked@appdb FATAL:  role "locked" is not permitted to log in
+2026-11-22 06:50:35.000 UTC [3159] postgres@postgres LOG:  statement: ALTER ROLE "x" PASSWORD 'SCRAM-SHA-256$4096:abc'
+"""
+
+RDS = """\
+2026-11-22 06:50:29 UTC:10.0.1.7(53722):app_user@appdb:[3148]:FATAL:  password authentication failed for user "app_user"
+2026-11-22 06:50:29 UTC:10.0.1.7(53722):app_user@appdb:[3148]:DETAIL:  Password does not match for user "app_user".
+\tConnection matched pg_hba.conf line 13: "host all all 0.0.0.0/0 md5"
+2026-11-22 06:51:00 UTC:10.0.1.7(53730):app_user@appdb:[3160]:LOG:  connection authorized: user=app_user database=appdb SSL enabled
+"""
+
+
+def scan(text: str, **kwargs) -> dict:
+    scanner = Scanner(**kwargs)
+    for line in text.splitlines(keepends=True):
+        scanner.feed(line)
+    return scanner.result()
+
+
+def test_reasons_by_role_from_the_lab_format():
+    roles = scan(LAB)["roles"]
+    assert roles["app_user"]["by_category"] == {"password_failed": 1,
+                                                "connection_limit_reached": 1}
+    assert roles["app_user"]["by_reason"] == {"store_password_mismatch": 1}
+    assert roles["ghost"]["by_reason"] == {"role_missing": 1}
+    assert roles["old"]["by_reason"] == {"role_password_expired": 1}
+    assert roles["old"]["hba_lines"] == {"line 7: host all all 10.0.0.0/8 scram-sha-256": 1}
+    assert roles["nopw"]["by_reason"] == {"role_password_missing": 1}
+    assert roles["locked"]["by_category"] == {"role_cannot_login": 1}
+    assert roles["iamu"]["by_category"] == {"pam_failed": 1, "tls_required": 1}
+    assert roles["iamu"]["by_reason"] == {"pam: Authentication failure": 1}
+    assert roles["iamu"]["successes"] == 1
+    assert roles["iamu"]["last_success"].startswith("2026-11-22T06:50:29.307")
+    assert "x" not in roles  # statements are not logins
+
+
+def test_rds_prefix():
+    roles = scan(RDS)["roles"]
+    assert roles["app_user"]["by_reason"] == {"store_password_mismatch": 1}
+    assert roles["app_user"]["hba_lines"] == {"line 13: host all all 0.0.0.0/0 md5": 1}
+    assert roles["app_user"]["successes"] == 1
+    assert roles["app_user"]["first_failure"] == "2026-11-22T06:50:29+00:00"
+
+
+def test_role_filter_and_window():
+    since = dt.datetime(2026, 11, 22, 6, 50, 30, tzinfo=dt.timezone.utc)
+    result = scan(LAB, since=since, role="app_user")
+    assert list(result["roles"]) == ["app_user"]
+    assert result["roles"]["app_user"]["by_category"] == {"connection_limit_reached": 1}
+    assert result["failures"] == 1
+
+
+def test_iam_verifier_log():
+    line = "2026-11-22T06:53:33Z user='iamu' outcome=deny reason=token expired\n"
+    roles = scan(line + line.replace("deny reason=token expired", "allow reason=ok"))["roles"]
+    assert roles["iamu"]["by_reason"] == {"iam: token expired": 1}
+
+
+def test_samples_are_redacted():
+    text = ("2026-11-22 06:50:29.084 UTC [1] a@b FATAL:  password authentication failed for "
+            'user "a" X-Amz-Signature=abcdef0123 postgresql://a:hunter2@h/d\n')
+    sample = scan(text)["roles"]["a"]["samples"][0]
+    assert "abcdef0123" not in sample and "hunter2" not in sample
+    assert redact("PASSWORD 'SCRAM-SHA-256$4096:abc'") == "PASSWORD ********"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("1h", 3600),
+                                               ("2d", 172800)])
+def test_since_durations(text, seconds):
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    assert (now - parse_since(text, now)).total_seconds() == seconds
+
+
+def test_since_timestamp_and_garbage():
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    assert parse_since("2025-12-31T23:00:00", now).tzinfo is not None
+    with pytest.raises(ValueError, match="neither a duration"):
+        parse_since("yesterday-ish", now)
