@@ -54,12 +54,15 @@ def session(params: dict):
         raise AwsError(f"AWS profile {params.get('profile')!r} not found") from err
 
 
-def client(params: dict, service: str):
+def client(params: dict, service: str, max_attempts: int | None = None):
     sess = session(params)
     if not sess.region_name:
         raise AwsError(f"{service}: no AWS region (set region, or AWS_REGION)")
+    config = dict(RETRY_CONFIG)
+    if max_attempts is not None:
+        config["retries"] = {"mode": "standard", "max_attempts": max_attempts}
     return sess.client(service, endpoint_url=params.get("endpoint_url") or None,
-                       config=botocore.config.Config(**RETRY_CONFIG))
+                       config=botocore.config.Config(**config))
 
 
 def rds_auth_token(params: dict, host: str, port: int, user: str) -> str:

@@ -1,0 +1,171 @@
+#!/usr/bin/python
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: rds_iam_info
+short_description: The AWS side of RDS IAM database authentication, for one database user
+version_added: 0.1.0
+description:
+  - Read-only. For an RDS instance or Aurora cluster, returns whether IAM database
+    authentication is enabled, the endpoint, the resource id (C(DbiResourceId) or
+    C(DbClusterResourceId)) and the exact C(rds-db:connect) resource ARN for O(db_user).
+  - With O(principal_arn) (the role or user the application runs as), says whether its policies
+    allow C(rds-db:connect) on that ARN and which statements decide it. It asks IAM's policy
+    simulator; where that does not answer, it evaluates the principal's inline and attached
+    policies itself (Deny wins; Action/NotAction, Resource/NotResource with wildcards) and
+    answers V(undecided) for statements with conditions rather than guessing.
+  - With O(generate_token), also returns a fresh IAM auth token (15 minutes, new connections
+    only). Set C(no_log) on the task when you ask for one.
+options:
+  db_instance_identifier:
+    description: The RDS instance.
+    type: str
+  db_cluster_identifier:
+    description: The Aurora cluster.
+    type: str
+  db_user:
+    description: The database role the application logs in as.
+    type: str
+    required: true
+  principal_arn:
+    description: IAM role, user or assumed-role ARN of the application.
+    type: str
+  generate_token:
+    description: Return a token for this host and port (default the endpoint's).
+    type: dict
+    suboptions:
+      host:
+        description: Host the client connects to (the token is signed for it).
+        type: str
+      port:
+        description: Port the client connects to.
+        type: int
+extends_documentation_fragment:
+  - credops.pgauth.aws
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+author:
+  - credops maintainers (@credops)
+"""
+
+EXAMPLES = r"""
+- name: May the app's role connect as app_user?
+  credops.pgauth.rds_iam_info:
+    db_instance_identifier: mydb
+    db_user: app_user
+    principal_arn: arn:aws:iam::123456789012:role/app
+    region: eu-west-1
+  register: pgauth_iam
+"""
+
+RETURN = r"""
+iam_enabled:
+  description: IAMDatabaseAuthenticationEnabled of the instance or cluster.
+  returned: always
+  type: bool
+endpoint:
+  description: The endpoint address.
+  returned: always
+  type: str
+port:
+  description: The endpoint port.
+  returned: always
+  type: int
+resource_id:
+  description: DbiResourceId or DbClusterResourceId.
+  returned: always
+  type: str
+  sample: db-ABCDEFGHIJKLMNOPQRSTUVWXY
+connect_arn:
+  description: The resource ARN an IAM policy must allow for rds-db:connect.
+  returned: always
+  type: str
+  sample: arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXY/app_user
+connect_allowed:
+  description: Whether O(principal_arn) may connect; null when it cannot be decided.
+  returned: when principal_arn is given
+  type: bool
+decision:
+  description: V(allowed), V(explicit_deny), V(implicit_deny) or V(undecided).
+  returned: when principal_arn is given
+  type: str
+statements:
+  description: The policy statements behind the decision.
+  returned: when principal_arn is given
+  type: list
+  elements: dict
+method:
+  description: V(simulate_principal_policy) or V(local_evaluation).
+  returned: when principal_arn is given
+  type: str
+token:
+  description: A fresh IAM auth token. A credential; keep it out of logs.
+  returned: when generate_token is given
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
+    AWS_ARGSPEC,
+    AwsError,
+    rds_auth_token,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.iam_policy import connect_arn
+from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import (
+    connect_decision,
+    describe_database,
+)
+
+
+def run(module: AnsibleModule) -> dict:
+    params = module.params
+    db = describe_database(params, params["db_instance_identifier"],
+                           params["db_cluster_identifier"])
+    arn = connect_arn(db["region"], db["account"], db["resource_id"], params["db_user"])
+    result = {"changed": False, **db, "connect_arn": arn}
+    if not db["iam_enabled"]:
+        module.warn("IAM database authentication is disabled on this database: tokens are "
+                    "refused whatever the policies say")
+    if params["principal_arn"]:
+        result.update(connect_decision(params, params["principal_arn"], arn))
+    if params["generate_token"] is not None:
+        host = params["generate_token"].get("host") or db["endpoint"]
+        port = params["generate_token"].get("port") or db["port"]
+        result["token"] = rds_auth_token({**params, "region": params["region"] or db["region"]},
+                                         host, port, params["db_user"])
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "db_instance_identifier": {"type": "str"},
+            "db_cluster_identifier": {"type": "str"},
+            "db_user": {"type": "str", "required": True},
+            "principal_arn": {"type": "str"},
+            "generate_token": {"type": "dict", "no_log": False, "options": {
+                "host": {"type": "str"}, "port": {"type": "int"}}},
+            **{name: dict(option) for name, option in AWS_ARGSPEC.items()},
+        },
+        required_one_of=[("db_instance_identifier", "db_cluster_identifier")],
+        mutually_exclusive=[("db_instance_identifier", "db_cluster_identifier")],
+        supports_check_mode=True,
+    )
+    try:
+        result = run(module)
+    except AwsError as err:
+        module.fail_json(msg=f"rds_iam_info {module.params['db_user']!r}: {err}")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
