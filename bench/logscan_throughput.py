@@ -26,17 +26,18 @@ from ansible_collections.credops.pgauth.plugins.module_utils.logsources import (
     file_lines,
 )
 
-BLOCK = [
-    ("2026-11-22 06:50:29.075 UTC [{pid}] [unknown]@[unknown] LOG:  connection received: "
-    "host=10.0.0.{n} port=42378\n"),
-    ("2026-11-22 06:50:29.080 UTC [{pid}] app_user@appdb LOG:  connection authorized: "
-    "user=app_user database=appdb SSL enabled (protocol=TLSv1.3)\n"),
-] + [("2026-11-22 06:50:29.090 UTC [{pid}] app_user@appdb LOG:  statement: SELECT id, name "
-     "FROM orders WHERE customer_id = 4711 AND created_at > now() - interval '1 day'\n")] * 46 + [
-    ("2026-11-22 06:50:29.084 UTC [{pid}] ghost@appdb FATAL:  password authentication failed "
-    "for user \"ghost\"\n"),
-    "2026-11-22 06:50:29.084 UTC [{pid}] ghost@appdb DETAIL:  Role \"ghost\" does not exist.\n",
-]
+CONNECT = ("2026-11-22 06:50:29.075 UTC [{pid}] [unknown]@[unknown] LOG:  connection "
+           "received: host=10.0.0.{n} port=42378\n")
+AUTHORIZED = ("2026-11-22 06:50:29.080 UTC [{pid}] app_user@appdb LOG:  connection authorized: "
+              "user=app_user database=appdb SSL enabled (protocol=TLSv1.3)\n")
+STATEMENT = ("2026-11-22 06:50:29.090 UTC [{pid}] app_user@appdb LOG:  statement: SELECT id, "
+             "name FROM orders WHERE customer_id = 4711 AND created_at > now() - interval "
+             "'1 day'\n")
+FAILED = ("2026-11-22 06:50:29.084 UTC [{pid}] ghost@appdb FATAL:  password authentication "
+          "failed for user \"ghost\"\n")
+DETAIL = "2026-11-22 06:50:29.084 UTC [{pid}] ghost@appdb DETAIL:  Role \"ghost\" does not exist.\n"
+# one failed login in 25 sessions' worth of lines
+BLOCK = [CONNECT, AUTHORIZED, *[STATEMENT] * 46, FAILED, DETAIL]
 
 
 def generate(path: Path, size_mb: int) -> None:

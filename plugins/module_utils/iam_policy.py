@@ -73,8 +73,9 @@ def evaluate(policies: list[tuple[str, dict]], action: str, resource: str) -> De
     allows, denies, open_questions = [], [], []
     for name, document in policies:
         for index, statement in enumerate(_as_list(document.get("Statement"))):
-            if not isinstance(statement, dict) or not statement_applies(statement, action,
-                                                                         resource):
+            if not isinstance(statement, dict):
+                continue
+            if not statement_applies(statement, action, resource):
                 continue
             label = {"policy": name, "sid": statement.get("Sid") or f"#{index}",
                      "effect": statement.get("Effect")}

@@ -53,6 +53,9 @@ _REDACTIONS = (
     (re.compile(r"\b[A-Za-z0-9+/]{32,}={0,2}"), "********"),
 )
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# A DETAIL follows its FATAL within a few lines of the same process; remembering the last
+# events of this many processes keeps memory constant however long the log is.
+_PID_MEMORY = 4096
 
 
 def _iso(stamp: dt.datetime | None) -> str | None:
@@ -137,6 +140,12 @@ class _Event:
     reason_found: bool = False
 
 
+def _remember(memory: dict, key: str, value) -> None:
+    memory[key] = value
+    if len(memory) > _PID_MEMORY:
+        memory.pop(next(iter(memory)))
+
+
 class Scanner:
     """Feed it lines (any source, in order); ask for the per-role summary at the end."""
 
@@ -181,7 +190,7 @@ class Scanner:
             return
         if level == "LOG":
             if msg.startswith("pam_authenticate failed:"):
-                self._pam_reason[pid] = msg.partition(":")[2].strip()
+                _remember(self._pam_reason, pid, msg.partition(":")[2].strip())
             elif msg.startswith("connection authorized:"):
                 self._success(match, msg)
             return
@@ -207,7 +216,7 @@ class Scanner:
         stats.last_failure = stamp or stats.last_failure
         if len(stats.samples) < self.max_samples:
             stats.samples.append(redact(line))
-        self._last_by_pid[pid] = _Event(role, category, stamp, line)
+        _remember(self._last_by_pid, pid, _Event(role, category, stamp, line))
 
     def _detail(self, pid: str, msg: str) -> None:
         event = self._last_by_pid.get(pid)

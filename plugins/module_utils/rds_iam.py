@@ -112,9 +112,8 @@ def connect_decision(params: dict, principal_arn: str, resource_arn: str) -> dic
     # one attempt: where the simulator is missing (moto answers 500) we evaluate here
     simulator = client(params, "iam", max_attempts=1)
     try:
-        simulated = simulator.simulate_principal_policy(PolicySourceArn=principal_arn,
-                                                  ActionNames=[CONNECT],
-                                                  ResourceArns=[resource_arn])
+        simulated = simulator.simulate_principal_policy(
+            PolicySourceArn=principal_arn, ActionNames=[CONNECT], ResourceArns=[resource_arn])
         result = simulated["EvaluationResults"][0]
         decision = {"allowed": ALLOWED, "explicitDeny": EXPLICIT_DENY,
                     "implicitDeny": IMPLICIT_DENY}.get(result["EvalDecision"], "undecided")
@@ -137,6 +136,9 @@ def connect_decision(params: dict, principal_arn: str, resource_arn: str) -> dic
     verdict = evaluate(policies, CONNECT, resource_arn)
     return {"decision": verdict.decision, "connect_allowed": verdict.allowed,
             "statements": verdict.statements, "method": "local_evaluation",
-            "notes": [(f"simulate_principal_policy unavailable ({fallback_reason}); evaluated "
-                      f"{len(policies)} identity policies here (no SCPs, permission boundaries "
-                      "or session policies)"), *verdict.notes]}
+            "notes": [_fallback_note(fallback_reason, len(policies)), *verdict.notes]}
+
+
+def _fallback_note(reason: str, count: int) -> str:
+    return (f"simulate_principal_policy unavailable ({reason}); evaluated {count} identity "
+            "policies here (no SCPs, permission boundaries or session policies)")

@@ -3,6 +3,7 @@
     iam_fixture.py principals CONNECT_ARN OTHER_ARN   -> prints {name: arn}
     iam_fixture.py flag INSTANCE on|off
 """
+import contextlib
 import json
 import os
 import sys
@@ -36,10 +37,8 @@ principals = {
 arns = {}
 for name, statements in principals.items():
     role = f"itest-app-{name}"
-    try:
+    with contextlib.suppress(iam.exceptions.NoSuchEntityException):
         iam.delete_role_policy(RoleName=role, PolicyName="db")
-    except iam.exceptions.NoSuchEntityException:
-        pass
     try:
         arns[name] = iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
     except iam.exceptions.EntityAlreadyExistsException:
