@@ -50,14 +50,8 @@ options:
     default: 5
 extends_documentation_fragment:
   - credops.pgauth.aws
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - credops.pgauth.attributes
+  - credops.pgauth.attributes.info_module
 notes:
   - Server messages are matched in English (C(lc_messages) C or en_US), as on RDS.
 author:

@@ -38,17 +38,10 @@ extends_documentation_fragment:
   - credops.pgauth.aws
   - credops.pgauth.vault
   - credops.pgauth.store.password_from
-  - ansible.builtin.action_common_attributes
+  - credops.pgauth.attributes
+  - credops.pgauth.attributes.info_module
 notes:
-  - Supports check mode; a probe changes nothing, so it also runs in check mode.
   - Server messages are matched in English; set C(lc_messages) to C(C) or C(en_US) on the server.
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 author:
   - credops maintainers (@credops)
 """

@@ -61,14 +61,8 @@ extends_documentation_fragment:
   - credops.pgauth.aws
   - credops.pgauth.vault
   - credops.pgauth.store.password_from
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+  - credops.pgauth.attributes
+  - credops.pgauth.attributes.change_module
 notes:
   - On RDS a role in C(rds_iam) cannot log in with a password; see M(credops.pgauth.rds_iam_grant).
   - Without C(pg_authid) access the password check is a real login, which shows in the server's

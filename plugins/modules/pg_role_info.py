@@ -24,14 +24,8 @@ options:
 extends_documentation_fragment:
   - credops.pgauth.postgres
   - credops.pgauth.aws
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - credops.pgauth.attributes
+  - credops.pgauth.attributes.info_module
 author:
   - credops maintainers (@credops)
 """

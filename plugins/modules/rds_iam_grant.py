@@ -29,14 +29,8 @@ options:
 extends_documentation_fragment:
   - credops.pgauth.postgres
   - credops.pgauth.aws
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+  - credops.pgauth.attributes
+  - credops.pgauth.attributes.change_module
 notes:
   - Open sessions are not affected, because PostgreSQL authenticates only when a connection starts.
   - IAM logins also need the instance's IAM flag and an IAM policy allowing C(rds-db:connect);

@@ -65,14 +65,8 @@ extends_documentation_fragment:
   - credops.pgauth.store
   - credops.pgauth.aws
   - credops.pgauth.vault
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+  - credops.pgauth.attributes
+  - credops.pgauth.attributes.change_module
 notes:
   - Secrets Manager writes use a deterministic C(ClientRequestToken), so a retried write does
     not create a second version.

@@ -42,14 +42,8 @@ extends_documentation_fragment:
   - credops.pgauth.store
   - credops.pgauth.aws
   - credops.pgauth.vault
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - credops.pgauth.attributes
+  - credops.pgauth.attributes.info_module
 author:
   - credops maintainers (@credops)
 """
