@@ -1,0 +1,262 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Facts in, findings out: why a role cannot log in, most specific cause first.
+
+Pure functions, no I/O.  ``facts`` is what the diagnose runbook gathers with the modules:
+
+    {"target": {host, port, dbname, role, auth, sslmode, rds_instance_id, ...},
+     "admin_error": "<category>: <message>" | None,   # the admin connection itself failed
+     "server": pg_role_info.server | None, "role": pg_role_info.role | None,
+     "stores": [secret_value_info result, ...],       # first = primary
+     "probes": [pg_login_probe result + {"store": name}, ...],
+     "iam": rds_iam_info result | None, "logs": pg_auth_log_scan result | None}
+
+A root cause folds the symptoms it explains (``explains``): an expired role explains every
+store's failed login, a placeholder explains its store's mismatch, a missing rds_iam grant
+explains the 28P01 on a token.  Findings never carry a secret: stores are compared by
+the fingerprints secret_value_info returns.
+"""
+from __future__ import annotations
+
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+TITLES = {
+    "server_unreachable": "The database server cannot be reached",
+    "tls_required": "The server requires TLS for this connection and the client did not use it",
+    "no_hba_entry": "No pg_hba.conf rule accepts this connection",
+    "database_missing": "The database does not exist",
+    "role_missing": "The role does not exist",
+    "role_cannot_login": "The role is NOLOGIN",
+    "role_password_expired": "The role's password has expired (VALID UNTIL is in the past)",
+    "role_password_missing": "The role has no password",
+    "role_password_hash_incompatible": "The role's password is stored as md5, but logins "
+                                       "require SCRAM",
+    "connection_limit_reached": "The role has reached its connection limit",
+    "store_unreadable": "A secret store cannot be read",
+    "store_password_mismatch": "A store holds a password the database does not accept",
+    "stores_disagree": "The secret stores hold different passwords",
+    "store_placeholder_password": "A store holds a placeholder, not a password",
+    "store_dsn_invalid": "A DATABASE_URL cannot be parsed the same way by every client",
+    "iam_role_not_granted": "The role is not in rds_iam, so IAM tokens are compared as passwords",
+    "iam_role_blocks_password": "The role is in rds_iam, so password logins are refused",
+    "iam_disabled_on_instance": "IAM database authentication is disabled on the instance",
+    "iam_policy_denies_connect": "The application's IAM principal may not rds-db:connect as "
+                                 "this role",
+    "iam_token_stale": "IAM logins worked, then new connections fail: a token is reused",
+    "iam_tls_missing": "IAM logins need TLS and the client does not use it",
+    "auth_failures_in_logs": "The server log shows failed logins for the role",
+}
+FINDING_IDS = tuple(TITLES)
+
+
+def _finding(fid: str, severity: str, evidence: dict, fix: dict, explains=()) -> dict:
+    return {"id": fid, "severity": severity, "title": TITLES[fid], "evidence": evidence,
+            "fix": {"runbook": fix.get("runbook"), "extra_vars": fix.get("extra_vars", {}),
+                    "manual": fix.get("manual")},
+            "explains": list(explains)}
+
+
+def _rotate(**extra) -> dict:
+    return {"runbook": "rotate", "extra_vars": {"pgauth_strategy": "single_user", **extra}}
+
+
+def _manual(text: str) -> dict:
+    return {"runbook": None, "manual": text}
+
+
+def _probe_categories(facts: dict) -> dict[str, list[str]]:
+    """category -> the stores whose probe failed that way."""
+    out: dict[str, list[str]] = {}
+    for probe in facts.get("probes") or []:
+        if not probe.get("ok"):
+            out.setdefault(probe.get("category") or "unknown", []).append(probe.get("store"))
+    return out
+
+
+def _connection_findings(facts: dict, failed: dict) -> list[dict]:
+    target, found = facts.get("target") or {}, []
+    admin_error = facts.get("admin_error") or ""
+    where = f"{target.get('host')}:{target.get('port')}"
+    if admin_error.startswith("server_unreachable") or "server_unreachable" in failed:
+        found.append(_finding("server_unreachable", "critical",
+                              {"target": where, "error": admin_error or None,
+                               "stores": failed.get("server_unreachable", [])},
+                              _manual(f"Check DNS, routes and security groups to {where}; "
+                                      "the server must accept TCP connections.")))
+    for fid, text in (("tls_required", ("Connect with sslmode=require or stricter "
+                                       "(verify-full with the server's CA).")),
+                      ("no_hba_entry", ("Add a pg_hba.conf rule for this host, user and "
+                                       "database (on RDS: check the parameter group and "
+                                       "rds.force_ssl).")),
+                      ("database_missing", (f"Create database {target.get('dbname')!r} or "
+                                           "fix dbname in the stores."))):
+        if fid in failed:
+            found.append(_finding(fid, "critical", {"stores": failed[fid]}, _manual(text)))
+    return found
+
+
+def _role_findings(facts: dict, failed: dict) -> list[dict]:
+    role, target, server = facts.get("role"), facts.get("target") or {}, facts.get("server") or {}
+    name, found = target.get("role"), []
+    if role is None:
+        return found
+    password_failures = failed.get("store_password_mismatch", [])
+    if not role.get("exists"):
+        return [_finding("role_missing", "critical", {"role": name},
+                         _manual(f"Create the role: credops.pgauth.pg_role name={name} "
+                                 "password_from={store: <primary store>}"),
+                         ["store_password_mismatch", "auth_failures_in_logs"])]
+    if role.get("can_login") is False:
+        found.append(_finding("role_cannot_login", "critical", {"role": name},
+                              _manual(f"credops.pgauth.pg_role name={name} login=true"),
+                              ["role_cannot_login", "auth_failures_in_logs"]))
+    if role.get("expired"):
+        found.append(_finding("role_password_expired", "critical",
+                              {"role": name, "valid_until": role.get("valid_until"),
+                               "stores_failing": password_failures},
+                              _rotate(pgauth_valid_until="infinity"),
+                              ["store_password_mismatch", "auth_failures_in_logs"]))
+    if target.get("auth", "password") == "password" and role.get("password_set") is False:
+        found.append(_finding("role_password_missing", "critical", {"role": name},
+                              _rotate(), ["store_password_mismatch", "auth_failures_in_logs"]))
+    if role.get("password_hash") == "md5" and server.get("password_encryption") != "md5":
+        found.append(_finding("role_password_hash_incompatible", "critical",
+                              {"role": name, "password_hash": "md5",
+                               "password_encryption": server.get("password_encryption")},
+                              _rotate(), ["store_password_mismatch", "auth_failures_in_logs"]))
+    limit, in_use = role.get("conn_limit"), role.get("connections") or 0
+    if "connection_limit_reached" in failed or (limit not in (None, -1) and in_use >= limit):
+        found.append(_finding("connection_limit_reached", "critical",
+                              {"role": name, "conn_limit": limit, "connections": in_use},
+                              _manual(f"Raise the limit (credops.pgauth.pg_role name={name} "
+                                      "conn_limit=N) or find the leaking pool.")))
+    return found
+
+
+def _iam_findings(facts: dict, failed: dict) -> list[dict]:
+    target, role, iam = facts.get("target") or {}, facts.get("role") or {}, facts.get("iam")
+    name, found = target.get("role"), []
+    if target.get("auth") != "iam":
+        if role.get("rds_iam_member"):
+            found.append(_finding(
+                "iam_role_blocks_password", "critical",
+                {"role": name, "stores_failing": failed.get("iam_role_blocks_password", [])},
+                {"runbook": "rotate", "extra_vars": {"pgauth_strategy": "iam"},
+                 "manual": f"Or, to keep passwords: credops.pgauth.rds_iam_grant role={name} "
+                           "state=absent"},
+                ["store_password_mismatch", "auth_failures_in_logs"]))
+        return found
+    if iam is not None and iam.get("iam_enabled") is False:
+        found.append(_finding("iam_disabled_on_instance", "critical",
+                              {"instance": target.get("rds_instance_id")
+                               or target.get("rds_cluster_id")},
+                              {"runbook": "rotate", "extra_vars": {
+                                  "pgauth_strategy": "iam", "pgauth_iam_enable_instance": True}},
+                              ["iam_token_stale", "auth_failures_in_logs"]))
+    if iam is not None and iam.get("connect_allowed") is False:
+        found.append(_finding("iam_policy_denies_connect", "critical",
+                              {"principal": target.get("iam_principal_arn"),
+                               "connect_arn": iam.get("connect_arn"),
+                               "decision": iam.get("decision"),
+                               "statements": iam.get("statements", [])},
+                              _manual("Allow rds-db:connect on " + str(iam.get("connect_arn"))
+                                      + " for the application's principal (and remove any "
+                                        "Deny that matches it).")))
+    if role.get("exists") and not role.get("rds_iam_member"):
+        found.append(_finding("iam_role_not_granted", "critical", {"role": name},
+                              {"runbook": "rotate", "extra_vars": {"pgauth_strategy": "iam"}},
+                              ["store_password_mismatch", "iam_role_not_granted",
+                               "auth_failures_in_logs"]))
+    if target.get("sslmode") in ("disable", "allow") or "iam_tls_missing" in failed:
+        found.append(_finding("iam_tls_missing", "critical", {"sslmode": target.get("sslmode")},
+                              _manual("Connect with sslmode=verify-full and the RDS CA "
+                                      "bundle: IAM logins only match hostssl rules.")))
+    logs = ((facts.get("logs") or {}).get("roles") or {}).get(name) or {}
+    worked_then_broke = (logs.get("successes") and logs.get("by_category", {}).get("pam_failed")
+                         and logs.get("last_success") and logs.get("first_failure")
+                         and logs["last_success"] < logs["first_failure"])
+    if not found and (worked_then_broke or "iam_token_stale" in failed):
+        found.append(_finding("iam_token_stale", "critical",
+                              {"role": name, "last_success": logs.get("last_success"),
+                               "first_failure": logs.get("first_failure")},
+                              _manual("Generate a fresh token for every new connection (in the "
+                                      "pool's connect hook); a token is valid 15 minutes for "
+                                      "new connections only, while sessions already open stay "
+                                      "up."), ["auth_failures_in_logs"]))
+    return found
+
+
+def _store_findings(facts: dict, failed: dict) -> list[dict]:
+    stores = facts.get("stores") or []
+    probes = {probe.get("store"): probe for probe in facts.get("probes") or []}
+    found, explained = [], set()
+    for store in stores:
+        name = store.get("store")
+        if not store.get("readable", True):
+            error = store.get("error") or ""
+            fid = "store_dsn_invalid" if "percent-encoded" in error or "'@'" in error \
+                else "store_unreadable"
+            fix = _rotate() if fid == "store_dsn_invalid" else _manual(
+                "Restore access to the store (credentials, policy, network).")
+            found.append(_finding(fid, "critical", {"store": name, "error": error}, fix))
+            explained.add(name)
+        elif store.get("exists") and store.get("placeholder"):
+            found.append(_finding("store_placeholder_password", "critical",
+                                  {"store": name, "password_length": store.get("password_length")},
+                                  _rotate(), ["stores_disagree"]))
+            explained.add(name)
+    fingerprints = {s.get("store"): s.get("password_fingerprint") for s in stores
+                    if s.get("readable", True) and s.get("password_fingerprint")}
+    if len(set(fingerprints.values())) > 1:
+        working = [name for name in fingerprints if (probes.get(name) or {}).get("ok")]
+        stale = [name for name in fingerprints if name not in working]
+        found.append(_finding("stores_disagree", "critical" if stale else "warning",
+                              {"stores": sorted(fingerprints), "working": working,
+                               "stale": stale},
+                              _rotate(pgauth_source_store=working[0]) if working else _rotate(),
+                              ["store_password_mismatch"]))
+    # a store's own finding (placeholder, unreadable, broken URL) explains its failed login
+    mismatched = [name for name in failed.get("store_password_mismatch", [])
+                  if name not in explained]
+    if mismatched:
+        found.append(_finding("store_password_mismatch", "critical", {"stores": mismatched},
+                              _rotate(), ["auth_failures_in_logs"]))
+    return found
+
+
+def _log_findings(facts: dict) -> list[dict]:
+    name = (facts.get("target") or {}).get("role")
+    logs = ((facts.get("logs") or {}).get("roles") or {}).get(name) or {}
+    if not logs.get("failures"):
+        return []
+    evidence = {key: logs.get(key) for key in ("failures", "by_category", "by_reason",
+                                                "first_failure", "last_failure",
+                                                "failures_per_minute", "hba_lines")}
+    return [_finding("auth_failures_in_logs", "warning", evidence,
+                     _manual("See the root cause above; the log's reasons say which."))]
+
+
+def diagnose(facts: dict) -> list[dict]:
+    """Findings, root causes first, each with the symptoms it explains folded under it."""
+    failed = _probe_categories(facts)
+    candidates = (_connection_findings(facts, failed) + _role_findings(facts, failed)
+                  + _iam_findings(facts, failed) + _store_findings(facts, failed)
+                  + _log_findings(facts))
+    roots: list[dict] = []
+    for finding in candidates:
+        folded_into = next((root for root in roots if finding["id"] in root["explains"]), None)
+        if folded_into is not None:
+            folded_into.setdefault("folded", []).append(
+                {"id": finding["id"], "title": finding["title"], "evidence": finding["evidence"]})
+        else:
+            roots.append(finding)
+    for finding in roots:
+        finding.setdefault("folded", [])
+    return sorted(roots, key=lambda f: SEVERITY_ORDER[f["severity"]])
+
+
+def verdict(findings: list[dict]) -> str:
+    severities = {finding["severity"] for finding in findings}
+    if "critical" in severities:
+        return "broken"
+    return "degraded" if "warning" in severities else "healthy"

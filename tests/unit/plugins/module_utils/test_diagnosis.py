@@ -1,0 +1,176 @@
+"""The findings engine on a table of fact sets: the root cause comes first."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from ansible_collections.credops.pgauth.plugins.module_utils.diagnosis import (
+    FINDING_IDS,
+    diagnose,
+    verdict,
+)
+
+HEALTHY = {
+    "target": {"host": "db", "port": 5432, "dbname": "appdb", "role": "app_user",
+               "auth": "password", "sslmode": "verify-full"},
+    "admin_error": None,
+    "server": {"password_encryption": "scram-sha-256", "ssl": True},
+    "role": {"exists": True, "can_login": True, "expired": False, "password_set": True,
+             "password_hash": "scram", "conn_limit": -1, "connections": 3,
+             "rds_iam_member": False},
+    "stores": [
+        {"store": "aws", "readable": True, "exists": True, "placeholder": False,
+         "password_length": 32, "password_fingerprint": "f1"},
+        {"store": "vault", "readable": True, "exists": True, "placeholder": False,
+         "password_length": 32, "password_fingerprint": "f1"},
+    ],
+    "probes": [{"store": "aws", "ok": True, "category": "ok"},
+               {"store": "vault", "ok": True, "category": "ok"}],
+    "iam": None,
+    "logs": {"roles": {"app_user": {"failures": 0, "successes": 10}}},
+}
+MISMATCH = {"ok": False, "category": "store_password_mismatch", "sqlstate": "28P01"}
+LOG_FAILURES = {"roles": {"app_user": {"failures": 12, "by_category": {"password_failed": 12},
+                                       "successes": 0}}}
+
+
+def facts(**changes) -> dict:
+    """HEALTHY with dotted-path changes: facts(**{"role.expired": True})."""
+    out = copy.deepcopy(HEALTHY)
+    for path, value in changes.items():
+        node, *keys = path.split(".")
+        container = out
+        for key in [node, *keys][:-1]:
+            container = container[int(key)] if isinstance(container, list) else container[key]
+        last = [node, *keys][-1]
+        if isinstance(container, list):
+            container[int(last)] = value
+        else:
+            container[last] = value
+    return out
+
+
+def both_fail(**changes):
+    return facts(**{"probes.0": {"store": "aws", **MISMATCH},
+                    "probes.1": {"store": "vault", **MISMATCH}, "logs": LOG_FAILURES, **changes})
+
+
+CASES = [
+    ("healthy", facts(), []),
+    ("classic mismatch: every store stale",
+     both_fail(), ["store_password_mismatch"]),
+    ("expired role explains every failed store and the logs",
+     both_fail(**{"role.expired": True, "role.valid_until": "2001-01-01"}),
+     ["role_password_expired"]),
+    ("NOLOGIN: the right password, refused after authentication",
+     facts(**{"role.can_login": False,
+              "probes.0": {"store": "aws", "ok": False, "category": "role_cannot_login"},
+              "probes.1": {"store": "vault", "ok": False, "category": "role_cannot_login"},
+              "logs": LOG_FAILURES}),
+     ["role_cannot_login"]),
+    ("no password", both_fail(**{"role.password_set": False}), ["role_password_missing"]),
+    ("md5 with SCRAM", both_fail(**{"role.password_hash": "md5"}),
+     ["role_password_hash_incompatible"]),
+    ("missing role", both_fail(**{"role.exists": False}), ["role_missing"]),
+    ("placeholder store explains its own mismatch only",
+     facts(**{"stores.0.placeholder": True, "stores.0.password_fingerprint": "f0",
+              "probes.0": {"store": "aws", **MISMATCH}}),
+     ["store_placeholder_password"]),
+    ("stores disagree, vault still works",
+     facts(**{"stores.0.password_fingerprint": "old", "probes.0": {"store": "aws", **MISMATCH}}),
+     ["stores_disagree"]),
+    ("unreadable store", facts(**{"stores.1": {"store": "vault", "readable": False,
+                                             "error": "store 'vault': cannot reach Vault"}}),
+     ["store_unreadable"]),
+    ("unencoded DATABASE_URL", facts(**{"stores.1": {
+        "store": "env", "readable": False,
+        "error": "store 'env': the user or password part has characters that must be "
+                 "percent-encoded"}}), ["store_dsn_invalid"]),
+    ("password sent to an rds_iam member",
+     both_fail(**{"role.rds_iam_member": True,
+                  "probes.0": {"store": "aws", "ok": False, "category": "iam_role_blocks_password"},
+                  "probes.1": {"store": "vault", "ok": False,
+                               "category": "iam_role_blocks_password"}}),
+     ["iam_role_blocks_password"]),
+    ("token to a non-member", facts(**{"target.auth": "iam",
+                                       "role.rds_iam_member": False,
+                                       "probes.0": {"store": "aws", "ok": False,
+                                                    "category": "iam_role_not_granted"}}),
+     ["iam_role_not_granted"]),
+    ("IAM disabled on the instance, even if a probe logs in",
+     facts(**{"target.auth": "iam", "role.rds_iam_member": True,
+              "iam": {"iam_enabled": False, "connect_allowed": True}}),
+     ["iam_disabled_on_instance"]),
+    ("policy does not allow the app's principal",
+     facts(**{"target.auth": "iam", "role.rds_iam_member": True,
+              "target.iam_principal_arn": "arn:aws:iam::1:role/app",
+              "iam": {"iam_enabled": True, "connect_allowed": False,
+                      "connect_arn": "arn:aws:rds-db:r:1:dbuser:db-X/app_user"}}),
+     ["iam_policy_denies_connect"]),
+    ("IAM without TLS", facts(**{"target.auth": "iam", "target.sslmode": "disable",
+                                 "role.rds_iam_member": True,
+                                 "iam": {"iam_enabled": True, "connect_allowed": True}}),
+     ["iam_tls_missing"]),
+    ("worked, then new connections fail: a reused token",
+     facts(**{"target.auth": "iam", "role.rds_iam_member": True,
+              "iam": {"iam_enabled": True, "connect_allowed": True},
+              "logs": {"roles": {"app_user": {
+                  "failures": 30, "by_category": {"pam_failed": 30}, "successes": 50,
+                  "last_success": "2026-11-22T06:10:00+00:00",
+                  "first_failure": "2026-11-22T06:16:00+00:00"}}}}),
+     ["iam_token_stale"]),
+    ("server down", facts(**{"admin_error": "server_unreachable: connection refused",
+                             "probes.0": {"store": "aws", "ok": False,
+                                          "category": "server_unreachable"}}),
+     ["server_unreachable"]),
+    ("TLS required by hba", facts(**{"probes.0": {"store": "aws", "ok": False,
+                                                  "category": "tls_required"}}),
+     ["tls_required"]),
+    ("connection limit", facts(**{"role.conn_limit": 3, "role.connections": 3}),
+     ["connection_limit_reached"]),
+    ("failures in the logs only", facts(**{"logs": LOG_FAILURES}), ["auth_failures_in_logs"]),
+]
+
+
+@pytest.mark.parametrize(("label", "fact_set", "want"), CASES, ids=[c[0] for c in CASES])
+def test_root_cause_first(label, fact_set, want):
+    findings = diagnose(fact_set)
+    assert [f["id"] for f in findings][:len(want)] == want, label
+    assert len(findings) == len(want), [f["id"] for f in findings]
+
+
+def test_symptoms_are_folded_under_the_root_cause():
+    findings = diagnose(both_fail(**{"role.expired": True}))
+    assert [f["id"] for f in findings[0]["folded"]] == ["store_password_mismatch",
+                                                        "auth_failures_in_logs"]
+
+
+def test_stale_and_working_stores_are_named():
+    finding = diagnose(facts(**{"stores.0.password_fingerprint": "old",
+                                "probes.0": {"store": "aws", **MISMATCH}}))[0]
+    assert finding["evidence"]["working"] == ["vault"] and finding["evidence"]["stale"] == ["aws"]
+    assert finding["fix"] == {"runbook": "rotate", "manual": None,
+                              "extra_vars": {"pgauth_strategy": "single_user",
+                                             "pgauth_source_store": "vault"}}
+
+
+def test_verdicts():
+    assert verdict(diagnose(facts())) == "healthy"
+    assert verdict(diagnose(facts(**{"logs": LOG_FAILURES}))) == "degraded"
+    assert verdict(diagnose(both_fail())) == "broken"
+
+
+def test_every_case_uses_known_ids_and_has_a_fix():
+    for _label, fact_set, _want in CASES:
+        for finding in diagnose(fact_set):
+            assert finding["id"] in FINDING_IDS
+            assert finding["fix"]["runbook"] or finding["fix"]["manual"]
+            json.dumps(finding)  # reports are JSON
+
+
+def test_iam_token_stale_never_claims_open_connections_drop():
+    finding = diagnose(CASES[16][1])[0]
+    assert "new connections only" in finding["fix"]["manual"]
+    assert "stay up" in finding["fix"]["manual"]
