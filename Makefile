@@ -54,8 +54,10 @@ demo: collection lab-up
 	@$(LABCTL) scenario password_mismatch
 	@$(LAB_ENV) && $(BIN)/python tests/lab/demo.py
 
+# ruff, plus the continuation-line rules of ansible-test's pep8 sanity test, which ruff lacks
 ruff: venv
 	$(BIN)/ruff check plugins tests bench
+	$(BIN)/pycodestyle --max-line-length=160 --select=E1 plugins tests bench
 
 lint: collection
 	cd $(COLL) && NO_COLOR=1 $(BIN)/ansible-lint

@@ -83,13 +83,15 @@ def _connection_findings(facts: dict, failed: dict) -> list[dict]:
                                "stores": failed.get("server_unreachable", [])},
                               _manual(f"Check DNS, routes and security groups to {where}; "
                                       "the server must accept TCP connections.")))
-    for fid, text in (("tls_required", ("Connect with sslmode=require or stricter "
-                                       "(verify-full with the server's CA).")),
-                      ("no_hba_entry", ("Add a pg_hba.conf rule for this host, user and "
-                                       "database (on RDS: check the parameter group and "
-                                       "rds.force_ssl).")),
-                      ("database_missing", (f"Create database {target.get('dbname')!r} or "
-                                           "fix dbname in the stores."))):
+    advice = {
+        "tls_required": "Connect with sslmode=require or stricter (verify-full with the "
+                        "server's CA).",
+        "no_hba_entry": "Add a pg_hba.conf rule for this host, user and database (on RDS: "
+                        "check the parameter group and rds.force_ssl).",
+        "database_missing": f"Create database {target.get('dbname')!r} or fix dbname in the "
+                            "stores.",
+    }
+    for fid, text in advice.items():
         if fid in failed:
             found.append(_finding(fid, "critical", {"stores": failed[fid]}, _manual(text)))
     return found
@@ -229,9 +231,9 @@ def _log_findings(facts: dict) -> list[dict]:
     logs = ((facts.get("logs") or {}).get("roles") or {}).get(name) or {}
     if not logs.get("failures"):
         return []
-    evidence = {key: logs.get(key) for key in ("failures", "by_category", "by_reason",
-                                                "first_failure", "last_failure",
-                                                "failures_per_minute", "hba_lines")}
+    keys = ("failures", "by_category", "by_reason", "first_failure", "last_failure",
+            "failures_per_minute", "hba_lines")
+    evidence = {key: logs.get(key) for key in keys}
     return [_finding("auth_failures_in_logs", "warning", evidence,
                      _manual("See the root cause above; the log's reasons say which."))]
 

@@ -81,8 +81,9 @@ CASES = [
     ("stores disagree, vault still works",
      facts(**{"stores.0.password_fingerprint": "old", "probes.0": {"store": "aws", **MISMATCH}}),
      ["stores_disagree"]),
-    ("unreadable store", facts(**{"stores.1": {"store": "vault", "readable": False,
-                                             "error": "store 'vault': cannot reach Vault"}}),
+    ("unreadable store",
+     facts(**{"stores.1": {"store": "vault", "readable": False,
+                           "error": "store 'vault': cannot reach Vault"}}),
      ["store_unreadable"]),
     ("unencoded DATABASE_URL", facts(**{"stores.1": {
         "store": "env", "readable": False,
