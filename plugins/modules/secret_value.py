@@ -22,7 +22,8 @@ description:
 options:
   state:
     description:
-      - V(present) writes; V(absent) deletes the secret, or with O(stage=pending) discards the
+      - V(present) writes; V(absent) deletes the secret (Secrets Manager keeps it 7 days for
+        recovery, so its name stays taken), or with O(stage=pending) discards the
         pending value (a rotation's rollback).
     type: str
     choices: [present, absent]
