@@ -7,6 +7,7 @@ tests and playbooks can find the role, database and stores.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from psycopg2 import sql
 
 from .postgres import Postgres
 from .services import Moto, OpenBao, aws_client, vault_client
-from .settings import HOST, Lab
+from .settings import HOST, RDS_INSTANCE, REGION, Lab
 
 APP_ROLE = "app_user"
 APP_DB = "appdb"
@@ -35,12 +36,19 @@ class Seeder:
     def __init__(self, lab: Lab, pg: Postgres, state: dict):
         self.lab, self.pg, self.state = lab, pg, state
         self.app_dir = lab.dir / "app"
+        self.target: dict = {}          # overrides of the recorded target
+        self.store_overrides: dict = {}  # store name -> extra keys of its store dict
+        self.expect: list[str] = []      # the finding ids diagnose should name first
 
     def credential(self, password: str) -> dict:
         return {"username": APP_ROLE, "password": password, "host": HOST,
                 "port": self.lab.pg_port, "dbname": APP_DB}
 
     def stores(self) -> list[dict]:
+        return [{**store, **self.store_overrides.get(store["name"], {})}
+                for store in self._stores()]
+
+    def _stores(self) -> list[dict]:
         return [
             {"name": "aws-app", "type": "aws_secretsmanager", "secret_id": SECRET_ID,
              "format": "json"},
@@ -50,24 +58,33 @@ class Seeder:
              "format": "dotenv", "key": "DATABASE_URL"},
         ]
 
-    def create_role(self, password: str) -> None:
+    def create_role(self, password: str | None, *extra_sql: str) -> None:
+        """app_user and appdb; extra_sql runs after, with {role} as the quoted role name."""
         with self.pg.admin_cursor() as cur:
             cur.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(APP_ROLE)))
-            self.pg.set_password(cur, APP_ROLE, password)
+            if password is not None:
+                self.pg.set_password(cur, APP_ROLE, password)
             cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
                 sql.Identifier(APP_DB), sql.Identifier(APP_ROLE)))
+            for statement in extra_sql:
+                cur.execute(sql.SQL(statement).format(role=sql.Identifier(APP_ROLE)))
 
-    def write_stores(self, password: str) -> None:
-        cred = self.credential(password)
+    def write_stores(self, password: str, vault_password: str | None = None,
+                     aws_password: str | None = None, dsn: str | None = None,
+                     **fields) -> None:
+        """Every store gets password unless given its own; fields change the credential."""
+        cred = {**self.credential(password), **fields}
         sm = aws_client(self.lab, "secretsmanager", self.state)
+        aws_cred = {**cred, "password": aws_password or password, "engine": "postgres"}
         sm.create_secret(Name=SECRET_ID, Description="credops.pgauth lab: app_user",
-                         SecretString=json.dumps({**cred, "engine": "postgres"}))
+                         SecretString=json.dumps(aws_cred))
         vault_client(self.lab).secrets.kv.v2.create_or_update_secret(
-            path=VAULT_PATH, mount_point="secret", secret=cred)
+            path=VAULT_PATH, mount_point="secret",
+            secret={**cred, "password": vault_password or password})
         self.app_dir.mkdir(parents=True, exist_ok=True)
-        dsn = (f"postgresql://{quote(APP_ROLE, safe='')}:{quote(password, safe='')}"
-               f"@{HOST}:{self.lab.pg_port}/{APP_DB}"
-               f"?sslmode=verify-full&sslrootcert={quote(str(self.pg.ca_cert), safe='/')}")
+        dsn = dsn or (f"postgresql://{quote(APP_ROLE, safe='')}:{quote(password, safe='')}"
+                      f"@{HOST}:{cred['port']}/{quote(cred['dbname'], safe='')}"
+                      f"?sslmode=verify-full&sslrootcert={quote(str(self.pg.ca_cert), safe='/')}")
         env_file = self.app_dir / "app.env"
         env_file.write_text("# the app's environment (credops.pgauth lab)\n"
                             "APP_NAME=lab-app\n"
@@ -80,8 +97,10 @@ class Seeder:
             "description": description,
             "target": {"host": HOST, "port": self.lab.pg_port, "dbname": APP_DB,
                        "role": APP_ROLE, "auth": "password", "sslmode": "verify-full",
-                       "sslrootcert": str(self.pg.ca_cert)},
+                       "sslrootcert": str(self.pg.ca_cert),
+                       "rds_instance_id": RDS_INSTANCE, "region": REGION, **self.target},
             "stores": self.stores(),
+            "expect": self.expect,
         }
         (self.lab.dir / "scenario.json").write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -96,17 +115,137 @@ def password_mismatch(seed: Seeder) -> None:
     """The classic outage: the database got a new password, no store did."""
     seed.create_role(new_password())
     seed.write_stores(new_password())
+    seed.expect = ["store_password_mismatch"]
+
+
+def _role_state(*extra_sql: str, password: bool = True):
+    def scenario(seed: Seeder) -> None:
+        secret = new_password()
+        seed.create_role(secret if password else None, *extra_sql)
+        seed.write_stores(secret)
+    return scenario
+
+
+def role_missing(seed: Seeder) -> None:
+    secret = new_password()
+    seed.create_role(secret, "REASSIGN OWNED BY {role} TO postgres", "DROP ROLE {role}")
+    seed.write_stores(secret)
+
+
+def role_password_hash_incompatible(seed: Seeder) -> None:
+    """An md5 hash where hba says scram-sha-256 (log_statement off: the plaintext stays out)."""
+    secret = new_password()
+    seed.create_role(None)
+    with seed.pg.admin_cursor() as cur:
+        cur.execute("SET log_statement = 'none'")
+        cur.execute("SET password_encryption = 'md5'")
+        cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(APP_ROLE),
+                                                               sql.Literal(secret)))
+    seed.write_stores(secret)
+
+
+def store_placeholder_password(seed: Seeder) -> None:
+    secret = new_password()
+    seed.create_role(secret)
+    seed.write_stores(secret, aws_password="DB")
+
+
+def stores_disagree(seed: Seeder) -> None:
+    """Vault was missed by the last rotation; Secrets Manager and the env file are right."""
+    secret = new_password()
+    seed.create_role(secret)
+    seed.write_stores(secret, vault_password=new_password())
+
+
+def store_dsn_invalid(seed: Seeder) -> None:
+    """The DATABASE_URL was rebuilt without URL-encoding a password that has an '@'."""
+    secret = "lab@" + new_password()
+    seed.create_role(secret)
+    seed.write_stores(secret, dsn=f"postgresql://{APP_ROLE}:{secret}@{HOST}:"
+                                  f"{seed.lab.pg_port}/{APP_DB}?sslmode=verify-full")
+
+
+def store_unreadable(seed: Seeder) -> None:
+    secret = new_password()
+    seed.create_role(secret)
+    seed.write_stores(secret)
+    seed.store_overrides = {"vault-app": {"url": "http://127.0.0.1:1"}}
+
+
+def database_missing(seed: Seeder) -> None:
+    secret = new_password()
+    seed.create_role(secret)
+    seed.write_stores(secret, dbname="appdb_gone")
+    seed.target = {"dbname": "appdb_gone"}
+
+
+def server_unreachable(seed: Seeder) -> None:
+    secret = new_password()
+    seed.create_role(secret)
+    seed.write_stores(secret, port=1)
+    seed.target = {"port": 1}
+
+
+def iam_role_blocks_password(seed: Seeder) -> None:
+    secret = new_password()
+    seed.create_role(secret, "GRANT rds_iam TO {role}")
+    seed.write_stores(secret)
+
+
+def _iam_app(*extra_sql: str, iam_flag: bool = True, sslmode: str = "verify-full"):
+    """The app uses IAM tokens: stores say auth=iam and hold no password."""
+    def scenario(seed: Seeder) -> None:
+        seed.create_role(None, *extra_sql)
+        seed.write_stores("iam-no-password", auth="iam", sslmode=sslmode)
+        seed.target = {"auth": "iam", "sslmode": sslmode}
+        if not iam_flag:
+            Moto(seed.lab).ensure_rds_instance(seed.state, iam_enabled=False)
+    return scenario
+
+
+def auth_failures_in_logs(seed: Seeder) -> None:
+    """Everything works now, but the log shows a burst of failed logins."""
+    import psycopg2
+    healthy(seed)
+    for _attempt in range(5):
+        with contextlib.suppress(psycopg2.OperationalError):
+            psycopg2.connect(host=HOST, port=seed.lab.pg_port, user=APP_ROLE, dbname=APP_DB,
+                             password="not-the-password", sslmode="require",
+                             connect_timeout=5).close()
 
 
 MISMATCH_DESCRIPTION = ("app_user's password in Secrets Manager, Vault and the app's "
                         "DATABASE_URL differs from the database (28P01)")
-
+_EXPIRED = "ALTER ROLE {role} VALID UNTIL '2001-01-01'"
 SCENARIOS: dict[str, tuple[Callable[[Seeder], None], str]] = {
     "healthy": (healthy, "app_user logs in with the password every store holds"),
     "password_mismatch": (password_mismatch, MISMATCH_DESCRIPTION),
+    "role_missing": (role_missing, "the stores name app_user, the role does not exist"),
+    "role_cannot_login": (_role_state("ALTER ROLE {role} NOLOGIN"), "app_user is NOLOGIN"),
+    "role_password_expired": (_role_state(_EXPIRED), "app_user's VALID UNTIL is in the past"),
+    "role_password_missing": (_role_state(password=False), "app_user has no password"),
+    "role_password_hash_incompatible": (role_password_hash_incompatible,
+                                        "app_user's password is an md5 hash; hba wants SCRAM"),
+    "connection_limit_reached": (_role_state("ALTER ROLE {role} CONNECTION LIMIT 0"),
+                                 "app_user has CONNECTION LIMIT 0"),
+    "store_placeholder_password": (store_placeholder_password,
+                                   "Secrets Manager holds the placeholder 'DB'"),
+    "stores_disagree": (stores_disagree, "Vault holds an old password; the others are right"),
+    "store_dsn_invalid": (store_dsn_invalid,
+                          "the app's DATABASE_URL has an unencoded '@' in the password"),
+    "store_unreadable": (store_unreadable, "the Vault store cannot be reached"),
+    "database_missing": (database_missing, "the stores name a database that does not exist"),
+    "server_unreachable": (server_unreachable, "the stores point at a closed port"),
+    "iam_role_blocks_password": (iam_role_blocks_password,
+                                 "app_user is in rds_iam; the app sends a password"),
+    "iam_role_not_granted": (_iam_app(), "the app uses IAM tokens; app_user is not in rds_iam"),
+    "iam_disabled_on_instance": (_iam_app("GRANT rds_iam TO {role}", iam_flag=False),
+                                 "the app uses IAM; lab-db has IAM authentication off"),
+    "iam_tls_missing": (_iam_app("GRANT rds_iam TO {role}", sslmode="disable"),
+                        "the app uses IAM tokens without TLS"),
+    "auth_failures_in_logs": (auth_failures_in_logs,
+                              "logins work, the log shows recent failures"),
 }
-
-
 def reset(lab: Lab, pg: Postgres, state: dict) -> None:
     pg.reset_objects()
     Moto(lab).reset(state)
@@ -125,6 +264,8 @@ def apply(lab: Lab, pg: Postgres, state: dict, name: str) -> str:
     reset(lab, pg, state)
     seeder = Seeder(lab, pg, state)
     seed_fn(seeder)
+    # scenarios are named after the finding diagnose should put first
+    seeder.expect = seeder.expect or ([] if name == "healthy" else [name])
     seeder.record(name, description)
     return description
 

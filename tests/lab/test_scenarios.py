@@ -1,0 +1,56 @@
+"""Every lab scenario puts the lab into its incident: the app's primary credential, probed
+the way the app uses it, fails (or works) exactly as that incident does."""
+from __future__ import annotations
+
+import pytest
+from conftest import lab_store_options, run_labctl, scenario
+
+from ansible_collections.credops.pgauth.plugins.module_utils.pg import probe
+from ansible_collections.credops.pgauth.plugins.module_utils.store import read_credential
+
+# scenario -> what a login with Secrets Manager's credential says
+PROBE_OF_PRIMARY = {
+    "healthy": "ok",
+    "password_mismatch": "store_password_mismatch",
+    "role_missing": "store_password_mismatch",
+    "role_cannot_login": "role_cannot_login",
+    "role_password_expired": "store_password_mismatch",
+    "role_password_missing": "store_password_mismatch",
+    "role_password_hash_incompatible": "store_password_mismatch",
+    "connection_limit_reached": "connection_limit_reached",
+    "store_placeholder_password": "store_password_mismatch",
+    "stores_disagree": "ok",
+    "store_dsn_invalid": "ok",
+    "store_unreadable": "ok",
+    "database_missing": "database_missing",
+    "server_unreachable": "server_unreachable",
+    "iam_role_blocks_password": "iam_role_blocks_password",
+    "iam_role_not_granted": "iam_role_not_granted",
+    "iam_disabled_on_instance": "ok",  # the database accepts the token; the flag is AWS-side
+    "iam_tls_missing": "iam_tls_missing",
+    "auth_failures_in_logs": "ok",
+}
+IAM_SCENARIOS = {"iam_role_blocks_password", "iam_role_not_granted",
+                 "iam_disabled_on_instance", "iam_tls_missing"}
+
+
+def test_every_scenario_is_covered():
+    listed = {line.split()[0] for line in run_labctl("scenarios").stdout.splitlines()}
+    assert listed == set(PROBE_OF_PRIMARY)
+
+
+@pytest.mark.parametrize("name", sorted(PROBE_OF_PRIMARY))
+def test_scenario_probe(name, lab):
+    if name in IAM_SCENARIOS and lab["PGAUTH_LAB_IAM_ENABLED"] != "1":
+        pytest.skip("IAM emulation off (not root)")
+    with scenario(name) as meta:
+        assert meta["expect"] == ([] if name == "healthy" else [
+            "store_password_mismatch" if name == "password_mismatch" else name])
+        options = lab_store_options(lab)
+        cred = read_credential({"store": meta["stores"][0], "stage": "current"}, options)
+        params = {**options, "login_host": cred.host, "login_port": cred.port,
+                  "login_db": cred.dbname, "ssl_mode": meta["target"]["sslmode"],
+                  "ssl_rootcert": meta["target"]["sslrootcert"], "connect_timeout": 5,
+                  "login_iam": cred.auth == "iam"}
+        result = probe(params, cred.username, cred.password)
+    assert result.category == PROBE_OF_PRIMARY[name], result.message
