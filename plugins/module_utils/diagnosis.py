@@ -190,6 +190,12 @@ def _iam_findings(facts: dict, failed: dict) -> list[dict]:
 
 def _store_findings(facts: dict, failed: dict) -> list[dict]:
     stores = facts.get("stores") or []
+    target_auth = (facts.get("target") or {}).get("auth")
+
+    def uses_iam(store: dict) -> bool:
+        # an IAM application's store rightly holds no password
+        return target_auth == "iam" or (store.get("credential") or {}).get("auth") == "iam"
+
     probes = {probe.get("store"): probe for probe in facts.get("probes") or []}
     found, explained = [], set()
     for store in stores:
@@ -202,7 +208,7 @@ def _store_findings(facts: dict, failed: dict) -> list[dict]:
                 "Restore access to the store (credentials, policy, network).")
             found.append(_finding(fid, "critical", {"store": name, "error": error}, fix))
             explained.add(name)
-        elif store.get("exists") and store.get("placeholder"):
+        elif store.get("exists") and store.get("placeholder") and not uses_iam(store):
             found.append(_finding("store_placeholder_password", "critical",
                                   {"store": name, "password_length": store.get("password_length")},
                                   _rotate(), ["stores_disagree"]))

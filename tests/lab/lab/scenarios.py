@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg2
 from psycopg2 import sql
 
 from .postgres import Postgres
@@ -82,7 +83,8 @@ class Seeder:
             path=VAULT_PATH, mount_point="secret",
             secret={**cred, "password": vault_password or password})
         self.app_dir.mkdir(parents=True, exist_ok=True)
-        dsn = dsn or (f"postgresql://{quote(APP_ROLE, safe='')}:{quote(password, safe='')}"
+        userinfo = quote(APP_ROLE, safe="") + (f":{quote(password, safe='')}" if password else "")
+        dsn = dsn or (f"postgresql://{userinfo}"
                       f"@{HOST}:{cred['port']}/{quote(cred['dbname'], safe='')}"
                       f"?sslmode=verify-full&sslrootcert={quote(str(self.pg.ca_cert), safe='/')}")
         env_file = self.app_dir / "app.env"
@@ -139,8 +141,8 @@ def role_password_hash_incompatible(seed: Seeder) -> None:
     with seed.pg.admin_cursor() as cur:
         cur.execute("SET log_statement = 'none'")
         cur.execute("SET password_encryption = 'md5'")
-        cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(APP_ROLE),
-                                                               sql.Literal(secret)))
+        statement = sql.SQL("ALTER ROLE {} PASSWORD {}")
+        cur.execute(statement.format(sql.Identifier(APP_ROLE), sql.Literal(secret)))
     seed.write_stores(secret)
 
 
@@ -196,7 +198,7 @@ def _iam_app(*extra_sql: str, iam_flag: bool = True, sslmode: str = "verify-full
     """The app uses IAM tokens: stores say auth=iam and hold no password."""
     def scenario(seed: Seeder) -> None:
         seed.create_role(None, *extra_sql)
-        seed.write_stores("iam-no-password", auth="iam", sslmode=sslmode)
+        seed.write_stores("", auth="iam", sslmode=sslmode)
         seed.target = {"auth": "iam", "sslmode": sslmode}
         if not iam_flag:
             Moto(seed.lab).ensure_rds_instance(seed.state, iam_enabled=False)
@@ -205,7 +207,6 @@ def _iam_app(*extra_sql: str, iam_flag: bool = True, sslmode: str = "verify-full
 
 def auth_failures_in_logs(seed: Seeder) -> None:
     """Everything works now, but the log shows a burst of failed logins."""
-    import psycopg2
     healthy(seed)
     for _attempt in range(5):
         with contextlib.suppress(psycopg2.OperationalError):
@@ -246,6 +247,8 @@ SCENARIOS: dict[str, tuple[Callable[[Seeder], None], str]] = {
     "auth_failures_in_logs": (auth_failures_in_logs,
                               "logins work, the log shows recent failures"),
 }
+
+
 def reset(lab: Lab, pg: Postgres, state: dict) -> None:
     pg.reset_objects()
     Moto(lab).reset(state)

@@ -112,7 +112,16 @@ class OpenBao:
             pass
         return Path(sys.executable).parent / "bao"
 
+    def sealed(self) -> bool:
+        try:
+            return bool(vault_client(self.lab).sys.is_sealed())
+        except (hvac.exceptions.VaultError, OSError):
+            return False
+
     def up(self) -> None:
+        if self.pid() is not None and self.sealed():
+            # a dev server left sealed (an interrupted seal test) cannot be used: start afresh
+            self.down()
         if self.pid() is None:
             if port_open(HOST, self.lab.vault_port):
                 raise RuntimeError(f"port {self.lab.vault_port} is taken by another process "

@@ -100,6 +100,12 @@ CASES = [
                                        "probes.0": {"store": "aws", "ok": False,
                                                     "category": "iam_role_not_granted"}}),
      ["iam_role_not_granted"]),
+    ("an IAM app's stores hold no password, which is not a placeholder",
+     facts(**{"target.auth": "iam", "role.rds_iam_member": True,
+              "stores.0.placeholder": True, "stores.0.password_length": 0,
+              "stores.0.credential": {"auth": "iam"},
+              "iam": {"iam_enabled": True, "connect_allowed": True}}),
+     []),
     ("IAM disabled on the instance, even if a probe logs in",
      facts(**{"target.auth": "iam", "role.rds_iam_member": True,
               "iam": {"iam_enabled": False, "connect_allowed": True}}),
@@ -172,6 +178,8 @@ def test_every_case_uses_known_ids_and_has_a_fix():
 
 
 def test_iam_token_stale_never_claims_open_connections_drop():
-    finding = diagnose(CASES[16][1])[0]
+    stale = next(fact_set for label, fact_set, _want in CASES if "reused token" in label)
+    finding = diagnose(stale)[0]
+    assert finding["id"] == "iam_token_stale"
     assert "new connections only" in finding["fix"]["manual"]
     assert "stay up" in finding["fix"]["manual"]
