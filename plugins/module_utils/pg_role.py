@@ -256,6 +256,11 @@ def apply(cur, plan: Plan, target: str) -> None:
                           + (f" ({detail})" if detail else "")) from None
 
 
+def role_exists(cur, name: str) -> bool:
+    cur.execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s)", (name,))
+    return bool(cur.fetchone()[0])
+
+
 def is_member(cur, role: str, group: str) -> bool:
     """Direct membership (what GRANT/REVOKE change)."""
     cur.execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m "

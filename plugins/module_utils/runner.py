@@ -4,14 +4,19 @@
 when it was not asked for, exit."""
 from __future__ import annotations
 
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError
+from ansible_collections.credops.pgauth.plugins.module_utils.logsources import LogSourceError
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import PgError
 from ansible_collections.credops.pgauth.plugins.module_utils.store import StoreError
+
+# Our errors: their messages already name the server, store, role or log source at fault.
+MODULE_ERRORS = (PgError, StoreError, AwsError, LogSourceError)
 
 
 def run_module(module, run, label: str) -> None:
     try:
         result = run(module)
-    except (PgError, StoreError) as err:
+    except MODULE_ERRORS as err:
         module.fail_json(msg=f"{label}: {err}" if label else str(err), changed=False)
     if not module._diff:
         result.pop("diff", None)

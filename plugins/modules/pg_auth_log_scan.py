@@ -123,6 +123,27 @@ from ansible_collections.credops.pgauth.plugins.module_utils.logsources import (
     expand,
     file_lines,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.runner import run_module
+
+
+def run(module: AnsibleModule) -> dict:
+    params = module.params
+    try:
+        since = parse_since(params["since"], dt.datetime.now(dt.timezone.utc))
+    except ValueError as err:
+        raise LogSourceError(str(err)) from None
+    scanner = Scanner(since, params["role"], params["max_samples"])
+    paths = expand(params["files"])
+    if params["files"] and not paths:
+        module.warn(f"no log file matches {', '.join(params['files'])}")
+    for path in paths:
+        for line in file_lines(path, since):
+            scanner.feed(line)
+    for group in params["cloudwatch_log_groups"]:
+        for line in cloudwatch_lines(params, group, since):
+            scanner.feed(line)
+    return {"changed": False, "sources": paths + params["cloudwatch_log_groups"],
+            **scanner.result()}
 
 
 def main() -> None:
@@ -139,26 +160,7 @@ def main() -> None:
         required_one_of=[("files", "cloudwatch_log_groups")],
         supports_check_mode=True,
     )
-    params = module.params
-    try:
-        since = parse_since(params["since"], dt.datetime.now(dt.timezone.utc))
-    except ValueError as err:
-        module.fail_json(msg=f"pg_auth_log_scan: {err}")
-    scanner = Scanner(since, params["role"], params["max_samples"])
-    paths = expand(params["files"])
-    if params["files"] and not paths:
-        module.warn(f"no log file matches {', '.join(params['files'])}")
-    try:
-        for path in paths:
-            for line in file_lines(path, since):
-                scanner.feed(line)
-        for group in params["cloudwatch_log_groups"]:
-            for line in cloudwatch_lines(params, group, since):
-                scanner.feed(line)
-    except LogSourceError as err:
-        module.fail_json(msg=f"pg_auth_log_scan: {err}")
-    module.exit_json(changed=False, sources=paths + params["cloudwatch_log_groups"],
-                     **scanner.result())
+    run_module(module, run, "pg_auth_log_scan")
 
 
 if __name__ == "__main__":

@@ -178,12 +178,10 @@ def run(module: AnsibleModule) -> dict:
         if plan.changed and not module.check_mode:
             apply(cur, plan, target)
             state = fetch_role(cur, params["name"])
-            facts = state.facts()
-        else:
-            facts = state.facts()
-            if plan.changed:  # check mode: say what the role would look like
-                facts.update(exists=plan.after["exists"], can_login=plan.after.get("login"),
-                             conn_limit=plan.after.get("conn_limit"))
+        facts = state.facts()
+        if plan.changed and module.check_mode:  # say what the role would look like
+            facts.update(exists=plan.after["exists"], can_login=plan.after.get("login"),
+                         conn_limit=plan.after.get("conn_limit"))
         return {
             "changed": plan.changed,
             "role": facts,

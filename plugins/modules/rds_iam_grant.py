@@ -82,8 +82,8 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
 from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import (
     apply,
     check_role_name,
-    fetch_role,
     plan_membership,
+    role_exists,
 )
 
 IAM_GROUP = "rds_iam"
@@ -93,13 +93,13 @@ def run(module: AnsibleModule) -> dict:
     params = module.params
     role, want = params["role"], params["state"] == "present"
     check_role_name(role)
+    target = describe_target(connect_kwargs(params))
     conn = admin_connect(params)
     try:
         cur = conn.cursor()
-        if not fetch_role(cur, role).exists:
-            target = describe_target(connect_kwargs(params))
+        if not role_exists(cur, role):
             raise PgError(f"role {role!r} does not exist on {target}")
-        if not fetch_role(cur, IAM_GROUP).exists:
+        if not role_exists(cur, IAM_GROUP):
             raise PgError(f"this server has no {IAM_GROUP!r} role: it is not RDS/Aurora "
                           "(or the lab), so IAM authentication is not available")
         plan = plan_membership(cur, role, IAM_GROUP, want)
@@ -107,7 +107,7 @@ def run(module: AnsibleModule) -> dict:
             module.warn(f"{role!r} is now in {IAM_GROUP}: on RDS it can no longer log in with a "
                         "password, only with IAM auth tokens over TLS")
         if plan.changed and not module.check_mode:
-            apply(cur, plan, describe_target(connect_kwargs(params)))
+            apply(cur, plan, target)
         return {"changed": plan.changed, "member": want,
                 "queries": [text for _stmt, text in plan.statements],
                 "diff": {"before": plan.before, "after": plan.after}}

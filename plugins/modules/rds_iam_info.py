@@ -110,7 +110,6 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
     AWS_ARGSPEC,
-    AwsError,
     rds_auth_token,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.iam_policy import connect_arn
@@ -118,6 +117,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import (
     connect_decision,
     describe_database,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.runner import run_module
 
 
 def run(module: AnsibleModule) -> dict:
@@ -154,11 +154,7 @@ def main() -> None:
         mutually_exclusive=[("db_instance_identifier", "db_cluster_identifier")],
         supports_check_mode=True,
     )
-    try:
-        result = run(module)
-    except AwsError as err:
-        module.fail_json(msg=f"rds_iam_info {module.params['db_user']!r}: {err}")
-    module.exit_json(**result)
+    run_module(module, run, f"rds_iam_info {module.params['db_user']!r}")
 
 
 if __name__ == "__main__":
