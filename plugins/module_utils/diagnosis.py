@@ -18,6 +18,11 @@ the fingerprints secret_value_info returns.
 """
 from __future__ import annotations
 
+import json
+import shlex
+
+# the vars file the user gave diagnose: the fix runs with the same inputs plus extra_vars
+VARS_FILE_HINT = "@vars.yml"
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 TITLES = {
@@ -49,10 +54,22 @@ TITLES = {
 FINDING_IDS = tuple(TITLES)
 
 
+def fix_command(runbook: str | None, extra_vars: dict) -> str | None:
+    """The command line that applies a fix: the runbook with diagnose's vars plus extra_vars."""
+    if not runbook:
+        return None
+    command = f"ansible-playbook credops.pgauth.{runbook} -e {VARS_FILE_HINT}"
+    if extra_vars:
+        command += " -e " + shlex.quote(json.dumps(extra_vars, sort_keys=True))
+    return command
+
+
 def _finding(fid: str, severity: str, evidence: dict, fix: dict, explains=()) -> dict:
+    extra_vars = fix.get("extra_vars", {})
     return {"id": fid, "severity": severity, "title": TITLES[fid], "evidence": evidence,
-            "fix": {"runbook": fix.get("runbook"), "extra_vars": fix.get("extra_vars", {}),
-                    "manual": fix.get("manual")},
+            "fix": {"runbook": fix.get("runbook"), "extra_vars": extra_vars,
+                    "manual": fix.get("manual"),
+                    "command": fix_command(fix.get("runbook"), extra_vars)},
             "explains": list(explains)}
 
 
@@ -180,7 +197,8 @@ def _iam_findings(facts: dict, failed: dict) -> list[dict]:
     if not found and (worked_then_broke or "iam_token_stale" in failed):
         found.append(_finding("iam_token_stale", "critical",
                               {"role": name, "last_success": logs.get("last_success"),
-                               "first_failure": logs.get("first_failure")},
+                               "first_failure": logs.get("first_failure"),
+                               "reasons": logs.get("by_reason") or {}},
                               _manual("Generate a fresh token for every new connection (in the "
                                       "pool's connect hook); a token is valid 15 minutes for "
                                       "new connections only, while sessions already open stay "

@@ -150,8 +150,9 @@ class Scanner:
     """Feed it lines (any source, in order); ask for the per-role summary at the end."""
 
     def __init__(self, since: dt.datetime | None = None, role: str | None = None,
-                 max_samples: int = 5):
-        self.since, self.role, self.max_samples = since, role, max_samples
+                 max_samples: int = 5, until: dt.datetime | None = None):
+        # until: lines from then on are not counted (diagnose's own logins come after it)
+        self.since, self.until, self.role, self.max_samples = since, until, role, max_samples
         self.roles: dict[str, RoleStats] = {}
         self.lines = 0
         self.matched = 0
@@ -166,7 +167,10 @@ class Scanner:
         return stats
 
     def _in_window(self, stamp: dt.datetime | None) -> bool:
-        return self.since is None or stamp is None or stamp >= self.since
+        if stamp is None:
+            return True
+        return ((self.since is None or stamp >= self.since)
+                and (self.until is None or stamp < self.until))
 
     def feed(self, line: str) -> None:
         self.lines += 1

@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError, client
+from ansible_collections.credops.pgauth.plugins.module_utils.logscan import Scanner, parse_since
 
 try:
     import botocore.exceptions
@@ -64,3 +65,25 @@ def cloudwatch_lines(params: dict, group: str, since: dt.datetime | None,
         raise LogSourceError(f"CloudWatch log group {group}: {code}") from None
     except botocore.exceptions.BotoCoreError as err:
         raise LogSourceError(f"CloudWatch log group {group}: {type(err).__name__}") from None
+
+
+def scan_logs(params: dict, files: list[str], groups: list[str], since: str | None,
+              role: str | None, max_samples: int, warn=None,
+              until: dt.datetime | None = None) -> dict:
+    """pg_auth_log_scan: auth failures per role over the files' and log groups' lines
+    (before until, when given)."""
+    try:
+        start = parse_since(since, dt.datetime.now(dt.timezone.utc))
+    except ValueError as err:
+        raise LogSourceError(str(err)) from None
+    scanner = Scanner(start, role, max_samples, until)
+    paths = expand(files)
+    if files and not paths and warn is not None:
+        warn(f"no log file matches {', '.join(files)}")
+    for path in paths:
+        for line in file_lines(path, start):
+            scanner.feed(line)
+    for group in groups:
+        for line in cloudwatch_lines(params, group, start):
+            scanner.feed(line)
+    return {"sources": paths + list(groups), **scanner.result()}

@@ -80,7 +80,13 @@ def connect_kwargs(params: dict, password: str | None = None, user: str | None =
 
 
 class PgError(Exception):
-    """A PostgreSQL operation failed; the message names the server, role and statement kind."""
+    """A PostgreSQL operation failed; the message names the server, role and statement kind.
+
+    category: the finding id of a failed login (see LOGIN_RULES), when that is what failed."""
+
+    def __init__(self, message: str, category: str | None = None):
+        super().__init__(message)
+        self.category = category
 
 
 def describe_target(kwargs: dict) -> str:
@@ -112,7 +118,7 @@ def admin_connect(params: dict):
         category, _state = classify_login_error(str(err), "iam" if params.get("login_iam")
                                                 else "password")
         raise PgError(f"cannot log in as {describe_target(kwargs)} ({category}): "
-                      f"{first_fatal(str(err))}") from None
+                      f"{first_fatal(str(err))}", category) from None
     conn.autocommit = True
     return conn
 

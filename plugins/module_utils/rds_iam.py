@@ -12,6 +12,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.iam_policy import (
     ALLOWED,
     EXPLICIT_DENY,
     IMPLICIT_DENY,
+    connect_arn,
     evaluate,
 )
 
@@ -142,3 +143,15 @@ def connect_decision(params: dict, principal_arn: str, resource_arn: str) -> dic
 def _fallback_note(reason: str, count: int) -> str:
     return (f"simulate_principal_policy unavailable ({reason}); evaluated {count} identity "
             "policies here (no SCPs, permission boundaries or session policies)")
+
+
+def iam_facts(params: dict, instance: str | None, cluster: str | None, db_user: str,
+              principal_arn: str | None) -> dict:
+    """The database's IAM flag and endpoint, the connect ARN for db_user, and, given a
+    principal, whether its policies allow rds-db:connect on that ARN."""
+    db = describe_database(params, instance, cluster)
+    arn = connect_arn(db["region"], db["account"], db["resource_id"], db_user)
+    facts = {**db, "connect_arn": arn}
+    if principal_arn:
+        facts.update(connect_decision(params, principal_arn, arn))
+    return facts

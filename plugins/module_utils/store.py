@@ -249,3 +249,51 @@ def read_credential(ref: dict, options: dict) -> Credential:
     if cred is None:
         raise StoreError(f"store {store.name!r}: no {ref.get('stage') or 'current'} value")
     return cred
+
+
+def with_store_credential(params: dict, ref: dict, hide) -> dict:
+    """params with a store's credential filled in, for a login the way the application makes
+    it: the credential's username, password, host, port, dbname and sslmode win where it has
+    them; ``user`` and the login_* options fill the gaps; auth=iam asks for a token.
+    hide(password) registers the secret with the module's no_log values."""
+    cred = read_credential(ref, params)
+    if cred.password:
+        hide(cred.password)
+    from_store = {"user": cred.username or params.get("user"), "password": cred.password,
+                  "login_host": cred.host, "login_port": cred.port, "login_db": cred.dbname,
+                  "ssl_mode": cred.sslmode,
+                  "login_iam": bool(params.get("login_iam")) or cred.auth == "iam"}
+    return {**params, **{key: value for key, value in from_store.items() if value is not None}}
+
+
+def with_admin_from_store(params: dict, hide) -> dict:
+    """params whose login_password (and login_user, when not given) come from the store that
+    login_password_from points at: an admin password never passes through playbook vars."""
+    ref = params.get("login_password_from")
+    if not ref:
+        return params
+    cred = read_credential(ref, params)
+    if not cred.password:
+        raise StoreError(f"store {ref['store'].get('name') or ref['store']['type']!r}: "
+                         "the admin credential has no password")
+    hide(cred.password)
+    return {**params, "login_user": params.get("login_user") or cred.username,
+            "login_password": cred.password}
+
+
+def validated_stores(items: list, option: str) -> list[dict]:
+    """Store dicts from a list option, checked against STORE_OPTION_SPEC (a module option
+    that takes a list of stores declares it without suboptions, so its docs stay short)."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    validator = ArgumentSpecValidator(STORE_OPTION_SPEC)
+    stores = []
+    for index, item in enumerate(items or []):
+        if not isinstance(item, dict):
+            raise StoreError(f"{option}[{index}]: a store must be a dict, got "
+                             f"{type(item).__name__}")
+        checked = validator.validate(item)
+        if checked.error_messages:
+            label = item.get("name") or index
+            raise StoreError(f"{option}[{label}]: {'; '.join(checked.error_messages)}")
+        stores.append(checked.validated_parameters)
+    return stores

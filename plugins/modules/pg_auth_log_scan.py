@@ -111,39 +111,19 @@ since:
   type: str
 """
 
-import datetime as dt
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import AWS_ARGSPEC
-from ansible_collections.credops.pgauth.plugins.module_utils.logscan import Scanner, parse_since
-from ansible_collections.credops.pgauth.plugins.module_utils.logsources import (
-    LogSourceError,
-    cloudwatch_lines,
-    expand,
-    file_lines,
-)
+from ansible_collections.credops.pgauth.plugins.module_utils.logsources import scan_logs
 from ansible_collections.credops.pgauth.plugins.module_utils.runner import run_module
 
 
 def run(module: AnsibleModule) -> dict:
     params = module.params
-    try:
-        since = parse_since(params["since"], dt.datetime.now(dt.timezone.utc))
-    except ValueError as err:
-        raise LogSourceError(str(err)) from None
-    scanner = Scanner(since, params["role"], params["max_samples"])
-    paths = expand(params["files"])
-    if params["files"] and not paths:
-        module.warn(f"no log file matches {', '.join(params['files'])}")
-    for path in paths:
-        for line in file_lines(path, since):
-            scanner.feed(line)
-    for group in params["cloudwatch_log_groups"]:
-        for line in cloudwatch_lines(params, group, since):
-            scanner.feed(line)
-    return {"changed": False, "sources": paths + params["cloudwatch_log_groups"],
-            **scanner.result()}
+    return {"changed": False,
+            **scan_logs(params, params["files"], params["cloudwatch_log_groups"],
+                        params["since"], params["role"], params["max_samples"], module.warn)}
 
 
 def main() -> None:

@@ -126,24 +126,14 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     STORE_REF_SPEC,
-    read_credential,
+    with_store_credential,
 )
 
 
-def with_store_credential(module: AnsibleModule) -> dict:
-    """Module parameters with the store's credential filled in (its fields win)."""
-    params = module.params
-    cred = read_credential(params["password_from"], params)
-    if cred.password:
-        module.no_log_values.add(cred.password)
-    from_store = {"user": cred.username or params["user"], "password": cred.password,
-                  "login_host": cred.host, "login_port": cred.port, "login_db": cred.dbname,
-                  "ssl_mode": cred.sslmode, "login_iam": params["login_iam"] or cred.auth == "iam"}
-    return {**params, **{key: value for key, value in from_store.items() if value is not None}}
-
-
 def run(module: AnsibleModule) -> dict:
-    params = with_store_credential(module) if module.params["password_from"] else module.params
+    params = module.params
+    if params["password_from"]:
+        params = with_store_credential(params, params["password_from"], module.no_log_values.add)
     user = params["user"] or params["login_user"]
     if not user:
         raise PgError("give user (or login_user / PGUSER)")

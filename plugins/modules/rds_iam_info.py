@@ -112,29 +112,23 @@ from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
     AWS_ARGSPEC,
     rds_auth_token,
 )
-from ansible_collections.credops.pgauth.plugins.module_utils.iam_policy import connect_arn
-from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import (
-    connect_decision,
-    describe_database,
-)
+from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import iam_facts
 from ansible_collections.credops.pgauth.plugins.module_utils.runner import run_module
 
 
 def run(module: AnsibleModule) -> dict:
     params = module.params
-    db = describe_database(params, params["db_instance_identifier"],
-                           params["db_cluster_identifier"])
-    arn = connect_arn(db["region"], db["account"], db["resource_id"], params["db_user"])
-    result = {"changed": False, **db, "connect_arn": arn}
-    if not db["iam_enabled"]:
+    result = {"changed": False, **iam_facts(params, params["db_instance_identifier"],
+                                            params["db_cluster_identifier"], params["db_user"],
+                                            params["principal_arn"])}
+    if not result["iam_enabled"]:
         module.warn("IAM database authentication is disabled on this database: tokens are "
                     "refused whatever the policies say")
-    if params["principal_arn"]:
-        result.update(connect_decision(params, params["principal_arn"], arn))
     if params["generate_token"] is not None:
-        host = params["generate_token"].get("host") or db["endpoint"]
-        port = params["generate_token"].get("port") or db["port"]
-        result["token"] = rds_auth_token({**params, "region": params["region"] or db["region"]},
+        host = params["generate_token"].get("host") or result["endpoint"]
+        port = params["generate_token"].get("port") or result["port"]
+        region = params["region"] or result["region"]
+        result["token"] = rds_auth_token({**params, "region": region},
                                          host, port, params["db_user"])
     return result
 

@@ -190,15 +190,21 @@ full_page_writes = off
             target.write_text(conf)
             self._chown(target)
 
-    def hba_text(self) -> str:
+    def hba_text(self, variant: str = "rds") -> str:
+        """rds: the RDS-shaped rules.  force_ssl: plain TCP rejected for everyone (RDS with
+        rds.force_ssl=1).  admin_db_only: password logins only to the postgres database, so
+        the app's database has no rule (a self-hosted hba edited too tightly)."""
         pam = f"pam pamservice={self.lab.pam_service}"
-        return f"""# RDS-shaped rules, written by labctl
+        databases = "postgres" if variant == "admin_db_only" else "all"
+        plain = (f"hostnossl all      all        {HOST}/32     reject" if variant == "force_ssl"
+                 else f"host    {databases:8} all        {HOST}/32     scram-sha-256")
+        return f"""# RDS-shaped rules, written by labctl ({variant})
 # TYPE  DATABASE USER       ADDRESS          METHOD
 local   all      all                         trust
 hostssl all      +rds_iam   {HOST}/32     {pam}
 host    all      +rds_iam   {HOST}/32     reject
-hostssl all      all        {HOST}/32     scram-sha-256
-host    all      all        {HOST}/32     scram-sha-256
+hostssl {databases:8} all        {HOST}/32     scram-sha-256
+{plain}
 """
 
     def write_hba(self, text: str | None = None) -> bool:

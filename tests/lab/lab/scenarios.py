@@ -8,12 +8,15 @@ tests and playbooks can find the role, database and stores.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
+import botocore.auth
 import psycopg2
 from psycopg2 import sql
 
@@ -40,6 +43,8 @@ class Seeder:
         self.target: dict = {}          # overrides of the recorded target
         self.store_overrides: dict = {}  # store name -> extra keys of its store dict
         self.expect: list[str] = []      # the finding ids diagnose should name first
+        # the logs diagnose should read: from the start of this scenario, not the earlier ones
+        self.started = dt.datetime.now(dt.timezone.utc)
 
     def credential(self, password: str) -> dict:
         return {"username": APP_ROLE, "password": password, "host": HOST,
@@ -102,6 +107,8 @@ class Seeder:
                        "sslrootcert": str(self.pg.ca_cert),
                        "rds_instance_id": RDS_INSTANCE, "region": REGION, **self.target},
             "stores": self.stores(),
+            "logs": {"files": [str(self.pg.logfile), str(self.pg.iam_log)],
+                     "since": self.started.isoformat(timespec="milliseconds")},
             "expect": self.expect,
         }
         (self.lab.dir / "scenario.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -189,9 +196,13 @@ def server_unreachable(seed: Seeder) -> None:
 
 
 def iam_role_blocks_password(seed: Seeder) -> None:
+    """The app sends a password with libpq's default sslmode=prefer: PAM refuses it over TLS,
+    then libpq retries without TLS and gets the hba reject, a red herring."""
     secret = new_password()
     seed.create_role(secret, "GRANT rds_iam TO {role}")
-    seed.write_stores(secret)
+    seed.write_stores(secret, sslmode="prefer", dsn=(
+        f"postgresql://{APP_ROLE}:{quote(secret, safe='')}@{HOST}:{seed.lab.pg_port}/"
+        f"{APP_DB}?sslmode=prefer"))
 
 
 def _iam_app(*extra_sql: str, iam_flag: bool = True, sslmode: str = "verify-full"):
@@ -203,6 +214,59 @@ def _iam_app(*extra_sql: str, iam_flag: bool = True, sslmode: str = "verify-full
         if not iam_flag:
             Moto(seed.lab).ensure_rds_instance(seed.state, iam_enabled=False)
     return scenario
+
+
+def _hba_variant(variant: str, sslmode: str):
+    """Working credentials, but the server's hba rules refuse how the app connects."""
+    def scenario(seed: Seeder) -> None:
+        secret = new_password()
+        seed.create_role(secret)
+        seed.write_stores(secret, sslmode=sslmode, dsn=(
+            f"postgresql://{APP_ROLE}:{quote(secret, safe='')}@{HOST}:{seed.lab.pg_port}/"
+            f"{APP_DB}?sslmode={sslmode}&sslrootcert={quote(str(seed.pg.ca_cert), safe='/')}"))
+        if seed.pg.write_hba(seed.pg.hba_text(variant)):
+            seed.pg.reload()
+    return scenario
+
+
+def _iam_token(seed: Seeder, age_minutes: int = 0) -> str:
+    """An RDS IAM token for app_user signed age_minutes ago with the lab's key."""
+    rds = aws_client(seed.lab, "rds", seed.state)
+    if not age_minutes:
+        return rds.generate_db_auth_token(HOST, seed.lab.pg_port, APP_ROLE)
+    real_now = botocore.auth.get_current_datetime
+    botocore.auth.get_current_datetime = (
+        lambda *args, **kw: real_now(*args, **kw) - dt.timedelta(minutes=age_minutes))
+    try:
+        return rds.generate_db_auth_token(HOST, seed.lab.pg_port, APP_ROLE)
+    finally:
+        botocore.auth.get_current_datetime = real_now
+
+
+def iam_token_stale(seed: Seeder) -> None:
+    """IAM works: a connection logs in with a fresh token; a pool then opens a new connection
+    with the same token 16 minutes later, and PAM refuses it."""
+    _iam_app("GRANT rds_iam TO {role}")(seed)
+    login = {"host": HOST, "port": seed.lab.pg_port, "user": APP_ROLE, "dbname": APP_DB,
+             "sslmode": "verify-full", "sslrootcert": str(seed.pg.ca_cert), "connect_timeout": 5}
+    with contextlib.suppress(psycopg2.OperationalError):  # IAM emulation off: no success logged
+        psycopg2.connect(password=_iam_token(seed), **login).close()
+    time.sleep(0.01)  # the failure is logged strictly after the success
+    with contextlib.suppress(psycopg2.OperationalError):
+        psycopg2.connect(password=_iam_token(seed, age_minutes=16), **login).close()
+
+
+def iam_policy_denies_connect(seed: Seeder) -> None:
+    """The app's IAM role may rds-db:connect, but as another database user."""
+    _iam_app("GRANT rds_iam TO {role}")(seed)
+    iam = aws_client(seed.lab, "iam", seed.state)
+    rds = aws_client(seed.lab, "rds", seed.state)
+    db = rds.describe_db_instances(DBInstanceIdentifier=RDS_INSTANCE)["DBInstances"][0]
+    account = db["DBInstanceArn"].split(":")[4]
+    other = f"arn:aws:rds-db:{REGION}:{account}:dbuser:{db['DbiResourceId']}/reporting_user"
+    seed.target["iam_principal_arn"] = Moto(seed.lab).ensure_app_principal(
+        seed.state, "lab-app", [{"Effect": "Allow", "Action": "rds-db:connect",
+                                 "Resource": other}], iam)
 
 
 def auth_failures_in_logs(seed: Seeder) -> None:
@@ -244,6 +308,14 @@ SCENARIOS: dict[str, tuple[Callable[[Seeder], None], str]] = {
                                  "the app uses IAM; lab-db has IAM authentication off"),
     "iam_tls_missing": (_iam_app("GRANT rds_iam TO {role}", sslmode="disable"),
                         "the app uses IAM tokens without TLS"),
+    "tls_required": (_hba_variant("force_ssl", "disable"),
+                     "the server rejects plain TCP (rds.force_ssl); the app uses sslmode=disable"),
+    "no_hba_entry": (_hba_variant("admin_db_only", "verify-full"),
+                     "pg_hba.conf has no rule for the app's database"),
+    "iam_token_stale": (iam_token_stale,
+                        "an IAM login worked, then a new connection reused the old token"),
+    "iam_policy_denies_connect": (iam_policy_denies_connect,
+                                  "the app's IAM role may connect only as another user"),
     "auth_failures_in_logs": (auth_failures_in_logs,
                               "logins work, the log shows recent failures"),
 }

@@ -1,6 +1,7 @@
 """moto_server (the AWS stand-in) and the OpenBao dev server (the Vault API)."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 import urllib.error
@@ -81,6 +82,21 @@ class Moto:
         if current.get("IAMDatabaseAuthenticationEnabled") != iam_enabled:
             rds.modify_db_instance(DBInstanceIdentifier=RDS_INSTANCE, ApplyImmediately=True,
                                    EnableIAMDatabaseAuthentication=iam_enabled)
+
+    def ensure_app_principal(self, state: dict, name: str, statements: list[dict],
+                             iam=None) -> str:
+        """An IAM role for the lab's app, with exactly these policy statements; its ARN."""
+        iam = iam or aws_client(self.lab, "iam", state)
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole"}]})
+        try:
+            arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        except iam.exceptions.EntityAlreadyExistsException:
+            arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+        iam.put_role_policy(RoleName=name, PolicyName="db", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": statements}))
+        return arn
 
     def reset(self, state: dict) -> None:
         sm = aws_client(self.lab, "secretsmanager", state)

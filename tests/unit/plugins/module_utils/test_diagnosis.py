@@ -158,9 +158,20 @@ def test_stale_and_working_stores_are_named():
     finding = diagnose(facts(**{"stores.0.password_fingerprint": "old",
                                 "probes.0": {"store": "aws", **MISMATCH}}))[0]
     assert finding["evidence"]["working"] == ["vault"] and finding["evidence"]["stale"] == ["aws"]
-    assert finding["fix"] == {"runbook": "rotate", "manual": None,
-                              "extra_vars": {"pgauth_strategy": "single_user",
-                                             "pgauth_source_store": "vault"}}
+    assert finding["fix"] == {
+        "runbook": "rotate", "manual": None,
+        "extra_vars": {"pgauth_strategy": "single_user", "pgauth_source_store": "vault"},
+        "command": "ansible-playbook credops.pgauth.rotate -e @vars.yml -e "
+                   "'{\"pgauth_source_store\": \"vault\", \"pgauth_strategy\": \"single_user\"}'"}
+
+
+def test_fix_command_is_one_shell_word_per_argument():
+    import shlex
+    command = diagnose(both_fail(**{"role.expired": True}))[0]["fix"]["command"]
+    words = shlex.split(command)
+    assert words[:5] == ["ansible-playbook", "credops.pgauth.rotate", "-e", "@vars.yml", "-e"]
+    assert json.loads(words[5]) == {"pgauth_strategy": "single_user",
+                                    "pgauth_valid_until": "infinity"}
 
 
 def test_verdicts():

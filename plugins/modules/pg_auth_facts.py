@@ -1,0 +1,239 @@
+#!/usr/bin/python
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_auth_facts
+short_description: Everything that explains a role's failed logins, gathered in one process
+version_added: 0.1.0
+description:
+  - Read-only. Gathers, in one module run, what the diagnose and verify runbooks judge a role
+    by. The role and its server as M(credops.pgauth.pg_role_info) returns them. Each store of
+    O(stores) as M(credops.pgauth.secret_value_info) describes it, with a fingerprint key
+    shared by the stores of this run. A login with each store's credential, the way the
+    application makes it, as M(credops.pgauth.pg_login_probe). With O(db_instance_identifier)
+    or O(db_cluster_identifier), the AWS side of IAM auth as M(credops.pgauth.rds_iam_info).
+    With O(log_files) or O(cloudwatch_log_groups), the log scan of
+    M(credops.pgauth.pg_auth_log_scan).
+  - One process instead of one task per check (each Ansible task costs a process), and the
+    independent checks run in parallel.
+  - A check that cannot be made is a fact, not a failure. An admin login that fails gives
+    C(admin_error), an unreadable store C(readable=false) with its error, an AWS or log error
+    an entry in C(errors). The module fails only on bad options.
+  - No secret is returned. Stores are compared by keyed fingerprints, with a random key per
+    run unless O(fingerprint_key) is given.
+  - Feed the result, with C(target), to the P(credops.pgauth.findings#filter) filter.
+options:
+  role:
+    description: The application's login role (case-sensitive).
+    type: str
+    required: true
+  dbname:
+    description:
+      - The application's database, for logins with a store whose credential does not name
+        one. Defaults to O(login_db).
+    type: str
+  auth:
+    description:
+      - How the application logs in. With V(iam), every store's credential is probed with a
+        fresh IAM token over TLS, whatever the store says.
+    type: str
+    choices: [password, iam]
+    default: password
+  stores:
+    description:
+      - The application's stores, primary first. Each item is a store dict, the same as the
+        O(credops.pgauth.secret_value_info#module:store) option and as an item of
+        C(pgauth_stores).
+      - Connection settings in a store dict override the module-level AWS and Vault options.
+    type: list
+    elements: dict
+    default: []
+  login_password_from:
+    description:
+      - Read the admin's password (and user, unless O(login_user) is given) from a store,
+        inside the module. A dict with C(store) (a store dict) and C(stage) (default
+        V(current)).
+    type: dict
+  probe:
+    description: Log in with each store's credential. V(false) reads the stores only.
+    type: bool
+    default: true
+  db_instance_identifier:
+    description: The RDS instance, for the IAM flag, endpoint and connect ARN.
+    type: str
+  db_cluster_identifier:
+    description: The Aurora cluster, instead of O(db_instance_identifier).
+    type: str
+  principal_arn:
+    description:
+      - The application's IAM principal (user or role ARN); with an RDS identifier, whether its
+        policies allow C(rds-db:connect) as O(role).
+    type: str
+  log_files:
+    description: PostgreSQL log files to scan for the role's failed logins (globs).
+    type: list
+    elements: str
+    default: []
+  cloudwatch_log_groups:
+    description: CloudWatch log groups to scan, such as C(/aws/rds/instance/NAME/postgresql).
+    type: list
+    elements: str
+    default: []
+  logs_since:
+    description: How far back to scan the logs, such as V(15m), V(1h) or an ISO timestamp.
+    type: str
+    default: 1h
+  fingerprint_key:
+    description:
+      - Key of the password fingerprints. Give one only to compare fingerprints across runs.
+    type: str
+extends_documentation_fragment:
+  - credops.pgauth.postgres
+  - credops.pgauth.aws
+  - credops.pgauth.vault
+  - credops.pgauth.attributes
+  - credops.pgauth.attributes.info_module
+author:
+  - credops maintainers (@credops)
+"""
+
+EXAMPLES = r"""
+- name: Gather everything about app_user's logins
+  credops.pgauth.pg_auth_facts:
+    login_host: db.example.internal
+    login_user: postgres
+    login_password_from:
+      store: {name: admin, type: aws_secretsmanager, secret_id: prod/postgres-admin}
+    ssl_mode: verify-full
+    role: app_user
+    dbname: appdb
+    stores:
+      - {name: aws-app, type: aws_secretsmanager, secret_id: prod/app_user}
+      - {name: vault-app, type: vault_kv2, path: apps/app_user}
+      - {name: app-env, type: file, path: /srv/app/.env, format: dotenv, key: DATABASE_URL}
+    db_instance_identifier: prod-db
+    log_files: [/var/log/postgresql/postgresql-*.log]
+    logs_since: 1h
+  register: app_user_facts
+
+- name: Findings, root cause first
+  ansible.builtin.debug:
+    msg: >-
+      {{ {'target': {'role': 'app_user', 'auth': 'password'}} | combine(app_user_facts)
+         | credops.pgauth.findings }}
+"""
+
+RETURN = r"""
+admin_error:
+  description: Why the admin connection failed (the finding id, a colon, the message), or null.
+  returned: always
+  type: str
+server:
+  description: Server facts, as M(credops.pgauth.pg_role_info) returns them.
+  returned: always
+  type: dict
+role:
+  description: The role's facts, as M(credops.pgauth.pg_role_info) returns them.
+  returned: always
+  type: dict
+sessions:
+  description: The role's sessions, with their ages.
+  returned: always
+  type: list
+  elements: dict
+hba_rules:
+  description: The C(pg_hba.conf) rules that could match the role, where readable.
+  returned: always
+  type: list
+  elements: dict
+stores:
+  description:
+    - One item per store, in order, as M(credops.pgauth.secret_value_info) returns it
+      (C(readable=false) and C(error) for a store that cannot be read).
+  returned: always
+  type: list
+  elements: dict
+probes:
+  description:
+    - One item per store, in order, as M(credops.pgauth.pg_login_probe) returns it, plus
+      C(store) and C(probed) (false when the store gave no credential to try).
+  returned: always
+  type: list
+  elements: dict
+iam:
+  description: The AWS side of IAM auth, as M(credops.pgauth.rds_iam_info) returns it.
+  returned: always
+  type: dict
+logs:
+  description: The log scan, as M(credops.pgauth.pg_auth_log_scan) returns it.
+  returned: always
+  type: dict
+errors:
+  description: Checks that could not be made (AWS, logs), each naming what failed.
+  returned: always
+  type: list
+  elements: str
+timings:
+  description: Seconds spent per check (C(role), C(store:N), C(probe:N), C(iam), C(logs)).
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.credops.pgauth.plugins.module_utils.facts import gather_facts
+from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
+    postgres_argument_spec,
+    run_pg_module,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import check_role_name
+from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+    StoreError,
+    validated_stores,
+    with_admin_from_store,
+)
+
+
+def run(module: AnsibleModule) -> dict:
+    params = dict(module.params)
+    check_role_name(params["role"])
+    params["stores"] = validated_stores(params["stores"], "stores")
+    if params["login_password_from"] is not None:
+        ref = params["login_password_from"]
+        if not isinstance(ref.get("store"), dict):
+            raise StoreError("login_password_from needs store: a store dict")
+        params["login_password_from"] = {
+            "store": validated_stores([ref["store"]], "login_password_from.store")[0],
+            "stage": ref.get("stage") or "current"}
+    params = with_admin_from_store(params, module.no_log_values.add)
+    return {"changed": False, **gather_facts(params, module.no_log_values.add)}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=postgres_argument_spec(
+            with_stores=True,
+            role={"type": "str", "required": True},
+            dbname={"type": "str"},
+            auth={"type": "str", "default": "password", "choices": ["password", "iam"]},
+            stores={"type": "list", "elements": "dict", "default": []},
+            login_password_from={"type": "dict", "no_log": False},
+            probe={"type": "bool", "default": True},
+            db_instance_identifier={"type": "str"},
+            db_cluster_identifier={"type": "str"},
+            principal_arn={"type": "str"},
+            log_files={"type": "list", "elements": "str", "default": []},
+            cloudwatch_log_groups={"type": "list", "elements": "str", "default": []},
+            logs_since={"type": "str", "default": "1h"},
+            fingerprint_key={"type": "str", "no_log": True},
+        ),
+        mutually_exclusive=[("db_instance_identifier", "db_cluster_identifier")],
+        supports_check_mode=True,
+    )
+    run_pg_module(module, run, f"pg_auth_facts {module.params['role']!r}")
+
+
+if __name__ == "__main__":
+    main()
