@@ -29,9 +29,14 @@ PROBE_OF_PRIMARY = {
     "iam_disabled_on_instance": "ok",  # the database accepts the token; the flag is AWS-side
     "iam_tls_missing": "iam_tls_missing",
     "auth_failures_in_logs": "ok",
+    "tls_required": "tls_required",
+    "no_hba_entry": "no_hba_entry",
+    "iam_token_stale": "ok",            # a fresh token logs in; the log shows the stale one
+    "iam_policy_denies_connect": "ok",  # the operator's key may connect; the app's role not
 }
 IAM_SCENARIOS = {"iam_role_blocks_password", "iam_role_not_granted",
-                 "iam_disabled_on_instance", "iam_tls_missing"}
+                 "iam_disabled_on_instance", "iam_tls_missing", "iam_token_stale",
+                 "iam_policy_denies_connect"}
 
 
 def test_every_scenario_is_covered():
@@ -49,7 +54,8 @@ def test_scenario_probe(name, lab):
         options = lab_store_options(lab)
         cred = read_credential({"store": meta["stores"][0], "stage": "current"}, options)
         params = {**options, "login_host": cred.host, "login_port": cred.port,
-                  "login_db": cred.dbname, "ssl_mode": meta["target"]["sslmode"],
+                  "login_db": cred.dbname,
+                  "ssl_mode": cred.sslmode or meta["target"]["sslmode"],
                   "ssl_rootcert": meta["target"]["sslrootcert"], "connect_timeout": 5,
                   "login_iam": cred.auth == "iam"}
         result = probe(params, cred.username, cred.password)
