@@ -63,8 +63,10 @@ def lab_secrets(lab: dict) -> set[str]:
     data = vault.secrets.kv.v2.read_secret_version(path="lab/app_user", mount_point="secret",
                                                    raise_on_deleted_version=True)
     found.add(data["data"]["data"].get("password") or "")
-    env_file = Path(lab["PGAUTH_LAB_DIR"]) / "app" / "app.env"
-    for line in env_file.read_text().splitlines():
+    app_dir = Path(lab["PGAUTH_LAB_DIR"]) / "app"
+    config = yaml.safe_load((app_dir / "config.yml").read_text())
+    found.add(str(config["database"].get("password") or ""))
+    for line in (app_dir / "app.env").read_text().splitlines():
         if line.startswith("DATABASE_URL="):
             url = line.partition("=")[2]
             found.add(unquote(urlsplit(url).password or ""))
@@ -88,10 +90,10 @@ def snapshot(lab: dict) -> dict:
                 for secret in page["SecretList"]}
     vault = hvac.Client(url=lab["VAULT_ADDR"], token=lab["VAULT_TOKEN"])
     meta = vault.secrets.kv.v2.read_secret_metadata(path="lab/app_user", mount_point="secret")
-    env_file = Path(lab["PGAUTH_LAB_DIR"]) / "app" / "app.env"
+    files = {path.name: (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
+             for path in sorted((Path(lab["PGAUTH_LAB_DIR"]) / "app").iterdir())}
     return {"roles": roles, "aws": versions, "vault": meta["data"]["current_version"],
-            "file": hashlib.sha256(env_file.read_bytes()).hexdigest(),
-            "file_mtime": env_file.stat().st_mtime_ns}
+            "files": files}
 
 
 def assert_no_leak(texts: dict[str, str], secrets: set[str]) -> None:

@@ -60,6 +60,8 @@ class Seeder:
              "format": "json"},
             {"name": "vault-app", "type": "vault_kv2", "mount_point": "secret",
              "path": VAULT_PATH, "format": "json"},
+            {"name": "app-config", "type": "file", "path": str(self.app_dir / "config.yml"),
+             "format": "yaml", "key": "database", "value_format": "json"},
             {"name": "app-env", "type": "file", "path": str(self.app_dir / "app.env"),
              "format": "dotenv", "key": "DATABASE_URL"},
         ]
@@ -92,6 +94,19 @@ class Seeder:
         dsn = dsn or (f"postgresql://{userinfo}"
                       f"@{HOST}:{cred['port']}/{quote(cred['dbname'], safe='')}"
                       f"?sslmode=verify-full&sslrootcert={quote(str(self.pg.ca_cert), safe='/')}")
+        config = self.app_dir / "config.yml"
+        config.write_text("# the app's config (credops.pgauth lab)\napp:\n  name: lab-app\n"
+                          "database:\n" + "".join(
+                              f"  {key}: {json.dumps(cred[field])}\n" for key, field in (
+                                  ("host", "host"), ("port", "port"), ("name", "dbname"),
+                                  ("user", "username"), ("password", "password"))))
+        if cred.get("sslmode"):
+            with config.open("a") as out:
+                out.write(f"  sslmode: {cred['sslmode']}\n")
+        if cred.get("auth"):
+            with config.open("a") as out:
+                out.write(f"  auth: {cred['auth']}\n")
+        config.chmod(0o600)
         env_file = self.app_dir / "app.env"
         env_file.write_text("# the app's environment (credops.pgauth lab)\n"
                             "APP_NAME=lab-app\n"

@@ -1,0 +1,528 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Password rotation as a state machine keyed on what the stores and the database hold.
+
+single_user: new password as pending in the primary store, pending in the other stores that
+have a pending stage, ALTER ROLE with a SCRAM verifier, a test login, then promote
+everywhere.  alternating_users: the same, but the new password goes to the user that is not
+in the current secret (ROLE or ROLE_clone), so the active user's password never changes.
+
+Whatever was interrupted, the next run reads the state and finishes or rolls back:
+- a pending value in the primary store is resumed, never replaced by a second new password;
+- stores that disagree with a primary whose credential logs in are brought in line;
+- a failure before promote restores the old password in the database and discards the
+  pending values, leaving the stores as they were.
+Runs for one role are serialized by a PostgreSQL advisory lock held for the whole run.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
+    Credential,
+    CredentialError,
+    generate_password,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.logscan import parse_since
+from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
+    PgError,
+    connect_kwargs,
+    psycopg2,
+    try_login,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import (
+    apply,
+    check_password_current,
+    check_role_name,
+    fetch_role,
+    is_member,
+    plan_present,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.store import Store, StoreError
+
+if psycopg2 is not None:
+    from psycopg2 import sql
+    from psycopg2.extensions import encrypt_password
+
+LOCK_NAMESPACE = "credops.pgauth.rotate:"
+CLONE_SUFFIX = "_clone"
+# steps that only look: they do not make a run "changed"
+CHECK_STEPS = frozenset({"test_login", "token_login"})
+# Test hook for the fault-injection tests: PGAUTH_FAILPOINT=<step> kills the process with
+# SIGKILL right after that step, as an operator's Ctrl-C or an OOM kill would.
+FAILPOINT_ENV = "PGAUTH_FAILPOINT"
+
+
+class RotationError(Exception):
+    """A rotation could not go on; the message names the step, store or role at fault."""
+
+
+def clone_name(role: str) -> str:
+    """The second login of alternating_users; it must fit PostgreSQL's 63 bytes."""
+    name = role + CLONE_SUFFIX
+    if len(name.encode("utf-8")) > 63:
+        raise RotationError(f"alternating_users needs a second role {name!r}, longer than the "
+                            "63 bytes PostgreSQL allows; shorten the role name")
+    return name
+
+
+@dataclass
+class Step:
+    name: str
+    stores: list = field(default_factory=list)
+    status: str = "done"      # done | planned | skipped | failed
+    seconds: float = 0.0
+    detail: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"step": self.name, "stores": self.stores, "status": self.status,
+                "seconds": round(self.seconds, 3), "detail": self.detail}
+
+
+@dataclass
+class Outcome:
+    """What a run did; every field is safe to print (no secret)."""
+
+    strategy: str
+    role: str
+    outcome: str = "unknown"  # rotated | resumed | converged | not_due | planned | rolled_back
+    login_user: str | None = None  # the user the stores hold after the run
+    steps: list = field(default_factory=list)
+    versions_before: dict = field(default_factory=dict)
+    versions_after: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+    promoted: bool = False
+
+    def as_dict(self) -> dict:
+        return {"strategy": self.strategy, "role": self.role, "outcome": self.outcome,
+                "login_user": self.login_user, "promoted": self.promoted,
+                "steps": [step.as_dict() for step in self.steps],
+                "versions_before": self.versions_before, "versions_after": self.versions_after,
+                "warnings": self.warnings}
+
+
+def same_secret(left: Credential | None, right: Credential | None) -> bool:
+    """Same password, and the same user where both say one (a bare-password store has
+    none)."""
+    if left is None or right is None or left.password != right.password:
+        return False
+    return not (left.username and right.username and left.username != right.username)
+
+
+def store_versions(stores: list[Store]) -> dict:
+    """Each store's current version id, for the report."""
+    found = {}
+    for store in stores:
+        try:
+            _cred, stored = store.read("current")
+            found[store.name] = stored.version if stored else None
+        except StoreError as err:
+            found[store.name] = f"unreadable: {err}"
+    return found
+
+
+def lock_key_sql() -> str:
+    return "hashtextextended(%s, 0)"
+
+
+def take_lock(cur, role: str) -> None:
+    """Fail fast when another run holds the role's advisory lock (session-level: it lasts
+    until this process's connection closes, even if the process is killed)."""
+    key = LOCK_NAMESPACE + role
+    cur.execute(f"SELECT pg_try_advisory_lock({lock_key_sql()})", (key,))
+    if cur.fetchone()[0]:
+        return
+    cur.execute(
+        "SELECT a.pid, a.application_name, a.client_addr::text, a.backend_start::text "
+        "FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+        f"WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) "
+        f"| l.objid::bigint) = {lock_key_sql()}", (key,))
+    holder = cur.fetchone()
+    who = (f" (held by backend pid {holder[0]}, {holder[1] or 'no application name'}, "
+           f"from {holder[2] or 'local'}, since {holder[3]})" if holder else "")
+    raise RotationError(f"another rotation of role {role!r} is in progress{who}; "
+                        "this run changed nothing")
+
+
+def failpoint(name: str) -> None:
+    if os.environ.get(FAILPOINT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Rotation:
+    """One run.  params: the module's parameters; hide(secret) registers no_log values."""
+
+    def __init__(self, params: dict, cur, hide, check_mode: bool):
+        self.params, self.cur, self.hide, self.check_mode = params, cur, hide, check_mode
+        self.role = params["role"]
+        check_role_name(self.role)
+        specs = params.get("stores") or []
+        if not specs:
+            raise RotationError("give at least one store (the first one is the primary)")
+        self.stores = [Store(spec, params) for spec in specs]
+        self.primary = self.stores[0]
+        self.by_name = {store.name: store for store in self.stores}
+        if len(self.by_name) != len(self.stores):
+            raise RotationError("store names must be unique (they label reports)")
+        source = params.get("source_store")
+        if source and source not in self.by_name:
+            raise RotationError(f"source_store {source!r} is not one of the stores: "
+                                f"{', '.join(self.by_name)}")
+        self.source = self.by_name.get(source) if source else None
+        self.out = Outcome(params["strategy"], self.role)
+
+    # -- bookkeeping ---------------------------------------------------------------------
+    def run_step(self, name: str, stores: list, work, *args):
+        """Run one step, or only plan it in check mode; record it; honour a failpoint."""
+        step = Step(name, [store.name for store in stores])
+        self.out.steps.append(step)
+        if self.check_mode:
+            step.status = "planned"
+            return None
+        started = time.monotonic()
+        try:
+            return work(*args)
+        except Exception:
+            step.status = "failed"
+            raise
+        finally:
+            step.seconds = time.monotonic() - started
+            if step.status != "failed":
+                failpoint(name)
+
+    def versions(self) -> dict:
+        return store_versions(self.stores)
+
+    def read(self, store: Store, stage: str) -> Credential | None:
+        cred, _stored = store.read(stage)
+        if cred is not None and cred.password:
+            self.hide(cred.password)
+        return cred
+
+    # -- the database --------------------------------------------------------------------
+    def login_params(self, cred: Credential) -> dict:
+        """How the test login connects: the target's endpoint, the credential's user."""
+        params = self.params
+        return {**params, "login_db": params.get("dbname") or params.get("login_db"),
+                "login_user": cred.username, "login_password": cred.password,
+                "login_iam": False}
+
+    def logs_in(self, cred: Credential | None) -> bool:
+        if cred is None or not cred.password or not cred.username:
+            return False
+        params = self.login_params(cred)
+        return try_login(connect_kwargs(params, password=cred.password,
+                                        user=cred.username)).authenticated
+
+    def database_accepts(self, cred: Credential) -> bool:
+        state = fetch_role(self.cur, cred.username)
+        if not state.exists:
+            return False
+        check = check_password_current(state, cred.password, self.login_params(cred))
+        return not check.needs_change
+
+    def set_password(self, user: str, password: str) -> str | None:
+        """ALTER ROLE with a client-made verifier; returns what restores the old password."""
+        state = fetch_role(self.cur, user)
+        if not state.exists:
+            raise RotationError(f"role {user!r} does not exist; create it first "
+                                "(credops.pgauth.pg_role)")
+        restore = state.stored_password if state.authid_readable else None
+        plan = plan_present(self.cur, state, {
+            "password": password, "valid_until": self.params.get("valid_until"),
+            **self.login_params(Credential(username=user, password=password))})
+        if plan.statements:
+            apply(self.cur, plan, f"role {user!r}")
+        return restore
+
+    def restore_password(self, user: str, stored: str | None, old: Credential | None) -> str:
+        """Put the old password back: its stored hash when pg_authid was readable, else the
+        old plaintext from a store (as a fresh verifier).  Returns how, for the report."""
+        if stored is not None:
+            secret = sql.Literal(stored)
+            how = "the previous stored verifier"
+        elif old is not None and old.password and old.username == user:
+            secret = sql.Literal(encrypt_password(old.password, user, self.cur.connection,
+                                                  "scram-sha-256"))
+            how = "the previous password from the store"
+        else:
+            return "nothing to restore (the previous password is unknown)"
+        try:
+            self.cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user),
+                                                                        secret))
+        except psycopg2.Error as err:
+            raise PgError(f"ALTER ROLE {user!r} to restore the old password failed: "
+                          f"{str(err).strip().splitlines()[0]}") from None
+        return how
+
+    # -- the stores ------------------------------------------------------------------------
+    def pending_capable(self) -> list[Store]:
+        return [store for store in self.stores[1:] if store.backend.supports_pending]
+
+    def write(self, store: Store, cred: Credential, stage: str) -> None:
+        plan = store.plan_write(self.fields(cred), stage)
+        if plan.changed:
+            store.write(plan, stage)
+
+    @staticmethod
+    def fields(cred: Credential) -> dict:
+        return {"username": cred.username, "password": cred.password, "auth": cred.auth}
+
+    def promote_store(self, store: Store, cred: Credential) -> None:
+        """pending -> current where the store has a pending stage holding cred, else write
+        cred as current (files, or a pending that is missing or stale)."""
+        if store.backend.supports_pending:
+            pending = self.read(store, "pending")
+            if same_secret(pending, cred):
+                store.promote()
+                return
+            if pending is not None:
+                store.discard_pending()
+        if not same_secret(self.read(store, "current"), cred):
+            self.write(store, cred, "current")
+
+    def promote_everywhere(self, cred: Credential) -> None:
+        """Primary first (it is what a resumed run trusts), then the others in parallel:
+        the window in which stores disagree is as short as the slowest store."""
+        self.run_step("promote:" + self.primary.name, [self.primary],
+                      self.promote_store, self.primary, cred)
+        others = self.stores[1:]
+        if not others:
+            return
+        if self.check_mode:
+            for store in others:
+                self.run_step("promote:" + store.name, [store], self.promote_store, store, cred)
+            return
+        with ThreadPoolExecutor(max_workers=len(others)) as pool:
+            futures = [(store, pool.submit(self._timed_promote, store, cred)) for store in others]
+            errors = []
+            for store, future in futures:
+                step = Step("promote:" + store.name, [store.name])
+                try:
+                    step.seconds = future.result()
+                except StoreError as err:
+                    step.status, step.detail = "failed", str(err)
+                    errors.append(str(err))
+                self.out.steps.append(step)
+        if errors:
+            raise RotationError("promote failed on some stores; the database and the primary "
+                                "store hold the new credential, run again to finish: "
+                                + "; ".join(errors))
+        for store in others:
+            failpoint("promote:" + store.name)
+
+    def _timed_promote(self, store: Store, cred: Credential) -> float:
+        started = time.monotonic()
+        self.promote_store(store, cred)
+        return time.monotonic() - started
+
+    def discard_pendings(self) -> list[str]:
+        errors = []
+        for store in [self.primary, *self.pending_capable()]:
+            try:
+                if store.pending() is not None:
+                    store.discard_pending()
+            except StoreError as err:
+                errors.append(str(err))
+        return errors
+
+    # -- the state machine -------------------------------------------------------------------
+    def due(self, current_version_time: str | None) -> bool:
+        if self.params.get("force") or not self.params.get("min_age"):
+            return True
+        if not current_version_time:
+            return True
+        now = dt.datetime.now(dt.timezone.utc)
+        try:
+            threshold = parse_since(self.params["min_age"], now)
+            changed = dt.datetime.fromisoformat(current_version_time.replace("Z", "+00:00"))
+        except ValueError as err:
+            raise RotationError(f"min_age: {err}") from None
+        if changed.tzinfo is None:
+            changed = changed.replace(tzinfo=dt.timezone.utc)
+        return changed <= threshold
+
+    def users(self, current: Credential | None) -> tuple[str, str]:
+        """(user the new password is for, user the stores hold now)."""
+        active = (current.username if current and current.username else self.role)
+        if self.params["strategy"] != "alternating_users":
+            return self.role, active
+        clone = clone_name(self.role)
+        if active not in (self.role, clone):
+            raise RotationError(f"the primary store's username is {active!r}, neither "
+                                f"{self.role!r} nor {clone!r}")
+        return (clone if active == self.role else self.role), active
+
+    def new_credential(self, current: Credential | None, user: str) -> Credential:
+        try:
+            password = generate_password(**self.params["generate"])
+        except CredentialError as err:
+            raise RotationError(f"generate: {err}") from None
+        self.hide(password)
+        params = self.params
+        base = current or Credential(host=params.get("login_host"), port=params.get("login_port"),
+                                     dbname=params.get("dbname"))
+        # auth is written only where the store already says it (a store that was on IAM)
+        return base.merged({"username": user, "password": password,
+                            "auth": "password" if base.auth else None})
+
+    def stores_differing_from(self, cred: Credential) -> list[Store]:
+        """The stores whose current credential differs from cred (user or password)."""
+        return [store for store in self.stores
+                if not same_secret(self.read(store, "current"), cred)]
+
+    def run(self) -> Outcome:
+        out = self.out
+        if is_member(self.cur, self.role, "rds_iam"):
+            raise RotationError(f"role {self.role!r} is in rds_iam, so RDS refuses its password "
+                                "logins: use strategy iam, or revoke rds_iam first "
+                                "(credops.pgauth.rds_iam_grant state=absent)")
+        out.versions_before = self.versions()
+        pending = self.read(self.primary, "pending")
+        current = self.read(self.primary, "current")
+        if pending is None:
+            # what the stores should hold: the source store's credential, else the primary's
+            trusted = self.read(self.source, "current") if self.source else current
+            if self.logs_in(trusted):
+                out.login_user = trusted.username or self.role
+                differ = self.stores_differing_from(trusted)
+                if differ:
+                    self.converge(trusted, differ)
+                    out.outcome = "converged"
+                    out.versions_after = self.versions() if not self.check_mode else {}
+                    return out
+                _cred, stored = self.primary.read("current")
+                if not self.due(stored.changed_at if stored else None):
+                    out.outcome = "not_due"
+                    out.steps.append(Step("check_age", [self.primary.name], "skipped",
+                                          detail="the current secret is younger than "
+                                                 f"{self.params['min_age']}"))
+                    return out
+            target_user, _active = self.users(current)
+            new = self.new_credential(current, target_user)
+            self.run_step("stage:" + self.primary.name, [self.primary],
+                          self.write, self.primary, new, "pending")
+            out.outcome = "rotated"
+        else:
+            target_user, _active = self.users(current)
+            if pending.username and pending.username != target_user:
+                raise RotationError(
+                    f"the pending value in {self.primary.name!r} is for {pending.username!r}, "
+                    f"not {target_user!r}; discard it (secret_value state=absent "
+                    "stage=pending) or rotate with the strategy that made it")
+            new = pending.merged({"username": target_user})
+            out.outcome = "resumed"
+        out.login_user = new.username
+        self.prepare_user(new.username)
+        self.apply_and_promote(new, current)
+        out.versions_after = self.versions() if not self.check_mode else {}
+        return out
+
+    def prepare_user(self, user: str) -> None:
+        """alternating_users: the clone exists, logs in, and acts as the role."""
+        if self.params["strategy"] != "alternating_users" or user == self.role:
+            return
+        from ansible_collections.credops.pgauth.plugins.module_utils.clone import (
+            clone_ready,
+            ensure_clone,
+        )
+        set_role = self.params.get("clone_set_role", True)
+        if clone_ready(self.cur, self.role, user, set_role):
+            self.out.steps.append(Step("ensure_clone", [], "skipped", detail=f"{user} is ready"))
+            return
+        self.run_step("ensure_clone", [], ensure_clone, self.cur, self.role, user, set_role)
+
+    def apply_and_promote(self, new: Credential, current: Credential | None) -> None:
+        restore: dict = {}
+        try:
+            stores = self.pending_capable()
+            if stores:
+                self.run_step("stage_others", stores, self._stage_others, stores, new)
+            if self.check_mode or not self.database_accepts(new):
+                restore["stored"] = self.run_step("set_database", [], self.set_password,
+                                                  new.username, new.password)
+                restore["done"] = True
+            else:
+                self.out.steps.append(Step("set_database", [], "skipped",
+                                           detail="the database already has it"))
+            self.run_step("test_login", [], self._test_login, new)
+        except (PgError, RotationError, StoreError) as err:
+            if self.check_mode:
+                raise
+            self.roll_back(new, current, restore, err)
+        self.promote_everywhere(new)
+        self.out.promoted = not self.check_mode
+
+    def _stage_others(self, stores: list[Store], new: Credential) -> None:
+        for store in stores:
+            self.write(store, new, "pending")
+
+    def _test_login(self, new: Credential) -> None:
+        result = try_login(connect_kwargs(self.login_params(new), password=new.password,
+                                          user=new.username))
+        if not result.authenticated:
+            raise RotationError(f"test login as {new.username!r} with the new password failed "
+                                f"({result.category}): {result.message}")
+
+    def roll_back(self, new: Credential, current: Credential | None, restore: dict,
+                  err: Exception):
+        """Before promote: the database gets the old password back, then the pending values
+        go.  When the database cannot be restored the pending values stay, so the new
+        password is not lost and the next run can finish the rotation."""
+        old = self.read(self.source, "current") if self.source else current
+        notes = []
+        try:
+            if restore.get("done"):
+                notes.append("database: " + self.restore_password(
+                    new.username, restore.get("stored"), old))
+            elif self.database_accepts(new):
+                # a resumed run: an earlier, interrupted run already set the new password
+                notes.append("database: " + self.restore_password(new.username, None, old))
+        except (PgError, RotationError) as restore_err:
+            raise RotationError(f"{err}; restoring the old password failed ({restore_err}); the "
+                                "pending values are kept: run again to finish the "
+                                "rotation") from None
+        leftover = self.discard_pendings()
+        notes.append("pending values discarded" if not leftover
+                     else "could not discard: " + "; ".join(leftover))
+        self.out.outcome = "rolled_back"
+        raise RotationError(f"{err}; rolled back ({', '.join(notes)})") from None
+
+    def converge(self, trusted: Credential, differ: list[Store]) -> None:
+        """No rotation in progress and a credential that logs in: bring the stores that
+        differ in line with it (a run killed during promote, a store missed by hand)."""
+        for store in differ:
+            self.run_step("converge:" + store.name, [store], self.promote_store, store, trusted)
+        self.out.promoted = not self.check_mode
+
+
+def run_rotation(params: dict, cur, hide, check_mode: bool) -> dict:
+    """The module's work: lock, run the strategy, describe what happened.  Errors come out as
+    RotationError with the steps so far attached as ``outcome``."""
+    if not check_mode:
+        take_lock(cur, params["role"])
+        failpoint("lock")
+    if params["strategy"] == "iam":
+        from ansible_collections.credops.pgauth.plugins.module_utils.rotation_iam import (
+            IamConversion,
+        )
+        engine = IamConversion(params, cur, hide, check_mode)
+    else:
+        engine = Rotation(params, cur, hide, check_mode)
+    try:
+        outcome = engine.run()
+    except (RotationError, StoreError, PgError) as err:
+        failure = RotationError(str(err))
+        failure.outcome = engine.out.as_dict()  # type: ignore[attr-defined]
+        raise failure from None
+    result = outcome.as_dict()
+    acted = [step for step in outcome.steps
+             if step.status in ("done", "planned") and step.name not in CHECK_STEPS]
+    result["changed"] = bool(acted)
+    result["check_mode"] = check_mode
+    return result

@@ -1,0 +1,159 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""strategy=iam: move a role from a password to RDS IAM tokens.
+
+Order: the AWS side first (the instance flag, the principal's policy), because nothing on
+the database should change while a token could not work anyway; then GRANT rds_iam and a
+token login over TLS (revoked again if that login fails); only then the stores switch to
+auth=iam with no password.  Between the grant and the switch, clients that still send the
+password are refused: converting one role cannot be zero-downtime (use a new role for that).
+"""
+from __future__ import annotations
+
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError, client
+from ansible_collections.credops.pgauth.plugins.module_utils.credential import Credential
+from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
+    connect_kwargs,
+    try_login,
+    with_iam_token,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import (
+    apply,
+    check_role_name,
+    plan_membership,
+    role_exists,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import iam_facts
+from ansible_collections.credops.pgauth.plugins.module_utils.rotation import (
+    Outcome,
+    RotationError,
+    Step,
+    failpoint,
+    store_versions,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.store import Store
+
+try:
+    import botocore.exceptions
+except ImportError:  # pragma: no cover - aws.client reports it
+    botocore = None
+
+TLS_MODES = ("require", "verify-ca", "verify-full")
+
+
+class IamConversion:
+    def __init__(self, params: dict, cur, hide, check_mode: bool):
+        self.params, self.cur, self.hide, self.check_mode = params, cur, hide, check_mode
+        self.role = params["role"]
+        check_role_name(self.role)
+        self.stores = [Store(spec, params) for spec in params.get("stores") or []]
+        self.out = Outcome("iam", self.role, login_user=self.role)
+
+    def step(self, name: str, stores: list, needed: bool, work, *args, detail=None) -> None:
+        step = Step(name, [store.name for store in stores], detail=detail)
+        self.out.steps.append(step)
+        if not needed:
+            step.status = "skipped"
+            return
+        if self.check_mode:
+            step.status = "planned"
+            return
+        try:
+            work(*args)
+        except Exception:
+            step.status = "failed"
+            raise
+        failpoint(name)
+
+    def aws_side(self) -> None:
+        params = self.params
+        instance = params.get("db_instance_identifier")
+        cluster = params.get("db_cluster_identifier")
+        if not (instance or cluster):
+            self.out.warnings.append("no RDS instance or cluster given: the IAM flag and the "
+                                     "principal's policy were not checked")
+            return
+        facts = iam_facts(params, instance, cluster, self.role, params.get("principal_arn"))
+        what = f"instance {instance}" if instance else f"cluster {cluster}"
+        if not facts["iam_enabled"] and not params.get("iam_enable_instance"):
+            raise RotationError(f"IAM database authentication is off on {what}; turn it on, or "
+                                "run with pgauth_iam_enable_instance: true (it is applied "
+                                "immediately); nothing was changed")
+        self.step("enable_iam_on_" + ("instance" if instance else "cluster"), [],
+                  not facts["iam_enabled"], self.enable_flag, instance, cluster,
+                  detail=what)
+        if facts.get("connect_allowed") is False:
+            raise RotationError(
+                f"{params['principal_arn']} may not rds-db:connect on {facts['connect_arn']} "
+                f"({facts.get('decision')}); allow it in the principal's policy; nothing was "
+                "changed in the database or the stores")
+
+    def enable_flag(self, instance: str | None, cluster: str | None) -> None:
+        try:
+            rds = client(self.params, "rds")
+            if instance:
+                rds.modify_db_instance(DBInstanceIdentifier=instance, ApplyImmediately=True,
+                                       EnableIAMDatabaseAuthentication=True)
+            else:
+                rds.modify_db_cluster(DBClusterIdentifier=cluster, ApplyImmediately=True,
+                                      EnableIAMDatabaseAuthentication=True)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+            # the error code, never the request
+            code = getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
+            raise AwsError(f"turning IAM authentication on for {instance or cluster} failed: "
+                           f"{code}") from None
+
+    def token_login(self) -> None:
+        params = self.params
+        sslmode = params.get("ssl_mode") if params.get("ssl_mode") in TLS_MODES else "require"
+        login = {**params, "login_db": params.get("dbname") or params.get("login_db"),
+                 "login_iam": True, "ssl_mode": sslmode}
+        kwargs = with_iam_token(login, connect_kwargs(login, user=self.role, password=""))
+        result = try_login(kwargs, "iam")
+        if not result.authenticated:
+            raise RotationError(f"token login as {self.role!r} over TLS failed "
+                                f"({result.category}): {result.message}")
+
+    def store_is_iam(self, store: Store) -> bool:
+        cred, _stored = store.read("current")
+        # a DSN cannot say auth=iam: no password and the role's name is what it can say
+        return cred is not None and cred.auth in ("iam", None) and not cred.password \
+            and cred.username == self.role
+
+    def switch_store(self, store: Store) -> None:
+        if store.backend.supports_pending and store.pending() is not None:
+            store.discard_pending()
+        update = Credential(username=self.role, password="", auth="iam")
+        plan = store.plan_write({"username": update.username, "password": update.password,
+                                 "auth": update.auth}, "current")
+        if plan.changed:
+            store.write(plan, "current")
+
+    def run(self) -> Outcome:
+        out = self.out
+        if not role_exists(self.cur, self.role):
+            raise RotationError(f"role {self.role!r} does not exist")
+        out.versions_before = store_versions(self.stores)
+        self.aws_side()
+        grant = plan_membership(self.cur, self.role, "rds_iam", True)
+        self.step("grant_rds_iam", [], grant.changed, apply, self.cur, grant,
+                  f"role {self.role!r}")
+        try:
+            self.step("token_login", [], True, self.token_login)
+        except RotationError as err:
+            if grant.changed and not self.check_mode:
+                revoke = plan_membership(self.cur, self.role, "rds_iam", False)
+                apply(self.cur, revoke, f"role {self.role!r}")
+                out.outcome = "rolled_back"
+                raise RotationError(f"{err}; rolled back (rds_iam revoked, so password logins "
+                                    "work as before; the stores were not changed)") from None
+            raise
+        for store in self.stores:
+            self.step("switch:" + store.name, [store], not self.store_is_iam(store),
+                      self.switch_store, store)
+        out.outcome = "converted"
+        out.promoted = any(step.status == "done" for step in out.steps
+                           if step.name.startswith("switch:"))
+        if not self.check_mode:
+            out.versions_after = store_versions(self.stores)
+        return out

@@ -1,0 +1,251 @@
+#!/usr/bin/python
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_rotate
+short_description: Rotate a role's credential in the database and in every store, or move it to IAM
+version_added: 0.1.0
+description:
+  - The engine of the rotate runbook, as one module run so that a PostgreSQL advisory lock
+    serializes rotations of a role for the whole run.
+  - O(strategy=single_user). A new password is generated inside the module and stored as
+    pending in the primary store (the first of O(stores)), then in the other stores that have a
+    pending stage (Secrets Manager AWSPENDING, a Vault pending path). The role gets it as a
+    SCRAM verifier made on the client, a test login proves it, and every store is promoted
+    (files and DSNs are rewritten, URL-encoded).
+  - O(strategy=alternating_users). The same steps for whichever of C(ROLE) and C(ROLE_clone)
+    the stores do not hold now; the clone is created once, as a member of C(ROLE) whose
+    sessions act as C(ROLE). The user the clients hold keeps its password, so clients that
+    re-read the store never see a failed login.
+  - O(strategy=iam). Checks the instance or cluster IAM flag (and turns it on with
+    O(iam_enable_instance)), checks that O(principal_arn) may C(rds-db:connect), grants
+    C(rds_iam), switches every store to C(auth=iam) with no password, and proves a token
+    login over TLS.
+  - Resumable. A pending value in the primary store is resumed, never replaced by a second
+    new password. Stores left behind by an interrupted promote are brought in line with a
+    primary (or O(source_store)) whose credential logs in. A failure before promote puts
+    the old password back in the database and discards the pending values.
+  - With O(min_age), a run whose current secret is younger and logs in does nothing, so
+    scheduled runs are idempotent.
+  - Check mode reports the steps that would run, on which stores, and changes nothing.
+options:
+  role:
+    description: The application's login role (for V(alternating_users), the base role).
+    type: str
+    required: true
+  dbname:
+    description: The database of the test login. Defaults to O(login_db).
+    type: str
+  stores:
+    description:
+      - Every store of the credential, primary first; each item is a store dict (see the
+        C(store) option of M(credops.pgauth.secret_value)).
+    type: list
+    elements: dict
+    required: true
+  strategy:
+    description: How to rotate.
+    type: str
+    choices: [single_user, alternating_users, iam]
+    default: single_user
+  source_store:
+    description:
+      - The name of the store whose current credential is known to work. Stores that differ
+        from it are brought in line with it, and a rollback restores its password.
+    type: str
+  min_age:
+    description:
+      - Skip the run when the primary's current secret is younger than this (V(30d),
+        V(12h)) and logs in. Without it every run rotates.
+    type: str
+  force:
+    description: Rotate even when O(min_age) says it is not due.
+    type: bool
+    default: false
+  valid_until:
+    description: Also set the role's VALID UNTIL (V(infinity) clears an expiry).
+    type: str
+  generate:
+    description: How new passwords are generated.
+    type: dict
+    default: {}
+    suboptions:
+      length:
+        description: Password length.
+        type: int
+        default: 32
+      exclude_characters:
+        description: Characters never used (the default keeps passwords safe in URLs and shells).
+        type: str
+        default: ":/@\"'\\ "
+      require_each_type:
+        description: At least one lowercase, uppercase, digit and punctuation character.
+        type: bool
+        default: true
+  clone_set_role:
+    description:
+      - V(alternating_users). Make the clone's sessions run C(SET ROLE ROLE), so objects it
+        creates belong to the base role.
+    type: bool
+    default: true
+  db_instance_identifier:
+    description: V(iam). The RDS instance.
+    type: str
+  db_cluster_identifier:
+    description: V(iam). The Aurora cluster.
+    type: str
+  principal_arn:
+    description: V(iam). The application's IAM principal, which must be allowed to connect.
+    type: str
+  iam_enable_instance:
+    description:
+      - V(iam). Turn IAM database authentication on (with apply_immediately) when it is off.
+        Without it the run stops and says so.
+    type: bool
+    default: false
+  login_password_from:
+    description:
+      - Read the admin's password (and user, unless O(login_user) is given) from a store, a
+        dict with C(store) and C(stage).
+    type: dict
+extends_documentation_fragment:
+  - credops.pgauth.postgres
+  - credops.pgauth.aws
+  - credops.pgauth.vault
+  - credops.pgauth.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - A run that is killed leaves its advisory lock to PostgreSQL, which releases it when the
+    connection goes away.
+  - The role must exist. For V(alternating_users) the admin must be able to create roles and
+    grant the base role (superuser, C(rds_superuser), or CREATEROLE).
+author:
+  - credops maintainers (@credops)
+"""
+
+EXAMPLES = r"""
+- name: Rotate app_user everywhere
+  credops.pgauth.pg_rotate:
+    login_host: db.example.internal
+    login_user: postgres
+    login_password_from:
+      store: {type: aws_secretsmanager, secret_id: prod/postgres-master}
+    ssl_mode: verify-full
+    role: app_user
+    dbname: appdb
+    stores:
+      - {name: aws-app, type: aws_secretsmanager, secret_id: prod/app_user}
+      - {name: vault-app, type: vault_kv2, path: apps/app_user}
+      - {name: app-env, type: file, path: /srv/app/.env, format: dotenv, key: DATABASE_URL}
+    min_age: 30d
+"""
+
+RETURN = r"""
+outcome:
+  description:
+    - V(rotated), V(resumed) (a pending value of an interrupted run was finished),
+      V(converged) (stores brought in line, no new password), V(not_due), V(converted) (iam).
+  returned: always
+  type: str
+login_user:
+  description: The user the stores hold after the run.
+  returned: always
+  type: str
+promoted:
+  description: Whether the stores were switched to the new credential.
+  returned: always
+  type: bool
+steps:
+  description: Each step with its stores, status (done, planned, skipped, failed) and seconds.
+  returned: always
+  type: list
+  elements: dict
+versions_before:
+  description: Each store's current version id before the run.
+  returned: always
+  type: dict
+versions_after:
+  description: Each store's current version id after the run.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.credops.pgauth.plugins.module_utils.credential import DEFAULT_EXCLUDE
+from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
+    admin_connect,
+    postgres_argument_spec,
+    run_pg_module,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.rotation import (
+    RotationError,
+    run_rotation,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+    validated_stores,
+    with_admin_from_store,
+)
+
+
+def run(module: AnsibleModule) -> dict:
+    params = dict(module.params)
+    params["stores"] = validated_stores(params["stores"], "stores")
+    if params["login_password_from"] is not None:
+        ref = params["login_password_from"]
+        params["login_password_from"] = {
+            "store": validated_stores([ref.get("store")], "login_password_from.store")[0],
+            "stage": ref.get("stage") or "current"}
+    params = with_admin_from_store(params, module.no_log_values.add)
+    conn = admin_connect(params)
+    try:
+        result = run_rotation(params, conn.cursor(), module.no_log_values.add,
+                              module.check_mode)
+    except RotationError as err:
+        module.fail_json(msg=f"pg_rotate {params['role']!r}: {err}", changed=True,
+                         **getattr(err, "outcome", {}))
+    finally:
+        conn.close()
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=postgres_argument_spec(
+            with_stores=True,
+            role={"type": "str", "required": True},
+            dbname={"type": "str"},
+            stores={"type": "list", "elements": "dict", "required": True},
+            strategy={"type": "str", "default": "single_user",
+                      "choices": ["single_user", "alternating_users", "iam"]},
+            source_store={"type": "str"},
+            min_age={"type": "str"},
+            force={"type": "bool", "default": False},
+            valid_until={"type": "str"},
+            generate={"type": "dict", "default": {}, "options": {
+                "length": {"type": "int", "default": 32},
+                "exclude_characters": {"type": "str", "default": DEFAULT_EXCLUDE},
+                "require_each_type": {"type": "bool", "default": True}}},
+            clone_set_role={"type": "bool", "default": True},
+            db_instance_identifier={"type": "str"},
+            db_cluster_identifier={"type": "str"},
+            principal_arn={"type": "str"},
+            iam_enable_instance={"type": "bool", "default": False},
+            login_password_from={"type": "dict", "no_log": False},
+        ),
+        mutually_exclusive=[("db_instance_identifier", "db_cluster_identifier")],
+        supports_check_mode=True,
+    )
+    run_pg_module(module, run, f"pg_rotate {module.params['role']!r}")
+
+
+if __name__ == "__main__":
+    main()
