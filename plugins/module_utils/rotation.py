@@ -95,7 +95,7 @@ class Outcome:
     steps: list = field(default_factory=list)
     versions_before: dict = field(default_factory=dict)
     versions_after: dict = field(default_factory=dict)
-    warnings: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
     promoted: bool = False
 
     def as_dict(self) -> dict:
@@ -103,7 +103,7 @@ class Outcome:
                 "login_user": self.login_user, "promoted": self.promoted,
                 "steps": [step.as_dict() for step in self.steps],
                 "versions_before": self.versions_before, "versions_after": self.versions_after,
-                "warnings": self.warnings}
+                "notes": self.notes}
 
 
 def same_secret(left: Credential | None, right: Credential | None) -> bool:
@@ -253,8 +253,8 @@ class Rotation:
         else:
             return "nothing to restore (the previous password is unknown)"
         try:
-            self.cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user),
-                                                                        secret))
+            statement = sql.SQL("ALTER ROLE {} PASSWORD {}")
+            self.cur.execute(statement.format(sql.Identifier(user), secret))
         except psycopg2.Error as err:
             raise PgError(f"ALTER ROLE {user!r} to restore the old password failed: "
                           f"{str(err).strip().splitlines()[0]}") from None

@@ -70,8 +70,8 @@ class IamConversion:
         instance = params.get("db_instance_identifier")
         cluster = params.get("db_cluster_identifier")
         if not (instance or cluster):
-            self.out.warnings.append("no RDS instance or cluster given: the IAM flag and the "
-                                     "principal's policy were not checked")
+            self.out.notes.append("no RDS instance or cluster given: the IAM flag and the "
+                                  "principal's policy were not checked")
             return
         facts = iam_facts(params, instance, cluster, self.role, params.get("principal_arn"))
         what = f"instance {instance}" if instance else f"cluster {cluster}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 AWS_KEYS = ("region", "profile", "endpoint_url", "access_key", "secret_key", "session_token")
 VAULT_KEYS = ("url", "token", "auth_method", "role_id", "secret_id", "namespace", "ca_cert",
-              "validate_certs")
+              "validate_certs", "vault_timeout")
 
 
 def connection_options(target: dict, admin: dict | None = None, aws: dict | None = None,

@@ -98,7 +98,7 @@ class Seeder:
         config.write_text("# the app's config (credops.pgauth lab)\napp:\n  name: lab-app\n"
                           "database:\n" + "".join(
                               f"  {key}: {json.dumps(cred[field])}\n" for key, field in (
-                                  ("host", "host"), ("port", "port"), ("name", "dbname"),
+                                  ("host", "host"), ("port", "port"), ("dbname", "dbname"),
                                   ("user", "username"), ("password", "password"))))
         if cred.get("sslmode"):
             with config.open("a") as out:

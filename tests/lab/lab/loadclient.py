@@ -1,0 +1,121 @@
+"""Client load during a rotation: what an application sees.
+
+N workers loop: read the credential from a store, connect, SELECT 1, close.  A worker whose
+login fails re-reads its store and tries again at once.  The workers spread over the
+stores (as different applications read different copies), and the report says how many
+logins failed and the longest time any worker went without a working login.
+
+Used by the rotate tests (tests/lab) and by bench/.  Needs the collection on sys.path
+(the store code reads the stores exactly as the modules do).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psycopg2
+
+
+@dataclass
+class WorkerStats:
+    attempts: int = 0
+    ok: int = 0
+    failed: int = 0
+    read_errors: int = 0
+    longest_gap: float = 0.0
+    failure_messages: dict = field(default_factory=dict)
+
+
+class ClientLoad:
+    """with ClientLoad(stores, options, login) as load: ...; then load.report()."""
+
+    def __init__(self, store_specs: list[dict], store_options: dict, login: dict,
+                 workers: int = 8, pause: float = 0.0):
+        self.store_specs, self.store_options = store_specs, store_options
+        self.login = login  # host, port, dbname, sslmode, sslrootcert
+        self.workers = workers
+        self.pause = pause
+        self.stats = [WorkerStats() for _worker in range(workers)]
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.started = self.stopped = 0.0
+
+    def __enter__(self) -> ClientLoad:
+        self.started = time.monotonic()
+        for index in range(self.workers):
+            thread = threading.Thread(target=self._work, args=(index,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        time.sleep(0.3)  # every worker has logged in at least once before the rotation
+        return self
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(0.3)
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self.stopped = time.monotonic()
+
+    def _work(self, index: int) -> None:
+        from ansible_collections.credops.pgauth.plugins.module_utils.store import Store
+        stats = self.stats[index]
+        # one Store per worker: no client object is shared between threads
+        store = Store(self.store_specs[index % len(self.store_specs)], self.store_options)
+        last_ok = time.monotonic()
+        failing_since = None
+        while not self._stop.is_set():
+            try:
+                cred, _stored = store.read("current")
+            except Exception:  # noqa: BLE001 - a store error is a failed attempt, whatever it is
+                stats.read_errors += 1
+                cred = None
+            stats.attempts += 1
+            if cred is not None and self._connect(cred, stats):
+                stats.ok += 1
+                now = time.monotonic()
+                if failing_since is not None:
+                    stats.longest_gap = max(stats.longest_gap, now - last_ok)
+                last_ok, failing_since = now, None
+            else:
+                stats.failed += 1
+                failing_since = failing_since or time.monotonic()
+            if self.pause:
+                time.sleep(self.pause)
+        if failing_since is not None:
+            stats.longest_gap = max(stats.longest_gap, time.monotonic() - last_ok)
+
+    def _connect(self, cred, stats: WorkerStats) -> bool:
+        try:
+            conn = psycopg2.connect(
+                host=cred.host or self.login["host"], port=cred.port or self.login["port"],
+                dbname=cred.dbname or self.login["dbname"], user=cred.username,
+                password=cred.password, sslmode=self.login.get("sslmode", "verify-full"),
+                sslrootcert=self.login.get("sslrootcert"), connect_timeout=5,
+                application_name="pgauth-loadclient")
+        except psycopg2.OperationalError as err:
+            text = str(err).strip().splitlines()[0][:120]
+            stats.failure_messages[text] = stats.failure_messages.get(text, 0) + 1
+            return False
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            return True
+        finally:
+            conn.close()
+
+    def report(self) -> dict:
+        messages: dict = {}
+        for stats in self.stats:
+            for text, count in stats.failure_messages.items():
+                messages[text] = messages.get(text, 0) + count
+        return {
+            "workers": self.workers,
+            "seconds": round(self.stopped - self.started, 3),
+            "attempts": sum(stats.attempts for stats in self.stats),
+            "logins_ok": sum(stats.ok for stats in self.stats),
+            "failed_logins": sum(stats.failed for stats in self.stats),
+            "store_read_errors": sum(stats.read_errors for stats in self.stats),
+            "longest_gap_ms": round(1000 * max(stats.longest_gap for stats in self.stats), 1),
+            "failure_messages": messages,
+        }

@@ -1,0 +1,327 @@
+"""The rotate runbook (playbook credops.pgauth.rotate) on the lab, with its four stores:
+Secrets Manager (json), Vault KV v2 (json), a YAML config and a dotenv DATABASE_URL.
+
+Each strategy must leave every store holding the same new credential, which logs in; a run
+killed at any step boundary must be finished by the next one without ever losing the
+working credential; two runs at once must not both rotate.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+from pathlib import Path
+
+import psycopg2
+import pytest
+from conftest import lab_store_options, scenario
+from lab.loadclient import ClientLoad
+from runbooks import (
+    assert_no_leak,
+    lab_secrets,
+    logs_in,
+    read_stores,
+    run_playbook,
+    snapshot,
+    vars_for,
+)
+
+PENDING_STORES = ("aws-app", "vault-app")
+
+
+def rotate_vars(meta: dict, lab: dict, tmp_path: Path, **extra) -> dict:
+    variables = vars_for(meta, lab, tmp_path / "reports")
+    variables.pop("pgauth_logs")
+    return {**variables, **extra}
+
+
+def rotate(lab: dict, tmp_path: Path, meta: dict, *args: str, env: dict | None = None,
+           **extra):
+    return run_playbook(lab, tmp_path, rotate_vars(meta, lab, tmp_path, **extra), *args,
+                        playbook="rotate", env=env)
+
+
+def report(tmp_path: Path) -> dict:
+    return json.loads((tmp_path / "reports" / "localhost" / "rotate.json").read_text())
+
+
+def load_for(meta: dict, lab: dict, workers: int = 8) -> ClientLoad:
+    target = meta["target"]
+    return ClientLoad(meta["stores"], lab_store_options(lab), {
+        "host": target["host"], "port": target["port"], "dbname": target["dbname"],
+        "sslmode": "verify-full", "sslrootcert": target["sslrootcert"]}, workers=workers)
+
+
+def converged(meta: dict, lab: dict):
+    """Every store holds one credential that logs in, and no pending value is left."""
+    stores = read_stores(meta, lab)
+    creds = list(stores.values())
+    assert all(cred is not None for cred in creds), stores
+    assert len({cred.password for cred in creds}) == 1, "the stores disagree"
+    assert len({cred.username for cred in creds if cred.username}) == 1, "users differ"
+    pending = read_stores({"stores": [s for s in meta["stores"] if s["name"] in PENDING_STORES]},
+                          lab, "pending")
+    assert all(cred is None for cred in pending.values()), "a pending value is left"
+    first = creds[0]
+    assert logs_in(lab, first.username, first.password), "the stores' credential does not log in"
+    return first
+
+
+def some_store_works(meta: dict, lab: dict) -> bool:
+    """The invariant: some store holds (current or pending) a credential that logs in."""
+    for stage in ("current", "pending"):
+        specs = meta["stores"] if stage == "current" else [
+            spec for spec in meta["stores"] if spec["name"] in PENDING_STORES]
+        for cred in read_stores({"stores": specs}, lab, stage).values():
+            if cred is not None and cred.password and logs_in(lab, cred.username, cred.password):
+                return True
+    return False
+
+
+def test_single_user_rotates_every_store(lab, tmp_path):
+    with scenario("healthy") as meta:
+        old = read_stores(meta, lab)["aws-app"]
+        with load_for(meta, lab) as load:
+            done = rotate(lab, tmp_path, meta, "-vvv")
+        assert done.returncode == 0, done.stdout[-3000:]
+        new = converged(meta, lab)
+        secrets = lab_secrets(lab) | {old.password}
+    assert new.password != old.password and new.username == "app_user"
+    assert not logs_in(lab, old.username, old.password), "the old password still works"
+    result = report(tmp_path)
+    assert result["outcome"] == "rotated" and result["verdict"] == "healthy"
+    assert [step["step"] for step in result["steps"]] == [
+        "stage:aws-app", "stage_others", "set_database", "test_login", "promote:aws-app",
+        "promote:vault-app", "promote:app-config", "promote:app-env"]
+    assert result["versions_before"]["aws-app"] != result["versions_after"]["aws-app"]
+    markdown = (tmp_path / "reports" / "localhost" / "rotate.md").read_text()
+    assert_no_leak({"the -vvv output": done.stdout + done.stderr, "rotate.md": markdown,
+                    "rotate.json": json.dumps(result)}, secrets)
+    print("single_user under load:", load.report())
+
+
+def test_alternating_users_never_fails_a_client(lab, tmp_path):
+    with scenario("healthy") as meta:
+        first = read_stores(meta, lab)["aws-app"]
+        with load_for(meta, lab) as load:
+            once = rotate(lab, tmp_path, meta, pgauth_strategy="alternating_users")
+            after_once = converged(meta, lab) if once.returncode == 0 else None
+            twice = rotate(lab, tmp_path, meta, pgauth_strategy="alternating_users")
+        assert once.returncode == 0 and twice.returncode == 0, \
+            once.stdout[-2000:] + twice.stdout[-2000:]
+        after_twice = converged(meta, lab)
+        assert after_once.username == "app_user_clone" and after_twice.username == "app_user"
+        # the user the clients held keeps its password through the next rotation
+        assert logs_in(lab, first.username, first.password) is False  # rotated the 2nd time
+        assert logs_in(lab, after_once.username, after_once.password)
+    stats = load.report()
+    assert stats["failed_logins"] == 0, stats
+    assert stats["logins_ok"] > 50, stats
+
+
+def test_clone_acts_as_the_role(lab, tmp_path):
+    """Objects the clone creates belong to the base role (no ownership split)."""
+    with scenario("healthy") as meta:
+        assert rotate(lab, tmp_path, meta, pgauth_strategy="alternating_users").returncode == 0
+        cred = converged(meta, lab)
+        conn = psycopg2.connect(
+            host=lab["PGAUTH_LAB_PGHOST"], port=int(lab["PGAUTH_LAB_PGPORT"]), dbname="appdb",
+            user=cred.username, password=cred.password, sslmode="verify-full",
+            sslrootcert=lab["PGAUTH_LAB_SSLROOTCERT"])
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE made_by_clone (id int)")
+            cur.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'made_by_clone'")
+            owner = cur.fetchone()[0]
+            cur.execute("SELECT session_user, current_user")
+            session_user, current_user = cur.fetchone()
+        conn.close()
+    assert (owner, session_user, current_user) == ("app_user", "app_user_clone", "app_user")
+
+
+def test_iam_conversion(lab, tmp_path):
+    if lab["PGAUTH_LAB_IAM_ENABLED"] != "1":
+        pytest.skip("IAM emulation off (not root)")
+    from ansible_collections.credops.pgauth.plugins.module_utils.pg import probe
+    with scenario("healthy") as meta:
+        old = read_stores(meta, lab)["aws-app"]
+        done = rotate(lab, tmp_path, meta, pgauth_strategy="iam")
+        assert done.returncode == 0, done.stdout[-3000:]
+        stores = read_stores(meta, lab)
+        again = rotate(lab, tmp_path, meta, pgauth_strategy="iam")
+        params = {**lab_store_options(lab), "login_host": lab["PGAUTH_LAB_PGHOST"],
+                  "login_port": int(lab["PGAUTH_LAB_PGPORT"]), "login_db": "appdb",
+                  "ssl_mode": "verify-full", "ssl_rootcert": lab["PGAUTH_LAB_SSLROOTCERT"],
+                  "connect_timeout": 5, "login_iam": True}
+        token_login = probe(params, "app_user", None)
+        password_login = logs_in(lab, "app_user", old.password)
+    assert all(not cred.password for cred in stores.values()), "a store kept a password"
+    assert {cred.auth for cred in stores.values()} <= {"iam", None}
+    assert token_login.ok, token_login.message
+    assert not password_login
+    assert report(tmp_path)["outcome"] == "converted"
+    assert "changed=0" in again.stdout.split("PLAY RECAP")[1]
+
+
+def test_check_mode_plans_and_changes_nothing(lab, tmp_path):
+    with scenario("password_mismatch") as meta:
+        before = snapshot(lab)
+        done = rotate(lab, tmp_path, meta, "--check")
+        assert done.returncode == 0, done.stdout[-3000:]
+        assert snapshot(lab) == before
+    steps = report(tmp_path)["steps"]
+    assert {step["status"] for step in steps} == {"planned"}
+    assert [step["step"] for step in steps][:3] == ["stage:aws-app", "stage_others",
+                                                    "set_database"]
+
+
+def test_min_age_makes_scheduled_runs_idempotent(lab, tmp_path):
+    with scenario("healthy") as meta:
+        before = snapshot(lab)
+        done = rotate(lab, tmp_path, meta, pgauth_rotation_min_age="1d")
+        assert done.returncode == 0 and "changed=0" in done.stdout.split("PLAY RECAP")[1]
+        assert snapshot(lab) == before and report(tmp_path)["outcome"] == "not_due"
+        forced = rotate(lab, tmp_path, meta, pgauth_rotation_min_age="1d", pgauth_force=True)
+        assert forced.returncode == 0 and report(tmp_path)["outcome"] == "rotated"
+        converged(meta, lab)
+
+
+def test_a_held_lock_fails_fast_and_changes_nothing(lab, tmp_path):
+    with scenario("password_mismatch") as meta:
+        holder = psycopg2.connect(host=lab["PGAUTH_LAB_PGSOCKET"],
+                                  port=lab["PGAUTH_LAB_PGPORT"], user="postgres",
+                                  dbname="postgres")
+        holder.autocommit = True
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))",
+                        ("credops.pgauth.rotate:app_user",))
+        before = snapshot(lab)
+        try:
+            done = rotate(lab, tmp_path, meta)
+        finally:
+            holder.close()
+        assert snapshot(lab) == before
+    assert done.returncode != 0
+    assert "another rotation of role 'app_user' is in progress" in done.stdout
+    assert report(tmp_path)["verdict"] == "broken"
+
+
+def test_two_rotations_started_together(lab, tmp_path):
+    """The credential is broken, so each run wants to rotate: exactly one does; the other
+    finds the lock taken, or the fresh, working secret (not due)."""
+    for attempt in range(3):
+        with scenario("password_mismatch") as meta:
+            dirs = [tmp_path / f"{attempt}-{run}" for run in "ab"]
+            for path in dirs:
+                path.mkdir()
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                runs = list(pool.map(lambda path: rotate(lab, path, meta,
+                                                         pgauth_rotation_min_age="1h"), dirs))
+            outcomes = sorted(report(path).get("outcome") or "failed" for path in dirs)
+            converged(meta, lab)
+        assert outcomes.count("rotated") == 1, (outcomes, [r.stdout[-1500:] for r in runs])
+        for path, run in zip(dirs, runs, strict=True):
+            if report(path).get("outcome") != "rotated":
+                assert report(path).get("outcome") == "not_due" or \
+                    "another rotation of role 'app_user' is in progress" in run.stdout
+
+
+SINGLE_USER_POINTS = ["lock", "stage:aws-app", "stage_others", "set_database", "test_login",
+                      "promote:aws-app", "promote:app-env"]
+ALTERNATING_POINTS = ["lock", "stage:aws-app", "ensure_clone", "stage_others", "set_database",
+                      "test_login", "promote:aws-app", "promote:app-env"]
+
+
+@pytest.mark.parametrize(("strategy", "point"),
+                         [("single_user", point) for point in SINGLE_USER_POINTS]
+                         + [("alternating_users", point) for point in ALTERNATING_POINTS])
+def test_killed_at_a_step_boundary_then_finished(lab, tmp_path, strategy, point):
+    with scenario("healthy") as meta:
+        old = read_stores(meta, lab)["aws-app"]
+        (tmp_path / "killed").mkdir()
+        killed = rotate(lab, tmp_path / "killed", meta, env={"PGAUTH_FAILPOINT": point},
+                        pgauth_strategy=strategy)
+        assert killed.returncode != 0, f"the run was not killed at {point}"
+        assert some_store_works(meta, lab), f"no store holds a working credential after {point}"
+        if strategy == "alternating_users":
+            # the clients' current credential always works with alternating users
+            current = read_stores(meta, lab)["aws-app"]
+            assert logs_in(lab, current.username, current.password)
+        # the re-run is what a schedule would start: with min_age, so a finished rotation
+        # is not done twice
+        again = rotate(lab, tmp_path, meta, pgauth_strategy=strategy,
+                       pgauth_rotation_min_age="1h")
+        assert again.returncode == 0, again.stdout[-3000:]
+        new = converged(meta, lab)
+    outcome = report(tmp_path)["outcome"]
+    expected = {"lock": "not_due", "promote:aws-app": "converged",
+                "promote:app-env": "not_due"}.get(point, "resumed")
+    assert outcome == expected, (point, outcome)
+    # a pending password is finished, never replaced by a second new one
+    assert (new.password == old.password) == (point == "lock")
+
+
+def unchanged_but_pending(before: dict, after: dict) -> bool:
+    """The database roles and every store's current value are as they were."""
+    return after["roles"] == before["roles"] and after["files"] == before["files"] \
+        and after["vault"] == before["vault"] and all(
+            "AWSCURRENT" in (after["aws"][name].get(version) or [])
+            for name, stages in before["aws"].items()
+            for version, labels in stages.items() if "AWSCURRENT" in labels)
+
+
+def test_a_store_that_stops_answering_fails_the_run_and_changes_nothing(lab, tmp_path):
+    from lab.services import OpenBao
+    from lab.settings import Lab
+    pid = OpenBao(Lab.from_env()).pid()
+    with scenario("healthy") as meta:
+        before = snapshot(lab)
+        old = read_stores(meta, lab)["aws-app"]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            failed = rotate(lab, tmp_path, meta, pgauth_vault={"vault_timeout": 2})
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert failed.returncode != 0
+        assert "store 'vault-app'" in failed.stdout and "cannot reach Vault" in failed.stdout
+        assert unchanged_but_pending(before, snapshot(lab))
+        assert logs_in(lab, old.username, old.password)
+        again = rotate(lab, tmp_path, meta)
+        assert again.returncode == 0, again.stdout[-3000:]
+        assert converged(meta, lab).password != old.password
+
+
+def test_a_store_refusing_the_pending_write_is_rolled_back(lab, tmp_path):
+    """Vault can be read but not written (a read-only token): the primary's pending value
+    is discarded again and nothing else changed."""
+    import hvac
+    vault = hvac.Client(url=lab["VAULT_ADDR"], token=lab["VAULT_TOKEN"])
+    vault.sys.create_or_update_policy("pgauth-read-only", """
+        path "secret/data/*" { capabilities = ["read"] }
+        path "secret/metadata/*" { capabilities = ["read", "list"] }""")
+    created = vault.auth.token.create(policies=["pgauth-read-only"], ttl="10m")
+    token = created["auth"]["client_token"]
+    with scenario("healthy") as meta:
+        before = snapshot(lab)
+        old = read_stores(meta, lab)["aws-app"]
+        failed = rotate(lab, tmp_path, meta, pgauth_vault={"token": token})
+        after = snapshot(lab)
+        pending = read_stores({"stores": meta["stores"][:1]}, lab, "pending")["aws-app"]
+    assert failed.returncode != 0
+    assert "vault-app" in failed.stdout and "rolled back" in failed.stdout, failed.stdout[-2000:]
+    assert unchanged_but_pending(before, after) and pending is None
+    assert logs_in(lab, old.username, old.password)
+    assert [s["status"] for s in report(tmp_path)["steps"]][:2] == ["done", "failed"]
+
+
+def test_a_failed_test_login_restores_the_old_password(lab, tmp_path):
+    """The new password is set, but the test login cannot work (pg_hba.conf has no rule for
+    the app's database): the database gets the old verifier back, the stores stay."""
+    with scenario("no_hba_entry") as meta:
+        before = snapshot(lab)
+        failed = rotate(lab, tmp_path, meta)
+        after = snapshot(lab)
+    assert failed.returncode != 0
+    assert "test login" in failed.stdout and "previous stored verifier" in failed.stdout
+    assert unchanged_but_pending(before, after)
