@@ -56,7 +56,8 @@ def describe_database(params: dict, instance: str | None, cluster: str | None) -
     return {"iam_enabled": bool(db.get("IAMDatabaseAuthenticationEnabled")),
             "endpoint": address, "port": port, "resource_id": resource_id,
             "region": region, "account": account, "arn": arn,
-            "engine": db.get("Engine"), "status": db.get("DBInstanceStatus") or db.get("Status")}
+            "engine": db.get("Engine"), "status": db.get("DBInstanceStatus") or db.get("Status"),
+            "master_username": db.get("MasterUsername")}
 
 
 def _principal(arn: str) -> tuple[str, str]:

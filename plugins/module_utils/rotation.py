@@ -169,6 +169,9 @@ class Rotation:
         self.by_name = {store.name: store for store in self.stores}
         if len(self.by_name) != len(self.stores):
             raise RotationError("store names must be unique (they label reports)")
+        if params.get("rotate_via") == "rds_api" and params["strategy"] != "single_user":
+            raise RotationError("rotate_via rds_api changes the master user's password: use it "
+                                "with strategy single_user")
         source = params.get("source_store")
         if source and source not in self.by_name:
             raise RotationError(f"source_store {source!r} is not one of the stores: "
@@ -228,6 +231,12 @@ class Rotation:
 
     def set_password(self, user: str, password: str) -> str | None:
         """ALTER ROLE with a client-made verifier; returns what restores the old password."""
+        if self.params.get("rotate_via") == "rds_api":
+            from ansible_collections.credops.pgauth.plugins.module_utils.rotation_rds import (
+                set_master_password,
+            )
+            set_master_password(self.params, user, password, self.login_params)
+            return None
         state = fetch_role(self.cur, user)
         if not state.exists:
             raise RotationError(f"role {user!r} does not exist; create it first "
@@ -243,6 +252,14 @@ class Rotation:
     def restore_password(self, user: str, stored: str | None, old: Credential | None) -> str:
         """Put the old password back: its stored hash when pg_authid was readable, else the
         old plaintext from a store (as a fresh verifier).  Returns how, for the report."""
+        if self.params.get("rotate_via") == "rds_api":
+            if old is None or not old.password or old.username != user:
+                return "nothing to restore (the previous password is unknown)"
+            from ansible_collections.credops.pgauth.plugins.module_utils.rotation_rds import (
+                set_master_password,
+            )
+            set_master_password(self.params, user, old.password, self.login_params)
+            return "the previous password, through the RDS API"
         if stored is not None:
             secret = sql.Literal(stored)
             how = "the previous stored verifier"

@@ -110,6 +110,19 @@ options:
       - Read the admin's password (and user, unless O(login_user) is given) from a store, a
         dict with C(store) and C(stage).
     type: dict
+  rotate_via:
+    description:
+      - V(sql) sets the password with C(ALTER ROLE) and a SCRAM verifier.
+      - V(rds_api) sets the RDS master user's password with C(ModifyDBInstance) (or
+        C(ModifyDBCluster)), applied immediately, then logs in until it works. Only for the
+        master user, with O(strategy=single_user).
+    type: str
+    choices: [sql, rds_api]
+    default: sql
+  rds_apply_timeout:
+    description: V(rds_api). Seconds to wait for RDS to apply the new master password.
+    type: int
+    default: 300
 extends_documentation_fragment:
   - credops.pgauth.postgres
   - credops.pgauth.aws
@@ -240,6 +253,8 @@ def main() -> None:
             principal_arn={"type": "str"},
             iam_enable_instance={"type": "bool", "default": False},
             login_password_from={"type": "dict", "no_log": False},
+            rotate_via={"type": "str", "default": "sql", "choices": ["sql", "rds_api"]},
+            rds_apply_timeout={"type": "int", "default": 300},
         ),
         mutually_exclusive=[("db_instance_identifier", "db_cluster_identifier")],
         supports_check_mode=True,

@@ -7,9 +7,11 @@ returns the version that carries AWSCURRENT, and rotations depend on that.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from moto import server
+from moto.rds.models import RDSBackend
 from moto.secretsmanager.models import SecretsManagerBackend
 
 _original_update_stage = SecretsManagerBackend.update_secret_version_stage
@@ -25,6 +27,39 @@ def _update_stage_and_default(self, secret_id, version_stage, remove_from_versio
 
 
 SecretsManagerBackend.update_secret_version_stage = _update_stage_and_default
+
+# RDS: ModifyDBInstance(MasterUserPassword) changes the master user's password on the
+# instance.  The lab's instances all stand for the one lab PostgreSQL, so the new password is
+# set there (as a SCRAM verifier, over the superuser's Unix socket) as RDS would do it.
+_original_modify_instance = RDSBackend.modify_db_instance
+
+
+def _set_master_password(user: str, password: str) -> None:
+    import psycopg2
+    from psycopg2 import sql
+    from psycopg2.extensions import encrypt_password
+    conn = psycopg2.connect(host=os.environ["PGAUTH_LAB_PGSOCKET"],
+                            port=os.environ["PGAUTH_LAB_PGPORT"], user="postgres",
+                            dbname="postgres", application_name="moto-lab-rds")
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            verifier = encrypt_password(password, user, conn, "scram-sha-256")
+            statement = sql.SQL("ALTER ROLE {} PASSWORD {}")
+            cur.execute(statement.format(sql.Identifier(user), sql.Literal(verifier)))
+    finally:
+        conn.close()
+
+
+def _modify_instance_and_master_password(self, db_instance_identifier, db_kwargs):
+    password = db_kwargs.get("master_user_password")
+    database = _original_modify_instance(self, db_instance_identifier, db_kwargs)
+    if password and os.environ.get("PGAUTH_LAB_PGSOCKET"):
+        _set_master_password(database.master_username, password)
+    return database
+
+
+RDSBackend.modify_db_instance = _modify_instance_and_master_password
 
 if __name__ == "__main__":
     server.main(sys.argv[1:])

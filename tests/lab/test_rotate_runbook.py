@@ -8,6 +8,7 @@ working credential; two runs at once must not both rotate.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import signal
@@ -325,3 +326,60 @@ def test_a_failed_test_login_restores_the_old_password(lab, tmp_path):
     assert failed.returncode != 0
     assert "test login" in failed.stdout and "previous stored verifier" in failed.stdout
     assert unchanged_but_pending(before, after)
+
+
+def make_ops_master(lab: dict, tmp_path: Path, password: str) -> list[dict]:
+    """A CREATEROLE admin, ops_master, with the master-user instance lab-ops-db in moto, its
+    credential in Secrets Manager (primary) and in a YAML config."""
+    import yaml
+    from conftest import lab_client
+    from psycopg2 import sql
+    conn = psycopg2.connect(host=lab["PGAUTH_LAB_PGSOCKET"], port=lab["PGAUTH_LAB_PGPORT"],
+                            user="postgres", dbname="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        verifier = psycopg2.extensions.encrypt_password(password, "ops_master", conn,
+                                                        "scram-sha-256")
+        cur.execute(sql.SQL("CREATE ROLE ops_master LOGIN CREATEROLE PASSWORD {}").format(
+            sql.Literal(verifier)))
+    conn.close()
+    rds = lab_client(lab, "rds")
+    with contextlib.suppress(rds.exceptions.DBInstanceAlreadyExistsFault):
+        rds.create_db_instance(
+            DBInstanceIdentifier="lab-ops-db", Engine="postgres", DBInstanceClass="db.t3.micro",
+            AllocatedStorage=20, MasterUsername="ops_master", MasterUserPassword=password,
+            Port=int(lab["PGAUTH_LAB_PGPORT"]))
+    secret = {"username": "ops_master", "password": password, "host": lab["PGAUTH_LAB_PGHOST"],
+              "port": int(lab["PGAUTH_LAB_PGPORT"]), "dbname": "postgres"}
+    lab_client(lab, "secretsmanager").create_secret(Name="lab/ops_master",
+                                                    SecretString=json.dumps(secret))
+    config = tmp_path / "ops.yml"
+    config.write_text(yaml.safe_dump({"db": {"user": "ops_master", "password": password}}))
+    return [{"name": "aws-ops", "type": "aws_secretsmanager", "secret_id": "lab/ops_master",
+             "format": "json"},
+            {"name": "ops-config", "type": "file", "path": str(config), "format": "yaml",
+             "key": "db", "value_format": "json"}]
+
+
+@pytest.mark.parametrize("via", ["sql", "rds_api"])
+def test_the_admin_rotates_its_own_password_everywhere(lab, tmp_path, via):
+    """The classic: the master password changed in one place only.  Here the admin reads its
+    own password from the primary store, and the rotation reaches every store."""
+    import secrets as random
+    first = "ops-" + random.token_urlsafe(18)
+    with scenario("healthy") as meta:
+        stores = make_ops_master(lab, tmp_path, first)
+        target = {**meta["target"], "role": "ops_master", "dbname": "postgres",
+                  "rds_instance_id": "lab-ops-db"}
+        done = run_playbook(lab, tmp_path, {
+            **rotate_vars(meta, lab, tmp_path), "pgauth_target": target,
+            "pgauth_stores": stores, "pgauth_admin": {"store": stores[0]},
+            "pgauth_rotate_via": via}, playbook="rotate")
+        assert done.returncode == 0, done.stdout[-3000:]
+        creds = read_stores({"stores": stores}, lab)
+        worked = logs_in(lab, "ops_master", creds["aws-ops"].password, dbname="postgres")
+        old_works = logs_in(lab, "ops_master", first, dbname="postgres")
+    assert creds["ops-config"].password == creds["aws-ops"].password != first
+    assert worked and not old_works
+    assert [step["status"] for step in report(tmp_path)["steps"]
+            if step["step"] == "set_database"] == ["done"]

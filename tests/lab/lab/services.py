@@ -55,8 +55,12 @@ class Moto:
             if port_open(HOST, self.lab.moto_port):
                 raise RuntimeError(f"port {self.lab.moto_port} is taken by another process "
                                    "(set PGAUTH_LAB_MOTO_PORT)")
+            # the RDS master password of the lab's instances is applied to the lab PostgreSQL
+            from .postgres import Postgres
+            env = {**os.environ, "PGAUTH_LAB_PGSOCKET": str(Postgres(self.lab).sock),
+                   "PGAUTH_LAB_PGPORT": str(self.lab.pg_port)}
             spawn([sys.executable, str(MOTO_SERVER), "-H", HOST, "-p", str(self.lab.moto_port)],
-                  self.pidfile, self.logfile)
+                  self.pidfile, self.logfile, env=env)
             wait_for(lambda: _http_ok(f"{self.lab.moto_url}/moto-api/"), "moto_server")
         self.ensure_rds_instance(state)
 
