@@ -395,6 +395,9 @@ class Rotation:
 
     def run(self) -> Outcome:
         out = self.out
+        if not fetch_role(self.cur, self.role).exists:
+            raise RotationError(f"role {self.role!r} does not exist; create it first "
+                                "(credops.pgauth.pg_role); nothing was changed")
         if is_member(self.cur, self.role, "rds_iam"):
             raise RotationError(f"role {self.role!r} is in rds_iam, so RDS refuses its password "
                                 "logins: use strategy iam, or revoke rds_iam first "

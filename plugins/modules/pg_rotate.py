@@ -223,8 +223,10 @@ def run(module: AnsibleModule) -> dict:
         result = run_rotation(params, conn.cursor(), module.no_log_values.add,
                               module.check_mode)
     except RotationError as err:
-        module.fail_json(msg=f"pg_rotate {params['role']!r}: {err}", changed=True,
-                         **getattr(err, "outcome", {}))
+        outcome = getattr(err, "outcome", {})
+        done = [step for step in outcome.get("steps", []) if step["status"] == "done"]
+        module.fail_json(msg=f"pg_rotate {params['role']!r}: {err}", changed=bool(done),
+                         **outcome)
     finally:
         conn.close()
     return result

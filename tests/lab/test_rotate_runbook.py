@@ -81,15 +81,21 @@ def some_store_works(meta: dict, lab: dict) -> bool:
 
 
 def test_single_user_rotates_every_store(lab, tmp_path):
+    hook = tmp_path / "after_promote.yml"
+    hook.write_text("- name: Record what the hook saw\n  ansible.builtin.copy:\n"
+                    "    dest: \"{{ hook_marker }}\"\n    content: \"{{ rotate_result.outcome }} "
+                    "{{ rotate_result.promoted }}\"\n    mode: '0600'\n")
     with scenario("healthy") as meta:
         old = read_stores(meta, lab)["aws-app"]
         with load_for(meta, lab) as load:
-            done = rotate(lab, tmp_path, meta, "-vvv")
+            done = rotate(lab, tmp_path, meta, "-vvv", pgauth_after_promote_tasks=str(hook),
+                          hook_marker=str(tmp_path / "hook.txt"))
         assert done.returncode == 0, done.stdout[-3000:]
         new = converged(meta, lab)
         secrets = lab_secrets(lab) | {old.password}
     assert new.password != old.password and new.username == "app_user"
     assert not logs_in(lab, old.username, old.password), "the old password still works"
+    assert (tmp_path / "hook.txt").read_text() == "rotated True"
     result = report(tmp_path)
     assert result["outcome"] == "rotated" and result["verdict"] == "healthy"
     assert [step["step"] for step in result["steps"]] == [
