@@ -85,14 +85,20 @@ def test_single_user_rotates_every_store(lab, tmp_path):
     hook.write_text("- name: Record what the hook saw\n  ansible.builtin.copy:\n"
                     "    dest: \"{{ hook_marker }}\"\n    content: \"{{ rotate_result.outcome }} "
                     "{{ rotate_result.promoted }}\"\n    mode: '0600'\n")
+    server_log = Path(lab["PGAUTH_LAB_PGLOG"])
     with scenario("healthy") as meta:
         old = read_stores(meta, lab)["aws-app"]
+        offset = server_log.stat().st_size
         with load_for(meta, lab) as load:
             done = rotate(lab, tmp_path, meta, "-vvv", pgauth_after_promote_tasks=str(hook),
                           hook_marker=str(tmp_path / "hook.txt"))
         assert done.returncode == 0, done.stdout[-3000:]
         new = converged(meta, lab)
         secrets = lab_secrets(lab) | {old.password}
+        with server_log.open(errors="replace") as handle:
+            handle.seek(offset)
+            logged = handle.read()
+    assert "PASSWORD 'SCRAM-SHA-256$" in logged  # the ALTER ROLE is logged, as a verifier
     assert new.password != old.password and new.username == "app_user"
     assert not logs_in(lab, old.username, old.password), "the old password still works"
     assert (tmp_path / "hook.txt").read_text() == "rotated True"
@@ -104,7 +110,7 @@ def test_single_user_rotates_every_store(lab, tmp_path):
     assert result["versions_before"]["aws-app"] != result["versions_after"]["aws-app"]
     markdown = (tmp_path / "reports" / "localhost" / "rotate.md").read_text()
     assert_no_leak({"the -vvv output": done.stdout + done.stderr, "rotate.md": markdown,
-                    "rotate.json": json.dumps(result)}, secrets)
+                    "rotate.json": json.dumps(result), "the server log": logged}, secrets)
     print("single_user under load:", load.report())
 
 
@@ -153,8 +159,9 @@ def test_iam_conversion(lab, tmp_path):
     from ansible_collections.credops.pgauth.plugins.module_utils.pg import probe
     with scenario("healthy") as meta:
         old = read_stores(meta, lab)["aws-app"]
-        done = rotate(lab, tmp_path, meta, pgauth_strategy="iam")
+        done = rotate(lab, tmp_path, meta, "-vvv", pgauth_strategy="iam")
         assert done.returncode == 0, done.stdout[-3000:]
+        assert_no_leak({"the -vvv output": done.stdout + done.stderr}, lab_secrets(lab))
         stores = read_stores(meta, lab)
         again = rotate(lab, tmp_path, meta, pgauth_strategy="iam")
         params = {**lab_store_options(lab), "login_host": lab["PGAUTH_LAB_PGHOST"],
