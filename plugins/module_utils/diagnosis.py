@@ -81,6 +81,15 @@ def _manual(text: str) -> dict:
     return {"runbook": None, "manual": text}
 
 
+def app_auth(facts: dict) -> str:
+    """How the application logs in: the target says so, or its stores do (a store that says
+    auth=iam and none that says password: a role converted by rotate's iam strategy)."""
+    if (facts.get("target") or {}).get("auth") == "iam":
+        return "iam"
+    said = {(store.get("credential") or {}).get("auth") for store in facts.get("stores") or []}
+    return "iam" if "iam" in said and "password" not in said else "password"
+
+
 def _probe_categories(facts: dict) -> dict[str, list[str]]:
     """category -> the stores whose probe failed that way."""
     out: dict[str, list[str]] = {}
@@ -135,7 +144,7 @@ def _role_findings(facts: dict, failed: dict) -> list[dict]:
                                "stores_failing": password_failures},
                               _rotate(pgauth_valid_until="infinity"),
                               ["store_password_mismatch", "auth_failures_in_logs"]))
-    if target.get("auth", "password") == "password" and role.get("password_set") is False:
+    if app_auth(facts) == "password" and role.get("password_set") is False:
         found.append(_finding("role_password_missing", "critical", {"role": name},
                               _rotate(), ["store_password_mismatch", "auth_failures_in_logs"]))
     if role.get("password_hash") == "md5" and server.get("password_encryption") != "md5":
@@ -155,14 +164,14 @@ def _role_findings(facts: dict, failed: dict) -> list[dict]:
 def _iam_findings(facts: dict, failed: dict) -> list[dict]:
     target, role, iam = facts.get("target") or {}, facts.get("role") or {}, facts.get("iam")
     name, found = target.get("role"), []
-    if target.get("auth") != "iam":
+    if app_auth(facts) != "iam":
         if role.get("rds_iam_member"):
             found.append(_finding(
                 "iam_role_blocks_password", "critical",
                 {"role": name, "stores_failing": failed.get("iam_role_blocks_password", [])},
                 {"runbook": "rotate", "extra_vars": {"pgauth_strategy": "iam"},
-                 "manual": f"Or, to keep passwords: credops.pgauth.rds_iam_grant role={name} "
-                           "state=absent"},
+                 "manual": "Then set pgauth_target.auth to iam. Or, to keep passwords: "
+                           f"credops.pgauth.rds_iam_grant role={name} state=absent"},
                 ["store_password_mismatch", "auth_failures_in_logs"]))
         return found
     if iam is not None and iam.get("iam_enabled") is False:
@@ -208,7 +217,7 @@ def _iam_findings(facts: dict, failed: dict) -> list[dict]:
 
 def _store_findings(facts: dict, failed: dict) -> list[dict]:
     stores = facts.get("stores") or []
-    target_auth = (facts.get("target") or {}).get("auth")
+    target_auth = app_auth(facts)
 
     def uses_iam(store: dict) -> bool:
         # an IAM application's store rightly holds no password

@@ -156,3 +156,18 @@ def iam_facts(params: dict, instance: str | None, cluster: str | None, db_user: 
     if principal_arn:
         facts.update(connect_decision(params, principal_arn, arn))
     return facts
+
+
+def modify_database(params: dict, instance: str | None, cluster: str | None, purpose: str,
+                    **changes) -> None:
+    """ModifyDBInstance or ModifyDBCluster, applied immediately; AwsError names the purpose
+    and the error code, never the request (it may carry a password)."""
+    try:
+        rds = client(params, "rds")
+        if instance:
+            rds.modify_db_instance(DBInstanceIdentifier=instance, ApplyImmediately=True, **changes)
+        else:
+            rds.modify_db_cluster(DBClusterIdentifier=cluster, ApplyImmediately=True, **changes)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+        code = getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
+        raise AwsError(f"{purpose} for {instance or cluster} failed: {code}") from None

@@ -207,6 +207,17 @@ class Rotation:
             self.hide(cred.password)
         return cred
 
+    def read_or_none(self, store: Store, stage: str) -> Credential | None:
+        """A store whose value cannot be read as a credential (a broken URL) counts as
+        holding nothing: the rotation replaces its value."""
+        try:
+            return self.read(store, stage)
+        except StoreError as err:
+            note = f"{store.name}: {stage} value unreadable, replaced ({err})"
+            if note not in self.out.notes:
+                self.out.notes.append(note)
+            return None
+
     # -- the database --------------------------------------------------------------------
     def login_params(self, cred: Credential) -> dict:
         """How the test login connects: the target's endpoint, the credential's user."""
@@ -282,25 +293,33 @@ class Rotation:
         return [store for store in self.stores[1:] if store.backend.supports_pending]
 
     def write(self, store: Store, cred: Credential, stage: str) -> None:
-        plan = store.plan_write(self.fields(cred), stage)
+        try:
+            plan = store.plan_write(self.fields(cred), stage)
+        except StoreError:
+            # an unreadable value is replaced by the whole credential (host, port, dbname too)
+            plan = store.plan_write(self.fields(cred, whole=True), stage, replace_unreadable=True)
         if plan.changed:
             store.write(plan, stage)
 
     @staticmethod
-    def fields(cred: Credential) -> dict:
-        return {"username": cred.username, "password": cred.password, "auth": cred.auth}
+    def fields(cred: Credential, whole: bool = False) -> dict:
+        fields = {"username": cred.username, "password": cred.password, "auth": cred.auth}
+        if whole:
+            fields.update(host=cred.host, port=cred.port, dbname=cred.dbname,
+                          sslmode=cred.sslmode)
+        return fields
 
     def promote_store(self, store: Store, cred: Credential) -> None:
         """pending -> current where the store has a pending stage holding cred, else write
         cred as current (files, or a pending that is missing or stale)."""
         if store.backend.supports_pending:
-            pending = self.read(store, "pending")
+            pending = self.read_or_none(store, "pending")
             if same_secret(pending, cred):
                 store.promote()
                 return
-            if pending is not None:
+            if store.pending() is not None:
                 store.discard_pending()
-        if not same_secret(self.read(store, "current"), cred):
+        if not same_secret(self.read_or_none(store, "current"), cred):
             self.write(store, cred, "current")
 
     def promote_everywhere(self, cred: Credential) -> None:
@@ -391,7 +410,7 @@ class Rotation:
     def stores_differing_from(self, cred: Credential) -> list[Store]:
         """The stores whose current credential differs from cred (user or password)."""
         return [store for store in self.stores
-                if not same_secret(self.read(store, "current"), cred)]
+                if not same_secret(self.read_or_none(store, "current"), cred)]
 
     def run(self) -> Outcome:
         out = self.out
@@ -404,10 +423,10 @@ class Rotation:
                                 "(credops.pgauth.rds_iam_grant state=absent)")
         out.versions_before = self.versions()
         pending = self.read(self.primary, "pending")
-        current = self.read(self.primary, "current")
+        current = self.read_or_none(self.primary, "current")
         if pending is None:
             # what the stores should hold: the source store's credential, else the primary's
-            trusted = self.read(self.source, "current") if self.source else current
+            trusted = self.read_or_none(self.source, "current") if self.source else current
             if self.logs_in(trusted):
                 out.login_user = trusted.username or self.role
                 differ = self.stores_differing_from(trusted)
@@ -494,7 +513,7 @@ class Rotation:
         """Before promote: the database gets the old password back, then the pending values
         go.  When the database cannot be restored the pending values stay, so the new
         password is not lost and the next run can finish the rotation."""
-        old = self.read(self.source, "current") if self.source else current
+        old = self.read_or_none(self.source, "current") if self.source else current
         notes = []
         try:
             if restore.get("done"):

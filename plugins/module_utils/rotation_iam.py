@@ -10,7 +10,6 @@ password are refused: converting one role cannot be zero-downtime (use a new rol
 """
 from __future__ import annotations
 
-from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError, client
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import Credential
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
     connect_kwargs,
@@ -23,7 +22,10 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import (
     plan_membership,
     role_exists,
 )
-from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import iam_facts
+from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import (
+    iam_facts,
+    modify_database,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation import (
     Outcome,
     RotationError,
@@ -32,11 +34,6 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rotation import (
     store_versions,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.store import Store
-
-try:
-    import botocore.exceptions
-except ImportError:  # pragma: no cover - aws.client reports it
-    botocore = None
 
 TLS_MODES = ("require", "verify-ca", "verify-full")
 
@@ -89,19 +86,8 @@ class IamConversion:
                 "changed in the database or the stores")
 
     def enable_flag(self, instance: str | None, cluster: str | None) -> None:
-        try:
-            rds = client(self.params, "rds")
-            if instance:
-                rds.modify_db_instance(DBInstanceIdentifier=instance, ApplyImmediately=True,
-                                       EnableIAMDatabaseAuthentication=True)
-            else:
-                rds.modify_db_cluster(DBClusterIdentifier=cluster, ApplyImmediately=True,
-                                      EnableIAMDatabaseAuthentication=True)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
-            # the error code, never the request
-            code = getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
-            raise AwsError(f"turning IAM authentication on for {instance or cluster} failed: "
-                           f"{code}") from None
+        modify_database(self.params, instance, cluster, "turning IAM authentication on",
+                        EnableIAMDatabaseAuthentication=True)
 
     def token_login(self) -> None:
         params = self.params

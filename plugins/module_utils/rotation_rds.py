@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError, client
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import Credential
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import connect_kwargs, try_login
-from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import describe_database
+from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import (
+    describe_database,
+    modify_database,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation import RotationError
-
-try:
-    import botocore.exceptions
-except ImportError:  # pragma: no cover - aws.client reports it
-    botocore = None
 
 
 def set_master_password(params: dict, user: str, password: str, login_params) -> None:
@@ -31,17 +28,8 @@ def set_master_password(params: dict, user: str, password: str, login_params) ->
     if master != user:
         raise RotationError(f"rotate_via rds_api sets the master user's password, and the "
                             f"master user of {what} is {master!r}, not {user!r}")
-    try:
-        rds = client(params, "rds")
-        if instance:
-            rds.modify_db_instance(DBInstanceIdentifier=instance, ApplyImmediately=True,
-                                   MasterUserPassword=password)
-        else:
-            rds.modify_db_cluster(DBClusterIdentifier=cluster, ApplyImmediately=True,
-                                  MasterUserPassword=password)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
-        code = getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
-        raise AwsError(f"setting the master password of {what} failed: {code}") from None
+    modify_database(params, instance, cluster, "setting the master password",
+                    MasterUserPassword=password)
     deadline = time.monotonic() + int(params.get("rds_apply_timeout") or 300)
     login = login_params(Credential(username=user, password=password))
     while True:

@@ -167,15 +167,27 @@ class Store:
         except CredentialError as err:
             raise self.backend.error(f"the {stage} value: {err}") from None
 
-    def plan_write(self, update: dict, stage: str = "current") -> WritePlan:
+    def _read_or_replace(self, stage: str, replace_unreadable: bool):
+        try:
+            return self.read(stage)
+        except StoreError:
+            if not replace_unreadable:
+                raise
+            # the value cannot be read as a credential (a broken DATABASE_URL): the write
+            # replaces it whole, so nothing of it is kept
+            return None, self.backend.read(stage)
+
+    def plan_write(self, update: dict, stage: str = "current",
+                   replace_unreadable: bool = False) -> WritePlan:
         """What writing update (credential fields) at stage would store, and whether that
-        changes anything.  Pending values start from the current credential."""
+        changes anything.  Pending values start from the current credential.  With
+        replace_unreadable, a value that cannot be decoded is replaced by update alone."""
         if stage == "pending" and not self.backend.supports_pending:
             raise self.backend.error("this store type has no pending stage")
-        base_cred, previous = self.read("current")
+        base_cred, previous = self._read_or_replace("current", replace_unreadable)
         base, before = previous, base_cred
         if stage == "pending":
-            before, previous = self.read("pending")
+            before, previous = self._read_or_replace("pending", replace_unreadable)
             if before is not None:
                 base_cred, base = before, previous
         base_value = base.value if base else None
@@ -297,3 +309,18 @@ def validated_stores(items: list, option: str) -> list[dict]:
             raise StoreError(f"{option}[{label}]: {'; '.join(checked.error_messages)}")
         stores.append(checked.validated_parameters)
     return stores
+
+
+def prepare_runbook_params(params: dict, hide) -> dict:
+    """A runbook module's parameters, checked and completed: ``stores`` validated, the admin
+    password read from ``login_password_from`` when given."""
+    params = dict(params)
+    params["stores"] = validated_stores(params.get("stores") or [], "stores")
+    ref = params.get("login_password_from")
+    if ref is not None:
+        if not isinstance(ref.get("store"), dict):
+            raise StoreError("login_password_from needs store: a store dict")
+        params["login_password_from"] = {
+            "store": validated_stores([ref["store"]], "login_password_from.store")[0],
+            "stage": ref.get("stage") or "current"}
+    return with_admin_from_store(params, hide)

@@ -189,25 +189,12 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
     run_pg_module,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import check_role_name
-from ansible_collections.credops.pgauth.plugins.module_utils.store import (
-    StoreError,
-    validated_stores,
-    with_admin_from_store,
-)
+from ansible_collections.credops.pgauth.plugins.module_utils.store import prepare_runbook_params
 
 
 def run(module: AnsibleModule) -> dict:
-    params = dict(module.params)
-    check_role_name(params["role"])
-    params["stores"] = validated_stores(params["stores"], "stores")
-    if params["login_password_from"] is not None:
-        ref = params["login_password_from"]
-        if not isinstance(ref.get("store"), dict):
-            raise StoreError("login_password_from needs store: a store dict")
-        params["login_password_from"] = {
-            "store": validated_stores([ref["store"]], "login_password_from.store")[0],
-            "stage": ref.get("stage") or "current"}
-    params = with_admin_from_store(params, module.no_log_values.add)
+    check_role_name(module.params["role"])
+    params = prepare_runbook_params(module.params, module.no_log_values.add)
     return {"changed": False, **gather_facts(params, module.no_log_values.add)}
 
 

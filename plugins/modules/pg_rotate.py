@@ -203,21 +203,11 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rotation import (
     RotationError,
     run_rotation,
 )
-from ansible_collections.credops.pgauth.plugins.module_utils.store import (
-    validated_stores,
-    with_admin_from_store,
-)
+from ansible_collections.credops.pgauth.plugins.module_utils.store import prepare_runbook_params
 
 
 def run(module: AnsibleModule) -> dict:
-    params = dict(module.params)
-    params["stores"] = validated_stores(params["stores"], "stores")
-    if params["login_password_from"] is not None:
-        ref = params["login_password_from"]
-        params["login_password_from"] = {
-            "store": validated_stores([ref.get("store")], "login_password_from.store")[0],
-            "stage": ref.get("stage") or "current"}
-    params = with_admin_from_store(params, module.no_log_values.add)
+    params = prepare_runbook_params(module.params, module.no_log_values.add)
     conn = admin_connect(params)
     try:
         result = run_rotation(params, conn.cursor(), module.no_log_values.add,

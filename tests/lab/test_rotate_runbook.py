@@ -396,3 +396,38 @@ def test_the_admin_rotates_its_own_password_everywhere(lab, tmp_path, via):
     assert worked and not old_works
     assert [step["status"] for step in report(tmp_path)["steps"]
             if step["step"] == "set_database"] == ["done"]
+
+
+# scenario -> pgauth_target.auth for the diagnosis after the fix
+FIXED_BY_ROTATE = {
+    "password_mismatch": "password", "role_password_expired": "password",
+    "role_password_missing": "password", "role_password_hash_incompatible": "password",
+    "store_placeholder_password": "password", "stores_disagree": "password",
+    "store_dsn_invalid": "password", "iam_role_blocks_password": "iam",
+    "iam_role_not_granted": "iam", "iam_disabled_on_instance": "iam",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIXED_BY_ROTATE))
+def test_the_fix_diagnose_names_is_accepted_and_works(lab, tmp_path, name):
+    """diagnose -> the first finding's fix (rotate with its extra_vars) -> diagnose: healthy."""
+    import datetime as dt
+    if FIXED_BY_ROTATE[name] == "iam" and lab["PGAUTH_LAB_IAM_ENABLED"] != "1":
+        pytest.skip("IAM emulation off (not root)")
+    with scenario(name) as meta:
+        first = run_playbook(lab, tmp_path, vars_for(meta, lab, tmp_path / "before"))
+        assert first.returncode == 0, first.stdout[-2000:]
+        finding = json.loads((tmp_path / "before" / "localhost" / "diagnose.json")
+                             .read_text())["findings"][0]
+        assert finding["fix"]["runbook"] == "rotate", finding
+        fixed = rotate(lab, tmp_path, meta, **finding["fix"]["extra_vars"])
+        assert fixed.returncode == 0, fixed.stdout[-3000:]
+        since = dt.datetime.now(dt.timezone.utc).isoformat()
+        after_vars = vars_for(meta, lab, tmp_path / "after")
+        after_vars["pgauth_target"] = {**meta["target"], "auth": FIXED_BY_ROTATE[name]}
+        after_vars["pgauth_logs"] = {**meta["logs"], "since": since}
+        second = run_playbook(lab, tmp_path, after_vars)
+        assert second.returncode == 0, second.stdout[-2000:]
+    after = json.loads((tmp_path / "after" / "localhost" / "diagnose.json").read_text())
+    assert after["verdict"] == "healthy", [f["id"] for f in after["findings"]]
+    assert report(tmp_path)["outcome"] in ("rotated", "converged", "converted")
