@@ -60,6 +60,18 @@ def summary(report: dict, paths: list[str] | None = None) -> list[str]:
         if finding.get("evidence"):
             lines.append(f"    evidence: {evidence_line(finding['evidence'])}")
         lines.append(f"    fix: {fix_line(finding.get('fix'))}")
+    checks = report.get("checks") or []
+    if checks:
+        passed = [check for check in checks if check["ok"]]
+        lines.append(f"checks: {len(passed)} of {len(checks)} passed")
+        lines += [f"[FAILED {check['severity']}] {check['check']}: {check['detail']}"
+                  for check in checks if not check["ok"]]
+        lines += [f"[info] {check['check']}: {check['detail']}"
+                  for check in checks if check["ok"] and check["severity"] == "info"]
+    if report.get("outcome"):
+        lines.append(f"outcome: {report['outcome']}"
+                     + (f" (the stores now hold {report['login_user']})"
+                        if report.get("login_user") else ""))
     for error in report.get("errors") or []:
         lines.append(f"[not checked] {error}")
     if paths:
@@ -102,13 +114,19 @@ def render_markdown(report: dict) -> str:
             out.append("")
     if report.get("errors"):
         out += ["## Not checked", ""] + [f"- {error}" for error in report["errors"]] + [""]
+    if report.get("checks"):
+        out += ["## Checks", "", "| check | result | detail |", "|---|---|---|"]
+        out += [f"| {_md_value(check['check'])} | "
+                f"{'ok' if check['ok'] else 'FAILED (' + check['severity'] + ')'} | "
+                f"{_md_value(check['detail'])} |" for check in report["checks"]]
+        out.append("")
     out += _checks_markdown(report.get("facts") or {})
     if report.get("timings"):
         timings = sorted(report["timings"].items())
         out += ["Timings (s): " + ", ".join(f"{key} {value}" for key, value in timings), ""]
     # the gathered facts stay in the JSON; other sections (steps, checks) are shown as JSON
     sections = [key for key in report
-                if key not in REPORT_KEYS and key not in ("errors", "facts", "timings")]
+                if key not in REPORT_KEYS and key not in ("errors", "facts", "timings", "checks")]
     for key in sections:
         body = json.dumps(report[key], indent=2, sort_keys=True, default=str)
         out += [f"## {key}", "", "```json", body, "```", ""]

@@ -1,0 +1,67 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: verify_checks
+short_description: The verify runbook's checks, from gathered facts
+version_added: 0.1.0
+description:
+  - Takes what M(credops.pgauth.pg_auth_facts) returns (with C(target)) and returns named
+    checks C({check, ok, severity, detail}). Every store readable (C(store_readable:NAME)),
+    each store's credential logs in (C(login:NAME)), the stores agree (C(stores_agree), by
+    keyed fingerprints, or the same user for IAM), the role is healthy (C(role_healthy),
+    C(connection_headroom)), no failed logins in the logs (C(logs_quiet)), each health URL
+    answers 2xx (C(health:URL)).
+  - For IAM roles, sessions older than the 15-minute token lifetime are reported as
+    information; PostgreSQL checks a token only when a connection opens.
+  - P(credops.pgauth.checks_verdict#filter) turns the checks into a verdict.
+options:
+  _input:
+    description: The facts, with C(target).
+    type: dict
+    required: true
+  health:
+    description: Results of M(ansible.builtin.uri) for the health URLs (C(url), C(status)).
+    type: list
+    elements: dict
+author:
+  - credops maintainers (@credops)
+"""
+
+EXAMPLES = r"""
+- name: Checks and verdict
+  ansible.builtin.set_fact:
+    checks: "{{ facts | combine({'target': pgauth_target}) | credops.pgauth.verify_checks }}"
+"""
+
+RETURN = r"""
+_value:
+  description: The checks.
+  type: list
+  elements: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.credops.pgauth.plugins.module_utils.verification import (
+    checks_verdict,
+    verify_checks,
+)
+
+
+def checks(facts: dict, health: list | None = None) -> list:
+    if not isinstance(facts, dict):
+        raise AnsibleFilterError("verify_checks expects the gathered facts as a dict")
+    return verify_checks(facts, health or [])
+
+
+def verdict(found: list) -> str:
+    if not isinstance(found, list):
+        raise AnsibleFilterError("checks_verdict expects a list of checks")
+    return checks_verdict(found)
+
+
+class FilterModule:
+    def filters(self):
+        return {"verify_checks": checks, "checks_verdict": verdict}
