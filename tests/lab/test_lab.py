@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 import botocore.auth
 import hvac
 import pytest
+import yaml
 from conftest import connect, login_error, run_labctl, scenario
 
 PAM_FAILED = "PAM authentication failed"
@@ -221,13 +222,17 @@ def _dotenv_password(path: str) -> str:
 
 
 def _store_passwords(meta, secretsmanager, vault) -> list[str]:
-    aws, kv2, env_file = meta["stores"]
+    """Each store's password, read with the plain clients (not the collection's code)."""
+    stores = {store["name"]: store for store in meta["stores"]}
+    aws, kv2, config, env_file = (stores[name] for name in ("aws-app", "vault-app",
+                                                            "app-config", "app-env"))
     return [
         json.loads(secretsmanager.get_secret_value(SecretId=aws["secret_id"])["SecretString"])[
             "password"],
         vault.secrets.kv.v2.read_secret_version(path=kv2["path"], mount_point=kv2["mount_point"],
                                                 raise_on_deleted_version=True)["data"]["data"][
             "password"],
+        str(yaml.safe_load(Path(config["path"]).read_text())[config["key"]]["password"]),
         _dotenv_password(env_file["path"]),
     ]
 
