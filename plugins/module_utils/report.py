@@ -68,6 +68,10 @@ def summary(report: dict, paths: list[str] | None = None) -> list[str]:
                   for check in checks if not check["ok"]]
         lines += [f"[info] {check['check']}: {check['detail']}"
                   for check in checks if check["ok"] and check["severity"] == "info"]
+    if report.get("steps"):
+        lines.append("steps: " + ", ".join(
+            f"{step['step']}" + ("" if step["status"] == "done" else f" ({step['status']})")
+            for step in report["steps"]))
     if report.get("outcome"):
         lines.append(f"outcome: {report['outcome']}"
                      + (f" (the stores now hold {report['login_user']})"

@@ -294,8 +294,8 @@ def auth_failures_in_logs(seed: Seeder) -> None:
                              connect_timeout=5).close()
 
 
-MISMATCH_DESCRIPTION = ("app_user's password in Secrets Manager, Vault and the app's "
-                        "DATABASE_URL differs from the database (28P01)")
+MISMATCH_DESCRIPTION = ("app_user's password in Secrets Manager, Vault, the app's config "
+                        "file and its DATABASE_URL differs from the database (28P01)")
 _EXPIRED = "ALTER ROLE {role} VALID UNTIL '2001-01-01'"
 SCENARIOS: dict[str, tuple[Callable[[Seeder], None], str]] = {
     "healthy": (healthy, "app_user logs in with the password every store holds"),
