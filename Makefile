@@ -75,7 +75,10 @@ integration: collection lab-up
 	$(LABCTL) env --json > $(COLL)/tests/integration/integration_config.yml
 	cd $(COLL) && $(BIN)/ansible-test integration --python $(PYVER) --color no
 
+# reset first: the delegated scenarios have no create/destroy, so a stale "prepared" state
+# from an earlier run would skip prepare (and its lab scenario)
 molecule: collection lab-up
+	$(BIN)/molecule reset --all >/dev/null
 	$(LAB_ENV) && NO_COLOR=1 ANSIBLE_NOCOLOR=1 $(BIN)/molecule test --all
 
 changelog: venv

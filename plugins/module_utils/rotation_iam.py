@@ -119,6 +119,10 @@ class IamConversion:
         out = self.out
         if not role_exists(self.cur, self.role):
             raise RotationError(f"role {self.role!r} does not exist")
+        bare = [store.name for store in self.stores if store.value_format == "password"]
+        if bare:
+            raise RotationError("an IAM application's stores must name the user, and these hold "
+                                f"a bare password: {', '.join(bare)}; nothing was changed")
         out.versions_before = store_versions(self.stores)
         self.aws_side()
         grant = plan_membership(self.cur, self.role, "rds_iam", True)

@@ -17,7 +17,8 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import (
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation import RotationError
 
 
-def set_master_password(params: dict, user: str, password: str, login_params) -> None:
+def set_master_password(params: dict, user: str, password: str, login_params,
+                        on_modified=None) -> None:
     instance = params.get("db_instance_identifier")
     cluster = params.get("db_cluster_identifier")
     if not (instance or cluster):
@@ -30,6 +31,8 @@ def set_master_password(params: dict, user: str, password: str, login_params) ->
                             f"master user of {what} is {master!r}, not {user!r}")
     modify_database(params, instance, cluster, "setting the master password",
                     MasterUserPassword=password)
+    if on_modified is not None:
+        on_modified()
     deadline = time.monotonic() + int(params.get("rds_apply_timeout") or 300)
     login = login_params(Credential(username=user, password=password))
     while True:

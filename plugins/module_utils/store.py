@@ -61,6 +61,11 @@ class StoreError(Exception):
     contains a secret."""
 
 
+class StoreValueError(StoreError):
+    """The store answered, but its value cannot be read as a credential (a broken URL, bad
+    JSON): a rotation may replace it.  Other StoreErrors (access, network) it may not."""
+
+
 @dataclass
 class StoredValue:
     value: object                 # str or dict; None when the latest version is deleted
@@ -165,12 +170,12 @@ class Store:
         try:
             return decode(stored.value, self._format_for(stored.value)), stored
         except CredentialError as err:
-            raise self.backend.error(f"the {stage} value: {err}") from None
+            raise StoreValueError(str(self.backend.error(f"the {stage} value: {err}"))) from None
 
     def _read_or_replace(self, stage: str, replace_unreadable: bool):
         try:
             return self.read(stage)
-        except StoreError:
+        except StoreValueError:
             if not replace_unreadable:
                 raise
             # the value cannot be read as a credential (a broken DATABASE_URL): the write

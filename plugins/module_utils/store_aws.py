@@ -93,7 +93,9 @@ class SecretsManagerBackend(Backend):
             return None
         if "SecretString" not in got:
             raise self.error("the secret holds binary data, not a string")
-        changed = described.get("LastChangedDate")
+        # when this version was made: LastChangedDate moves with any change to the secret
+        # (a pending write, a label moved by a rolled-back run, a tag)
+        changed = got.get("CreatedDate") or described.get("LastChangedDate")
         return StoredValue(got["SecretString"], version, list(by_version[version]),
                            changed.isoformat() if changed else None)
 

@@ -263,7 +263,10 @@ class FileBackend(Backend):
         new_text = self._render(text, value)
         if self.spec.get("backup"):
             stamp = datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")
-            shutil.copy2(self.path, f"{self.path}.{os.getpid()}.{stamp}~")
+            try:
+                shutil.copy2(self.path, f"{self.path}.{os.getpid()}.{stamp}~")
+            except OSError as err:
+                raise self.error(f"cannot write the backup copy: {err.strerror}") from None
         self._atomic_write(new_text)
         return str(os.stat(self.path).st_mtime_ns)
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run the client load against the current lab scenario's stores for a while and write its
 report as JSON (for the molecule alternating scenario and bench/)."""
 from __future__ import annotations
