@@ -88,8 +88,18 @@ changelog: venv
 test: venv
 	tests/run_all.sh
 
-bench: collection
+# The anchor collections (community.postgresql, amazon.aws, community.hashi_vault) come from
+# the `ansible` bundle, in a venv of their own: the collection itself never needs them.
+BENCH_VENV := $(CURDIR)/.bench-venv
+$(BENCH_VENV)/.stamp:
+	python$(PYVER) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q "ansible>=12,<13" psycopg2-binary boto3 hvac
+	@touch $@
+
+bench: collection lab-up $(BENCH_VENV)/.stamp
 	$(BIN)/python bench/logscan_throughput.py
+	$(LAB_ENV) && $(BIN)/python bench/diagnose_vs_anchor.py
+	$(LAB_ENV) && $(BIN)/python bench/rotation_availability.py
 
 clean: lab-down
 	rm -rf $(BUILD) .lab
