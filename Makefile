@@ -100,6 +100,7 @@ bench: collection lab-up $(BENCH_VENV)/.stamp
 	$(BIN)/python bench/logscan_throughput.py
 	$(LAB_ENV) && $(BIN)/python bench/diagnose_vs_anchor.py
 	$(LAB_ENV) && $(BIN)/python bench/rotation_availability.py
+	$(LAB_ENV) && $(BIN)/python bench/fleet.py
 
 clean: lab-down
 	rm -rf $(BUILD) .lab

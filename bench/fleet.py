@@ -1,0 +1,119 @@
+"""diagnose over a fleet: 1, 10 and 50 targets, one inventory host each, forks 10.
+
+    eval "$(tests/lab/labctl env)"; .venv/bin/python bench/fleet.py [--sizes 1,10,50]
+
+Each target is its own login role on the lab server (fleet_001, ...) with a password held
+by a Secrets Manager secret and a YAML config file, plus the server log: two stores, a login
+per store, the role's facts and the log scan per host.  Prints wall time, CPU time and peak
+RSS of the run (ansible-playbook and its children) per size; writes bench/results/latest.json.
+Never pass/fail.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import psycopg2
+import yaml
+from psycopg2 import sql
+from psycopg2.extensions import encrypt_password
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "latest.json"
+sys.path.insert(0, str(REPO / "bench"))
+
+from rotation_availability import labctl, machine  # noqa: E402
+
+
+def make_targets(count: int, work: Path) -> dict:
+    """Roles, secrets and config files for count targets; the inventory's host vars."""
+    env = os.environ
+    conn = psycopg2.connect(host=env["PGAUTH_LAB_PGSOCKET"], port=env["PGAUTH_LAB_PGPORT"],
+                            user="postgres", dbname="postgres")
+    conn.autocommit = True
+    sm = boto3.client("secretsmanager")
+    hosts = {}
+    for index in range(1, count + 1):
+        role = f"fleet_{index:03d}"
+        password = "fleet-" + secrets.token_urlsafe(18)
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role),
+                sql.Literal(encrypt_password(password, role, conn, "scram-sha-256"))))
+        cred = {"username": role, "password": password, "host": env["PGAUTH_LAB_PGHOST"],
+                "port": int(env["PGAUTH_LAB_PGPORT"]), "dbname": "postgres"}
+        sm.create_secret(Name=f"fleet/{role}", SecretString=json.dumps(cred))
+        config = work / f"{role}.yml"
+        config.write_text(yaml.safe_dump({"database": cred}))
+        hosts[f"db-{index:03d}"] = {
+            "pgauth_target": {"host": cred["host"], "port": cred["port"], "dbname": "postgres",
+                              "role": role, "sslmode": "verify-full",
+                              "sslrootcert": env["PGAUTH_LAB_SSLROOTCERT"]},
+            "pgauth_stores": [
+                {"name": "aws", "type": "aws_secretsmanager", "secret_id": f"fleet/{role}"},
+                {"name": "config", "type": "file", "path": str(config), "format": "yaml",
+                 "key": "database", "value_format": "json"}]}
+    conn.close()
+    return hosts
+
+
+def run(size: int, forks: int, work: Path) -> dict:
+    labctl("scenario", "healthy")  # a clean lab: no roles or secrets of an earlier size
+    hosts = make_targets(size, work)
+    inventory = work / f"fleet-{size}.yml"
+    inventory.write_text(yaml.safe_dump({"pgauth_targets": {"hosts": hosts}}))
+    shared = work / "fleet-vars.json"
+    shared.write_text(json.dumps({
+        "pgauth_logs": {"files": [os.environ["PGAUTH_LAB_PGLOG"]], "since": "15m"},
+        "pgauth_report_dir": str(work / "reports")}))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build"),
+               PGUSER=os.environ["PGAUTH_LAB_ADMIN_USER"],
+               PGPASSWORD=os.environ["PGAUTH_LAB_ADMIN_PASSWORD"])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    done = subprocess.run([str(REPO / ".venv" / "bin" / "ansible-playbook"),
+                           "credops.pgauth.diagnose", "-i", str(inventory), "-e", f"@{shared}",
+                           "--forks", str(forks)], env=env, capture_output=True, text=True,
+                          check=False)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        sys.exit(f"diagnose over {size} targets failed:\n{done.stdout[-2500:]}")
+    healthy = sum(json.loads((work / "reports" / host / "diagnose.json").read_text())["verdict"]
+                  == "healthy" for host in hosts)
+    return {"targets": size, "forks": forks, "wall_s": round(wall, 1),
+            "cpu_s": round((after.ru_utime - before.ru_utime)
+                           + (after.ru_stime - before.ru_stime), 1),
+            "peak_rss_mb": round(after.ru_maxrss / 1024, 1), "healthy_reports": healthy}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1,10,50")
+    parser.add_argument("--forks", type=int, default=10)
+    args = parser.parse_args()
+    work = REPO / ".lab" / "bench" / "fleet"
+    work.mkdir(parents=True, exist_ok=True)
+    rows = [run(int(size), args.forks, work) for size in args.sizes.split(",")]
+    print(f"{'targets':>8} {'wall (s)':>9} {'cpu (s)':>8} {'peak RSS (MB)':>14} {'healthy':>8}")
+    for row in rows:
+        print(f"{row['targets']:>8} {row['wall_s']:>9} {row['cpu_s']:>8} "
+              f"{row['peak_rss_mb']:>14} {row['healthy_reports']:>8}")
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["fleet"] = {"machine": machine(), "measured_at": time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": rows}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    labctl("reset")
+
+
+if __name__ == "__main__":
+    main()
