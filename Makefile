@@ -14,12 +14,14 @@ export ANSIBLE_COLLECTIONS_PATH := $(BUILD)
 # a fresh shell per recipe line: this loads the lab's exports into it
 LAB_ENV = eval "$$($(LABCTL) env)"
 
-.PHONY: help venv collection lab-up lab-down lab-status lab-test demo test lint sanity units \
-        integration molecule ruff changelog bench clean
+.PHONY: help venv collection lab-up lab-down lab-status lab-test reliability demo test lint \
+        sanity units integration molecule ruff changelog bench clean
 
 help:
 	@echo "make demo        bootstrap, start the lab, show the password_mismatch outage"
-	@echo "make test        everything CI runs (lint, sanity, units, lab, integration, molecule)"
+	@echo "make test        everything CI runs (lint, sanity, units, lab, reliability, integration,"
+	@echo "                 molecule)"
+	@echo "make reliability  faults, leaks, bad input, concurrency (docs/reliability.md)"
 	@echo "make lab-up | lab-down | lab-status | lab-test"
 	@echo "make lint | sanity | units | integration | molecule | ruff | changelog"
 
@@ -49,6 +51,10 @@ lab-status: venv
 
 lab-test: collection lab-up
 	$(LAB_ENV) && $(BIN)/pytest -q -p no:cacheprovider tests/lab
+
+# the reliability harness; its tally goes to .build/test-results/faults.json
+reliability: collection lab-up
+	$(LAB_ENV) && $(BIN)/pytest -q -p no:cacheprovider tests/reliability
 
 demo: collection lab-up
 	@$(LABCTL) scenario password_mismatch

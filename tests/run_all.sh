@@ -47,6 +47,7 @@ step sanity single make -s sanity
 step units pytest make -s units
 step lab-up single make -s lab-up
 step lab-test pytest make -s lab-test
+step reliability pytest make -s reliability
 step integration single make -s integration
 step molecule single make -s molecule
 

@@ -38,6 +38,13 @@ options:
       - AWS session token for temporary credentials. Falls back to E(AWS_SESSION_TOKEN).
     type: str
     aliases: [aws_session_token]
+  aws_config:
+    description:
+      - Settings for botocore's C(Config) that override this collection's defaults
+        (C(connect_timeout=10), C(read_timeout=30), standard retries with 8 attempts), for
+        example C({read_timeout: 5, retries: {max_attempts: 2}}) to give up quickly on an
+        endpoint that does not answer.
+    type: dict
 requirements:
   - boto3
 """

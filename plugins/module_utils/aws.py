@@ -29,6 +29,7 @@ AWS_ARGSPEC = {
                    "fallback": (env_fallback, ["AWS_SECRET_ACCESS_KEY"])},
     "session_token": {"type": "str", "aliases": ["aws_session_token"], "no_log": True,
                       "fallback": (env_fallback, ["AWS_SESSION_TOKEN"])},
+    "aws_config": {"type": "dict"},
 }
 
 # Standard retry mode backs off on throttling (Secrets Manager and RDS both throttle).
@@ -61,8 +62,13 @@ def client(params: dict, service: str, max_attempts: int | None = None):
     config = dict(RETRY_CONFIG)
     if max_attempts is not None:
         config["retries"] = {"mode": "standard", "max_attempts": max_attempts}
+    config.update(params.get("aws_config") or {})
+    try:
+        botocore_config = botocore.config.Config(**config)
+    except TypeError as err:
+        raise AwsError(f"{service}: aws_config is not a valid botocore Config: {err}") from None
     return sess.client(service, endpoint_url=params.get("endpoint_url") or None,
-                       config=botocore.config.Config(**config))
+                       config=botocore_config)
 
 
 def rds_auth_token(params: dict, host: str, port: int, user: str) -> str:

@@ -117,7 +117,9 @@ def admin_connect(params: dict):
     except psycopg2.OperationalError as err:
         category, _state = classify_login_error(str(err), "iam" if params.get("login_iam")
                                                 else "password")
-        raise PgError(f"cannot log in as {describe_target(kwargs)} ({category}): "
+        # the finding ids speak of the app's stores; the admin's own password was refused
+        reason = "password refused" if category == "store_password_mismatch" else category
+        raise PgError(f"cannot log in as {describe_target(kwargs)} ({reason}): "
                       f"{first_fatal(str(err))}", category) from None
     conn.autocommit = True
     return conn

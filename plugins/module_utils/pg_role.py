@@ -115,6 +115,31 @@ def normalize_valid_until(cur, value: str | None) -> str | None:
     return None if text == "infinity" else text
 
 
+def check_can_alter(cur, role: str) -> None:
+    """Refuse up front what ALTER ROLE would refuse later, once secrets are staged: a
+    connected user that is neither superuser nor CREATEROLE (nor the role itself, nor
+    holding ADMIN OPTION on it) cannot change the role's password, and only a superuser can
+    change a superuser's.  PostgreSQL 16's stricter CREATEROLE rule is left to the server."""
+    cur.execute("""
+        SELECT me.rolname, me.rolsuper, me.rolcreaterole, target.rolsuper,
+               pg_catalog.pg_has_role(me.oid, target.oid, 'MEMBER WITH ADMIN OPTION')
+        FROM pg_catalog.pg_roles me, pg_catalog.pg_roles target
+        WHERE me.rolname = current_user AND target.rolname = %s""", (role,))
+    row = cur.fetchone()
+    if row is None:
+        return
+    admin, admin_super, createrole, target_super, admin_option = row
+    if admin_super or admin == role:
+        return
+    if target_super:
+        raise PgError(f"{admin!r} is not a superuser, so it cannot change the password of "
+                      f"superuser {role!r}")
+    if not (createrole or admin_option):
+        raise PgError(f"{admin!r} has neither CREATEROLE nor ADMIN OPTION on {role!r}, so it "
+                      "cannot change that role's password: connect as the RDS master user or "
+                      "a role with CREATEROLE")
+
+
 @dataclass
 class PasswordCheck:
     needs_change: bool

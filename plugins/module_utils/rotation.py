@@ -38,10 +38,12 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import (
     apply,
+    check_can_alter,
     check_password_current,
     check_role_name,
     fetch_role,
     is_member,
+    normalize_valid_until,
     plan_present,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
@@ -58,9 +60,12 @@ LOCK_NAMESPACE = "credops.pgauth.rotate:"
 CLONE_SUFFIX = "_clone"
 # steps that only look: they do not make a run "changed"
 CHECK_STEPS = frozenset({"test_login", "token_login"})
-# Test hook for the fault-injection tests: PGAUTH_FAILPOINT=<step> kills the process with
-# SIGKILL right after that step, as an operator's Ctrl-C or an OOM kill would.
+# Test hook for the fault-injection harness: PGAUTH_FAILPOINT=<step> kills the process with
+# SIGKILL right after that step, as an operator's Ctrl-C or an OOM kill would; with
+# PGAUTH_FAILPOINT_ACTION=stop it stops itself (SIGSTOP) there instead, so the harness can
+# break a server at that exact moment and then let the run go on (SIGCONT).
 FAILPOINT_ENV = "PGAUTH_FAILPOINT"
+FAILPOINT_ACTION_ENV = "PGAUTH_FAILPOINT_ACTION"
 
 
 class RotationError(Exception):
@@ -123,13 +128,16 @@ def same_secret(left: Credential | None, right: Credential | None) -> bool:
     return not (left.username and right.username and left.username != right.username)
 
 
-def store_versions(stores: list[Store]) -> dict:
-    """Each store's current version id, for the report."""
+def store_versions(stores: list[Store], missing: list | None = None) -> dict:
+    """Each store's current version id, for the report; the names of stores that hold no
+    secret at all go to missing."""
     found = {}
     for store in stores:
         try:
             _cred, stored = store.read("current")
             found[store.name] = stored.version if stored else None
+            if stored is None and missing is not None:
+                missing.append(store)
         except StoreError as err:
             found[store.name] = f"unreadable: {err}"
     return found
@@ -160,7 +168,8 @@ def take_lock(cur, role: str) -> None:
 
 def failpoint(name: str) -> None:
     if os.environ.get(FAILPOINT_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+        stop = os.environ.get(FAILPOINT_ACTION_ENV) == "stop"
+        os.kill(os.getpid(), signal.SIGSTOP if stop else signal.SIGKILL)
 
 
 class Rotation:
@@ -455,7 +464,19 @@ class Rotation:
             raise RotationError(f"role {self.role!r} is in rds_iam, so RDS refuses its password "
                                 "logins: use strategy iam, or revoke rds_iam first "
                                 "(credops.pgauth.rds_iam_grant state=absent)")
-        out.versions_before = self.versions()
+        # what would fail at set_database fails here, before a secret is staged
+        check_can_alter(self.cur, self.role)
+        normalize_valid_until(self.cur, self.params.get("valid_until"))
+        missing: list[Store] = []
+        out.versions_before = store_versions(self.stores, missing)
+        if missing:
+            # a rotation changes the copies that exist: a store with no secret is most
+            # likely a wrong path, and writing there would leave the real copy stale
+            raise RotationError(
+                "no secret found in " + "; ".join(str(store.backend.error("nothing there"))
+                                                  for store in missing)
+                + ": fix the store's path or id, or create the secret first "
+                "(credops.pgauth.secret_value); nothing was changed")
         pending = self.read(self.primary, "pending")
         current = self.read_or_none(self.primary, "current")
         if pending is not None and same_secret(pending, current):

@@ -8,7 +8,8 @@ own defaults and PG*/AWS_*/VAULT_* environment fallbacks apply.
 """
 from __future__ import annotations
 
-AWS_KEYS = ("region", "profile", "endpoint_url", "access_key", "secret_key", "session_token")
+AWS_KEYS = ("region", "profile", "endpoint_url", "access_key", "secret_key", "session_token",
+            "aws_config")
 VAULT_KEYS = ("url", "token", "auth_method", "role_id", "secret_id", "namespace", "ca_cert",
               "validate_certs", "vault_timeout")
 

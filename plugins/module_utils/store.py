@@ -33,6 +33,8 @@ from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
 STORE_TYPES = ("aws_secretsmanager", "vault_kv2", "vault_kv1", "file")
 STAGES = ("current", "pending")
 
+# how a credential is written inside a secret (a file's own syntax is its format)
+VALUE_FORMATS = ("json", "password", "dsn")
 # The store dict as an argument spec (suboptions), shared by every module taking a store.
 STORE_OPTION_SPEC = {
     "name": {"type": "str"},
@@ -148,6 +150,15 @@ class Store:
         self.spec = spec
         self.backend = make_backend(spec, options)
         self.name = self.backend.label
+        kind = spec.get("type")
+        if kind != "file" and spec.get("value_format"):
+            # ignoring it would read the value in another format than the user meant
+            raise self.backend.error(f"value_format is for file stores; a {kind} store's "
+                                     f"value format is its format option "
+                                     f"({', '.join(VALUE_FORMATS)})")
+        if kind != "file" and spec.get("format") not in (None, *VALUE_FORMATS):
+            raise self.backend.error(f"format must be one of {', '.join(VALUE_FORMATS)} for "
+                                     f"a {kind} store")
 
     @property
     def value_format(self) -> str:

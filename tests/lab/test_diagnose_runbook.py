@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_labctl, scenario
+from labfixtures import run_labctl, scenario
 from runbooks import assert_no_leak, lab_secrets, run_playbook, snapshot, vars_for
 
 IAM_SCENARIOS = {"iam_role_blocks_password", "iam_role_not_granted", "iam_disabled_on_instance",

@@ -14,7 +14,7 @@ import botocore.auth
 import hvac
 import pytest
 import yaml
-from conftest import connect, login_error, run_labctl, scenario
+from labfixtures import connect, login_error, run_labctl, scenario
 
 PAM_FAILED = "PAM authentication failed"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BUILD
+from labfixtures import BUILD
 
 BIN = Path(sys.executable).parent
 COLLECTION = BUILD / "ansible_collections" / "credops" / "pgauth"

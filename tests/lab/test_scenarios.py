@@ -3,7 +3,7 @@ the way the app uses it, fails (or works) exactly as that incident does."""
 from __future__ import annotations
 
 import pytest
-from conftest import lab_store_options, run_labctl, scenario
+from labfixtures import lab_store_options, run_labctl, scenario
 
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import probe
 from ansible_collections.credops.pgauth.plugins.module_utils.store import read_credential

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import lab_client, lab_store_options
+from labfixtures import lab_client, lab_store_options
 
 from ansible_collections.credops.pgauth.plugins.module_utils.store import Store, StoreError
 

@@ -122,6 +122,11 @@ class Postgres:
             self._as_pg([str(find_bindir() / "pg_ctl"), "-D", str(self.data), "-m", "fast",
                          "-w", "-t", "30", "-s", "stop"])
 
+    def restart(self) -> None:
+        """A fast restart (every session is cut), as a failover or a crash-restart would."""
+        self._as_pg([str(find_bindir() / "pg_ctl"), "-D", str(self.data), "-l", str(self.logfile),
+                     "-m", "fast", "-w", "-t", "30", "-s", "restart"])
+
     def _initdb(self, bindir: Path, admin_password: str) -> None:
         pwfile = self.root / ".pwfile"
         pwfile.write_text(admin_password + "\n")
