@@ -473,9 +473,8 @@ class Rotation:
             # a rotation changes the copies that exist: a store with no secret is most
             # likely a wrong path, and writing there would leave the real copy stale
             raise RotationError(
-                "no secret found in " + "; ".join(str(store.backend.error("nothing there"))
-                                                  for store in missing)
-                + ": fix the store's path or id, or create the secret first "
+                "; ".join(str(store.backend.error("no secret there")) for store in missing)
+                + " - fix the store's secret_id or path, or create the secret first "
                 "(credops.pgauth.secret_value); nothing was changed")
         pending = self.read(self.primary, "pending")
         current = self.read_or_none(self.primary, "current")
@@ -561,7 +560,7 @@ class Rotation:
 
     def _stage_others(self, stores: list[Store], new: Credential) -> None:
         for store in stores:
-            # a store with no value yet (a secret to be created) is written at promote
+            # a secret with no value (a deleted Vault version) is written at promote
             if self.read_or_none(store, "current") is not None:
                 self.write(store, new, "pending")
 

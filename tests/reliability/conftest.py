@@ -10,12 +10,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lab"))
 
 from labfixtures import admin, iam_lab, lab  # noqa: E402,F401
-from tally import FAULTS, MESSAGES, RESULTS, RESULTS_FILE, summary_lines  # noqa: E402
+from tally import FAULTS, MESSAGES, RESULTS, RESULTS_FILE, markdown, summary_lines  # noqa: E402
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    if MESSAGES:
+    if MESSAGES or FAULTS:
         RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "reliability.md").write_text(markdown())
+    if MESSAGES:
         (RESULTS / "bad_input.json").write_text(json.dumps(MESSAGES, indent=1) + "\n")
     if not FAULTS:
         return

@@ -1,6 +1,7 @@
 """What the fault-injection tests found, one record per fault, for the closing tally."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parents[2] / ".build" / "test-results"
@@ -24,3 +25,32 @@ def summary_lines() -> list[str]:
     lost = sum(1 for fault in FAULTS if fault["lost"])
     lines.append(f"{len(FAULTS)} faults injected, {converged} converged, {lost} credentials lost")
     return lines
+
+
+def _message(text: str) -> str:
+    """The readable part of a failed task's output: its msg, or its first argument error."""
+    for pattern in (r'"argument_errors": \["((?:[^"\\]|\\.)*)"', r'"msg": "((?:[^"\\]|\\.)*)"'):
+        found = re.search(pattern, text)
+        if found:
+            return found.group(1).replace('\\"', '"')
+    return text
+
+
+def markdown() -> str:
+    """The tables docs/reliability.md shows, from this session's results."""
+    lines = []
+    if FAULTS:
+        lines += ["| fault | broken run | re-run | samples: held / unknown / lost | converged |",
+                  "|---|---|---|---|---|"]
+        for fault in FAULTS:
+            broken = "finished" if fault["broken_rc"] == 0 else "failed"
+            lines.append(f"| {fault['fault']} | {broken} | {fault['rerun_outcome']} | "
+                         f"{fault['held_samples']} / {fault['unknown_samples']} / "
+                         f"{fault['lost_samples']} | {'yes' if fault['converged'] else 'NO'} |")
+        lines += ["", summary_lines()[-1], ""]
+    if MESSAGES:
+        lines += ["| case | the error |", "|---|---|"]
+        for case, text in sorted(MESSAGES.items()):
+            message = _message(text).replace("|", "\\|")
+            lines.append(f"| `{case}` | {message[:220]} |")
+    return "\n".join(lines) + "\n"

@@ -191,13 +191,13 @@ CASES = {
     # the primary secret's JSON
     "secret-json-broken": (
         with_vars(),
-        [r"aws-app", r"JSON|json"],
+        [r"store_readable:aws-app \(.*(JSON|json)"],
         put_secret('{"username": "app_user", "password": '),
         "verify",
     ),
     "secret-json-a-list": (
         with_vars(),
-        [r"aws-app"],
+        [r"store_readable:aws-app \("],
         put_secret('["app_user", "pw"]'),
         "verify",
     ),
