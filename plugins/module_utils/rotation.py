@@ -46,10 +46,16 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import (
     normalize_valid_until,
     plan_present,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.promotion import (
+    Promotion,
+    read_ahead,
+    same_secret,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     Store,
     StoreError,
     StoreValueError,
+    WritePlan,
 )
 
 if psycopg2 is not None:
@@ -118,14 +124,6 @@ class Outcome:
                 "steps": [step.as_dict() for step in self.steps],
                 "versions_before": self.versions_before, "versions_after": self.versions_after,
                 "notes": self.notes}
-
-
-def same_secret(left: Credential | None, right: Credential | None) -> bool:
-    """Same password, and the same user where both say one (a bare-password store has
-    none)."""
-    if left is None or right is None or left.password != right.password:
-        return False
-    return not (left.username and right.username and left.username != right.username)
 
 
 def store_versions(stores: list[Store], missing: list | None = None) -> dict:
@@ -335,12 +333,16 @@ class Rotation:
     def pending_capable(self) -> list[Store]:
         return [store for store in self.stores[1:] if store.backend.supports_pending]
 
-    def write(self, store: Store, cred: Credential, stage: str) -> None:
+    def plan(self, store: Store, cred: Credential, stage: str = "current") -> WritePlan:
         try:
-            plan = store.plan_write(self.fields(cred), stage)
+            return store.plan_write(self.fields(cred), stage)
         except StoreError:
             # an unreadable value is replaced by the whole credential (host, port, dbname too)
-            plan = store.plan_write(self.fields(cred, whole=True), stage, replace_unreadable=True)
+            return store.plan_write(self.fields(cred, whole=True), stage,
+                                    replace_unreadable=True)
+
+    def write(self, store: Store, cred: Credential, stage: str) -> None:
+        plan = self.plan(store, cred, stage)
         if plan.changed:
             store.write(plan, stage)
 
@@ -365,21 +367,26 @@ class Rotation:
         if not same_secret(self.read_or_none(store, "current"), cred):
             self.write(store, cred, "current")
 
-    def promote_everywhere(self, cred: Credential) -> None:
+    def promote_everywhere(self, cred: Credential, ahead: dict | None = None) -> None:
         """Primary first (it is what a resumed run trusts), then the others in parallel:
-        the window in which stores disagree is as short as the slowest store."""
-        self.run_step("promote:" + self.primary.name, [self.primary],
-                      self.promote_store, self.primary, cred)
+        the window in which stores disagree is as short as the slowest store.  With ahead
+        (promotes read before the database changed) each store only writes; the pending
+        values are dropped after every store has switched."""
+        ahead = ahead or {}
+        name, primary = "promote:" + self.primary.name, ahead.get(self.primary.name)
+        if primary is not None:
+            self.run_step(name, [self.primary], primary.switch)
+        else:
+            self.run_step(name, [self.primary], self.promote_store, self.primary, cred)
         others = self.stores[1:]
-        if not others:
-            return
         if self.check_mode:
             for store in others:
                 self.run_step("promote:" + store.name, [store], self.promote_store, store, cred)
             return
-        with ThreadPoolExecutor(max_workers=len(others)) as pool:
-            futures = [(store, pool.submit(self._timed_promote, store, cred)) for store in others]
-            errors = []
+        errors = []
+        with ThreadPoolExecutor(max_workers=max(len(others), 1)) as pool:
+            futures = [(store, pool.submit(self._timed_promote, store, cred,
+                                           ahead.get(store.name))) for store in others]
             for store, future in futures:
                 step = Step("promote:" + store.name, [store.name])
                 try:
@@ -388,6 +395,12 @@ class Rotation:
                     step.status, step.detail = "failed", str(err)
                     errors.append(str(err))
                 self.out.steps.append(step)
+            tidies = [pool.submit(promotion.tidy) for promotion in ahead.values()]
+            for future in tidies:
+                try:
+                    future.result()
+                except STEP_ERRORS as err:
+                    errors.append(f"dropping the pending value: {err}")
         if errors:
             raise RotationError("promote failed on some stores; the database and the primary "
                                 "store hold the new credential, run again to finish: "
@@ -395,9 +408,23 @@ class Rotation:
         for store in others:
             failpoint("promote:" + store.name)
 
-    def _timed_promote(self, store: Store, cred: Credential) -> float:
+    def read_ahead(self, cred: Credential) -> dict[str, Promotion]:
+        """Each store's promote as writes only, where the store allows it (see
+        promotion.py); read before the database changes."""
+        found = {}
+        for store in self.stores:
+            promotion = read_ahead(store, cred, self.plan)
+            if promotion is not None:
+                found[store.name] = promotion
+        return found
+
+    def _timed_promote(self, store: Store, cred: Credential,
+                       promotion: Promotion | None) -> float:
         started = time.monotonic()
-        self.promote_store(store, cred)
+        if promotion is not None:
+            promotion.switch()
+        else:
+            self.promote_store(store, cred)
         return time.monotonic() - started
 
     def discard_pendings(self) -> list[str]:
@@ -538,10 +565,13 @@ class Rotation:
         self.run_step("ensure_clone", [], ensure_clone, self.cur, self.role, user, set_role)
 
     def apply_and_promote(self, new: Credential, current: Credential | None) -> None:
+        ahead: dict = {}
         try:
             stores = self.pending_capable()
             if stores:
                 self.run_step("stage_others", stores, self._stage_others, stores, new)
+            if not self.check_mode:
+                ahead = self.read_ahead(new)
             # a password generated by this run cannot be in the database yet: no check (on RDS
             # the check is a login, and a failed one in the server log)
             if self.check_mode or self.fresh or not self.database_state(new):
@@ -555,7 +585,7 @@ class Rotation:
             if self.check_mode:
                 raise
             self.roll_back(new, current, err)
-        self.promote_everywhere(new)
+        self.promote_everywhere(new, ahead)
         self.out.promoted = not self.check_mode
 
     def _stage_others(self, stores: list[Store], new: Credential) -> None:

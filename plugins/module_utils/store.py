@@ -102,9 +102,16 @@ class Backend:
         """Store value at stage; returns the new version id."""
         raise NotImplementedError
 
-    def promote(self, pending: StoredValue, current: StoredValue | None) -> str | None:
-        """Make the pending value current; returns the current version id."""
+    def make_current(self, pending: StoredValue, current: StoredValue | None) -> str | None:
+        """The switch clients see: the pending value becomes current (the pending stage is
+        left for discard_pending).  Returns the current version id."""
         raise self.error("this store type has no pending stage")
+
+    def promote(self, pending: StoredValue, current: StoredValue | None) -> str | None:
+        """Make the pending value current and drop the pending stage."""
+        version = self.make_current(pending, current)
+        self.discard_pending(pending)
+        return version
 
     def discard_pending(self, pending: StoredValue) -> None:
         raise self.error("this store type has no pending stage")

@@ -123,14 +123,12 @@ class SecretsManagerBackend(Backend):
                          ClientRequestToken=token, VersionStages=[STAGE_LABELS[stage]])
         return put.get("VersionId")
 
-    def promote(self, pending: StoredValue, current: StoredValue | None) -> str | None:
-        secret = self.spec["secret_id"]
+    def make_current(self, pending: StoredValue, current: StoredValue | None) -> str | None:
         move = {"MoveToVersionId": pending.version}
         if current is not None:
             move["RemoveFromVersionId"] = current.version
-        self._call("update_secret_version_stage", SecretId=secret, VersionStage="AWSCURRENT",
-                   **move)
-        self.discard_pending(pending)
+        self._call("update_secret_version_stage", SecretId=self.spec["secret_id"],
+                   VersionStage="AWSCURRENT", **move)
         return pending.version
 
     def discard_pending(self, pending: StoredValue) -> None:

@@ -133,12 +133,10 @@ class VaultKvBackend(Backend):
                              path=path, secret=document, cas=cas)
         return str(written["data"]["version"])
 
-    def promote(self, pending: StoredValue, current: StoredValue | None) -> str | None:
-        version = current.version if current else None
-        if current is None or current.value != pending.value:
-            version = self.write(pending.value, "current", current)
-        self.discard_pending(pending)
-        return version
+    def make_current(self, pending: StoredValue, current: StoredValue | None) -> str | None:
+        if current is not None and current.value == pending.value:
+            return current.version
+        return self.write(pending.value, "current", current)
 
     def discard_pending(self, pending: StoredValue) -> None:
         path = self._path("pending")
