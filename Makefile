@@ -103,8 +103,9 @@ $(BENCH_VENV)/.stamp:
 	@touch $@
 
 bench: collection lab-up $(BENCH_VENV)/.stamp
-	$(BIN)/python bench/logscan_throughput.py
+	$(BIN)/python bench/logscan_throughput.py --size-mb 1024
 	$(LAB_ENV) && $(BIN)/python bench/diagnose_vs_anchor.py
+	$(LAB_ENV) && $(BIN)/python bench/rotate_wall.py
 	$(LAB_ENV) && $(BIN)/python bench/rotation_availability.py
 	$(LAB_ENV) && $(BIN)/python bench/fleet.py
 

@@ -14,30 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results" / "latest.json"
 sys.path.insert(0, str(REPO / "bench"))
 
-from rotation_availability import labctl, machine  # noqa: E402
-
-
-def timed(command: list[str], env: dict) -> tuple[float, float]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.monotonic()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    wall = time.monotonic() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        sys.exit(f"{command[1]} failed:\n{done.stdout[-2500:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
+from benchlib import labctl, save, timed  # noqa: E402
 
 
 def main() -> None:
@@ -81,13 +65,7 @@ def main() -> None:
         ratio = round(ours["wall_s"] / anchor["wall_s"], 2)
         print(f"ratio (ours / anchor, wall): {ratio}")
         rows["ratio_wall"] = ratio
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["diagnose_one_target"] = {"machine": machine(), "stores": len(meta["stores"]),
-                                      "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                   time.gmtime()),
-                                      "results": rows}
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-
+    save("diagnose_one_target", {"stores": len(meta["stores"]), "results": rows})
 
 if __name__ == "__main__":
     main()

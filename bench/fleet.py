@@ -27,10 +27,9 @@ from psycopg2 import sql
 from psycopg2.extensions import encrypt_password
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results" / "latest.json"
 sys.path.insert(0, str(REPO / "bench"))
 
-from rotation_availability import labctl, machine  # noqa: E402
+from benchlib import labctl, save  # noqa: E402
 
 
 def make_targets(count: int, work: Path) -> dict:
@@ -107,11 +106,7 @@ def main() -> None:
     for row in rows:
         print(f"{row['targets']:>8} {row['wall_s']:>9} {row['cpu_s']:>8} "
               f"{row['peak_rss_mb']:>14} {row['healthy_reports']:>8}")
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["fleet"] = {"machine": machine(), "measured_at": time.strftime(
-        "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": rows}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    save("fleet", {"forks": args.forks, "results": rows})
     labctl("reset")
 
 

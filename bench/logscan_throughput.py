@@ -9,9 +9,7 @@ lines, one failed login in 50), scans it from disk through the module's own code
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -19,7 +17,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / ".build"))
+sys.path[:0] = [str(REPO / "bench"), str(REPO / ".build")]
+
+from benchlib import save  # noqa: E402
 
 from ansible_collections.credops.pgauth.plugins.module_utils.logscan import Scanner  # noqa: E402
 from ansible_collections.credops.pgauth.plugins.module_utils.logsources import (  # noqa: E402
@@ -53,7 +53,7 @@ def generate(path: Path, size_mb: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--size-mb", type=int, default=256)
+    parser.add_argument("--size-mb", type=int, default=1024)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "postgresql.log"
@@ -75,10 +75,12 @@ def main() -> None:
         "mb_per_s": round(size / 2**20 / wall, 1),
         "peak_rss_mb_before_scan": round(rss_before / 1024),
         "peak_rss_mb": round(rss_after / 1024),
-        "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
-                    "python": platform.python_version()},
     }
-    print(json.dumps(numbers, indent=2))
+    print(f"{numbers['log_mb']} MB, {numbers['lines']:,} lines in {numbers['wall_s']} s: "
+          f"{numbers['lines_per_s']:,} lines/s, {numbers['mb_per_s']} MB/s, peak RSS "
+          f"{numbers['peak_rss_mb']} MB ({numbers['peak_rss_mb_before_scan']} MB before the "
+          "scan)")
+    save("logscan_throughput", numbers)
 
 
 if __name__ == "__main__":

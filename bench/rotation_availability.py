@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import secrets
 import subprocess
 import sys
@@ -26,17 +25,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests" / "lab"), str(REPO / ".build")]
+sys.path[:0] = [str(REPO / "bench"), str(REPO / "tests" / "lab"), str(REPO / ".build")]
 
+from benchlib import labctl, save  # noqa: E402
 from lab.loadclient import ClientLoad  # noqa: E402
 
 BIN = REPO / ".venv" / "bin"
-RESULTS = REPO / "bench" / "results" / "latest.json"
-
-
-def labctl(*args: str) -> None:
-    subprocess.run([str(REPO / "tests" / "lab" / "labctl"), *args], check=True,
-                   capture_output=True)
 
 
 def store_options() -> dict:
@@ -83,13 +77,6 @@ def one_run(how: str, workdir: Path) -> dict:
     return {**load.report(), "rotation_seconds": round(seconds, 2)}
 
 
-def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in
-                  Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
@@ -110,15 +97,7 @@ def main() -> None:
     for how, row in rows.items():
         print(f"{how:<18} {row['failed_logins']!s:<16} {row['longest_gap_ms']!s:<24} "
               f"{row['rotation_seconds']}")
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["rotation_availability"] = {"machine": machine(), "workers": 8,
-                                        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                     time.gmtime()),
-                                        "results": rows}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written to {RESULTS.relative_to(REPO)}")
-
+    save("rotation_availability", {"workers": 8, "results": rows})
 
 if __name__ == "__main__":
     main()
