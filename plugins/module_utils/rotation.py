@@ -141,22 +141,22 @@ def store_versions(stores: list[Store], missing: list | None = None) -> dict:
     return found
 
 
-def lock_key_sql() -> str:
-    return "hashtextextended(%s, 0)"
+# the advisory lock's key: a 64-bit hash of LOCK_NAMESPACE + role
+LOCK_KEY_SQL = "hashtextextended(%s, 0)"
 
 
 def take_lock(cur, role: str) -> None:
     """Fail fast when another run holds the role's advisory lock (session-level: it lasts
     until this process's connection closes, even if the process is killed)."""
     key = LOCK_NAMESPACE + role
-    cur.execute(f"SELECT pg_try_advisory_lock({lock_key_sql()})", (key,))
+    cur.execute(f"SELECT pg_try_advisory_lock({LOCK_KEY_SQL})", (key,))
     if cur.fetchone()[0]:
         return
     cur.execute(
         "SELECT a.pid, a.application_name, a.client_addr::text, a.backend_start::text "
         "FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
         f"WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) "
-        f"| l.objid::bigint) = {lock_key_sql()}", (key,))
+        f"| l.objid::bigint) = {LOCK_KEY_SQL}", (key,))
     holder = cur.fetchone()
     who = (f" (held by backend pid {holder[0]}, {holder[1] or 'no application name'}, "
            f"from {holder[2] or 'local'}, since {holder[3]})" if holder else "")
