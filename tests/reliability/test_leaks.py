@@ -33,11 +33,20 @@ def tail_from(path: Path, offset: int) -> str:
         return handle.read()
 
 
-@pytest.mark.parametrize("name", sorted(RUNS))
-def test_nothing_secret_is_left_anywhere(lab, tmp_path, name):
-    scenario_name, playbooks, needs_iam = RUNS[name]
-    if needs_iam and lab["PGAUTH_LAB_IAM_ENABLED"] != "1":
-        pytest.skip("IAM emulation off (not root)")
+def leaks(texts: dict[str, str], secrets: set[str]) -> list[str]:
+    """Where a secret or a token was found."""
+    found = []
+    for where, text in texts.items():
+        found += [f"a secret in {where}" for secret in secrets if secret in text]
+        if TOKEN_PARTS.search(text):
+            found.append(f"an IAM token in {where}")
+    return found
+
+
+def run_and_collect(lab: dict, tmp_path: Path, scenario_name: str, playbooks: list,
+                    expect_failure: bool = False) -> tuple[dict, set]:
+    """Runs the playbooks at -vvvv on one scenario; returns every text they left, and every
+    secret the lab held before or after."""
     server_log, iam_log = Path(lab["PGAUTH_LAB_PGLOG"]), Path(lab["PGAUTH_LAB_IAM_LOG"])
     ansible_log = tmp_path / "ansible.log"
     texts: dict[str, str] = {}
@@ -51,7 +60,7 @@ def test_nothing_secret_is_left_anywhere(lab, tmp_path, name):
                 variables.pop("pgauth_logs")
             done = run_playbook(lab, tmp_path, variables, "-vvvv", playbook=playbook,
                                 env={"ANSIBLE_LOG_PATH": str(ansible_log)})
-            if playbook != "verify" or name != "verify-broken":
+            if not expect_failure:
                 assert done.returncode == 0, f"{playbook}: {done.stdout[-3000:]}"
             texts[f"{playbook} #{index} output"] = done.stdout + done.stderr
             secrets |= lab_secrets(lab)  # the new passwords, too
@@ -64,12 +73,32 @@ def test_nothing_secret_is_left_anywhere(lab, tmp_path, name):
     assert lab["PGAUTH_LAB_ADMIN_PASSWORD"] in secrets and texts["ANSIBLE_LOG_PATH"], \
         "nothing to scan: the test is broken"
     assert any(name.startswith("report ") for name in texts)
-    for where, text in texts.items():
-        leaked = [secret for secret in secrets if secret in text]
-        assert not leaked, f"{len(leaked)} secret(s) in {where}"
-        assert not TOKEN_PARTS.search(text), f"an IAM token appears in {where}"
+    return texts, secrets
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_nothing_secret_is_left_anywhere(lab, tmp_path, name):
+    scenario_name, playbooks, needs_iam = RUNS[name]
+    if needs_iam and lab["PGAUTH_LAB_IAM_ENABLED"] != "1":
+        pytest.skip("IAM emulation off (not root)")
+    texts, secrets = run_and_collect(lab, tmp_path, scenario_name, playbooks,
+                                     expect_failure=name == "verify-broken")
+    assert not leaks(texts, secrets)
     if "rotate" in name:
         # the ALTER ROLE was logged, as a verifier: the scan did see the statement
         assert "SCRAM-SHA-256$" in texts["the server log"] or "iam" in name
     if needs_iam:
         assert texts["the IAM verifier log"], "no IAM login was verified: nothing was scanned"
+
+
+def test_the_scan_finds_a_planted_leak(lab, tmp_path):
+    """The scan can fail: a hook that prints the new password (what a careless
+    pgauth_after_promote_tasks file could do) is caught in the output and the Ansible log."""
+    hook = tmp_path / "careless_hook.yml"
+    hook.write_text("- name: Print what should never be printed\n  ansible.builtin.debug:\n"
+                    "    msg: \"{{ lookup('credops.pgauth.secret_value', pgauth_stores[0], "
+                    "field='password') }}\"\n")
+    texts, secrets = run_and_collect(lab, tmp_path, "healthy", [
+        ("rotate", {"pgauth_after_promote_tasks": str(hook)})])
+    found = leaks(texts, secrets)
+    assert "a secret in rotate #0 output" in found and "a secret in ANSIBLE_LOG_PATH" in found
