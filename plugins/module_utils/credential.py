@@ -118,6 +118,9 @@ def to_mapping(cred: Credential, existing: dict | None = None) -> dict:
 def parse_json_text(text: str) -> dict:
     try:
         data = json.loads(text)
+    except RecursionError:
+        # a hostile or broken value must not escape as a crash of the module
+        raise CredentialError("not valid JSON (nested too deeply)") from None
     except ValueError as err:
         # the position, never the text: it may hold a password
         raise CredentialError(f"not valid JSON (line {err.lineno}, column {err.colno})") \
@@ -129,7 +132,11 @@ def parse_json_text(text: str) -> dict:
 
 # -- postgresql:// URLs ----------------------------------------------------------------
 
-_USERINFO_RESERVED = re.compile(r"[@/?#\[\] ]|%(?![0-9A-Fa-f]{2})")
+_USERINFO_RESERVED = re.compile(r"[@/?#\[\]\s]|%(?![0-9A-Fa-f]{2})")
+# what may precede a '?' or '#' whose query or fragment holds an '@': a host and a numeric
+# port, nothing that could be a user and the start of an unencoded password
+_PLAIN_HOSTPORT = re.compile(r"(?:\[[^\]]*\]|[^:\[\]]*)(?::\d+)?")
+_NOT_ENCODED = "the user or password part has characters that must be percent-encoded"
 
 
 def build_dsn(cred: Credential) -> str:
@@ -137,8 +144,9 @@ def build_dsn(cred: Credential) -> str:
     if not cred.host:
         raise CredentialError("a DSN needs a host")
     userinfo = ""
-    if cred.username:
-        userinfo = quote(cred.username, safe="")
+    # a password without a user is still a password ("postgresql://:pw@host")
+    if cred.username or cred.password:
+        userinfo = quote(cred.username or "", safe="")
         if cred.password:
             userinfo += ":" + quote(cred.password, safe="")
         userinfo += "@"
@@ -155,25 +163,31 @@ def build_dsn(cred: Credential) -> str:
 def parse_dsn(url: str) -> Credential:
     """A credential from a postgresql:// URL.  Refuses ambiguous URLs: an unencoded '@',
     '/', '?', '#' or space in the user or password is read differently by libpq and by
-    other parsers, which is exactly the broken-DATABASE_URL incident."""
+    other parsers, which is exactly the broken-DATABASE_URL incident.  So is an unencoded
+    '@' in the database name, which looks the same."""
     text = (url or "").strip()
     scheme, sep, rest = text.partition("://")
     if not sep or scheme.lower() not in DSN_SCHEMES:
         raise CredentialError("not a postgresql:// URL")
-    # "user:pa/ss@host" or "user:pa#ss@host": the password's '/', '?' or '#' ends the
-    # authority early, so check before splitting (a "host:5432/db?x=a@b" is fine)
-    early = re.match(r"^[^:/?#@]*:(?P<after>[^@]*)@", rest)
-    if early and not re.match(r"^\d*([/?#]|$)", early.group("after")) \
-            and re.search(r"[/?#\s]", early.group("after")):
-        raise CredentialError("the user or password part has characters that must be "
-                              "percent-encoded")
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    if authority.count("@") > 1:
-        raise CredentialError("the URL has more than one '@': the password is not URL-encoded")
+    after = rest[len(authority):]
     userinfo, at, hostport = authority.rpartition("@")
+    # An '@' past the authority means a user or password with an unencoded '@', '/', '?'
+    # or '#' (libpq and urllib then read part of it as the host, database or query) or, at
+    # best, an unencoded '@' in the database name: both are refused rather than guessed.
+    if authority.count("@") > 1 or (at and "@" in after):
+        raise CredentialError("the URL has more than one '@': the password is not URL-encoded")
+    if not at and "@" in after:
+        # in the path (a database name) or the fragment (libpq has none), an '@' is never
+        # the query parameter it could be below
+        if "@" in re.split(r"[?#]", after, maxsplit=1)[0] or "@" in after.partition("#")[2]:
+            raise CredentialError("the user, password or database name has characters "
+                                  "that must be percent-encoded (an '@' after the host)")
+        # "host:5432/db?application_name=a@b" is fine; "user:?pw@host", "user:#pw@host" not
+        if not _PLAIN_HOSTPORT.fullmatch(authority):
+            raise CredentialError(_NOT_ENCODED)
     if at and _USERINFO_RESERVED.search(userinfo):
-        raise CredentialError("the user or password part has characters that must be "
-                              "percent-encoded")
+        raise CredentialError(_NOT_ENCODED)
     if "," in hostport:
         raise CredentialError("multi-host URLs are not supported")
     try:

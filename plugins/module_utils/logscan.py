@@ -15,17 +15,28 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-# log_line_prefix '%m [%p] %q%u@%d ' (Debian's default, and the lab's)
+_LEVEL = (r"(?P<level>DEBUG|LOG|INFO|NOTICE|WARNING|ERROR|FATAL|PANIC|DETAIL|HINT|QUERY|"
+          r"CONTEXT|LOCATION|STATEMENT)")
+# log_line_prefix '%m [%p] %q%u@%d ' (Debian's default, and the lab's).  PostgreSQL prints
+# %u and %d as they are, spaces and '@' included: userdb runs from the first '@' to the level.
 _DEFAULT_PREFIX = re.compile(
     r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [A-Za-z]+| [+-]\d\d(?::?\d\d)?)?) "
-    r"\[(?P<pid>\d+)\] (?:(?P<user>\S*)@(?P<db>\S*) )?(?P<level>[A-Z]+):\s+(?P<msg>.*)$")
-# RDS's fixed '%t:%r:%u@%d:[%p]:'
+    r"\[(?P<pid>\d+)\] (?:(?P<userdb>[^@]*@.*?) )?" + _LEVEL + r":\s+(?P<msg>.*)$")
+# RDS's fixed '%t:%r:%u@%d:[%p]:'; %r is 'host(port)' (an IPv6 host has ':'), '[local]' or
+# empty, and %u@%d may hold ':' and '@' too: it runs up to ':[pid]:'
 _RDS_PREFIX = re.compile(
-    r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?: [A-Za-z]+)?):(?P<remote>[^@]*?):"
-    r"(?P<user>[^:@]*)@(?P<db>[^:]*):\[(?P<pid>\d+)\]:(?P<level>[A-Z]+):\s+(?P<msg>.*)$")
+    r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?: [A-Za-z]+)?):"
+    r"(?P<remote>[^()]*\(\d+\)|\[local\]|[^:]*):"
+    r"(?P<userdb>.*?):\[(?P<pid>\d+)\]:" + _LEVEL + r":\s+(?P<msg>.*)$")
 # the lab's IAM verifier: '2026-01-01T00:00:00Z user='x' outcome=deny reason=...'
 _IAM_LINE = re.compile(r"^(?P<ts>\S+Z) user=(?P<user>'(?:[^'\\]|\\.)*'|\"[^\"]*\") "
                        r"outcome=(?P<outcome>\w+) reason=(?P<reason>.*)$")
+# PostgreSQL prints the role unescaped ('for user "we"ird"'): a role at the end of the
+# message runs to the last quote, one before ', database "' to the last such separator
+_ROLE_AT_END = re.compile(r'(?:for user|for role) "(?P<user>.*)"\s*$')
+_HBA_ROLES = (re.compile(r', user "(?P<user>.*)", database ".*"(?:, [^"]*)?\s*$'),
+              re.compile(r', user "(?P<user>.*)"(?:, [^"]*)?\s*$'))
+_CANNOT_LOGIN_ROLE = re.compile(r'^role "(?P<user>.*)" is not permitted to log in')
 _QUOTED_USER = re.compile(r'(?:for user|user) "(?P<user>(?:[^"]|"")*)"')
 _HBA_MATCH = re.compile(r'Connection matched (?:pg_hba\.conf line (?P<line>\d+)|file "[^"]*" '
                         r'line (?P<line16>\d+)): "(?P<rule>.*)"')
@@ -36,20 +47,25 @@ _DETAIL_REASONS = (
     (re.compile(r'Password does not match for user'), "store_password_mismatch"),
     (re.compile(r'does not have a valid SCRAM secret'), "role_password_hash_incompatible"),
 )
+# (text, category, where the message names the role; none: the prefix's %u does)
 _FATALS = (
-    ("password authentication failed", "password_failed"),
-    ("PAM authentication failed", "pam_failed"),
-    ("pg_hba.conf rejects connection", "hba_reject"),
-    ("no pg_hba.conf entry", "no_hba_entry"),
-    ("too many connections for role", "connection_limit_reached"),
-    ("too many clients already", "connection_limit_reached"),
-    ("is not permitted to log in", "role_cannot_login"),
+    ("password authentication failed", "password_failed", (_ROLE_AT_END,)),
+    ("PAM authentication failed", "pam_failed", (_ROLE_AT_END,)),
+    ("pg_hba.conf rejects connection", "hba_reject", _HBA_ROLES),
+    ("no pg_hba.conf entry", "no_hba_entry", _HBA_ROLES),
+    ("too many connections for role", "connection_limit_reached", (_ROLE_AT_END,)),
+    ("too many clients already", "connection_limit_reached", ()),
+    ("is not permitted to log in", "role_cannot_login", (_CANNOT_LOGIN_ROLE,)),
 )
 _RELEVANT = ("FATAL", "DETAIL", "connection authorized", "pam_authenticate")
 _REDACTIONS = (
     (re.compile(r"(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s\"]+"), r"\1********"),
-    (re.compile(r"(?i)(password\s*[=:]\s*|PASSWORD\s+)('[^']*'|\"[^\"]*\"|\S+)"), r"\1********"),
-    (re.compile(r"(?i)(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@"), r"\1********@"),
+    # SQL doubles a quote inside a literal ('ab''cd'); a literal cut off by the line end
+    # is redacted to the end
+    (re.compile(r"(?i)(password\s*[=:]\s*|PASSWORD\s+)"
+                r"('(?:[^']|'')*(?:'|$)|\"(?:[^\"]|\"\")*(?:\"|$)|\S+)"), r"\1********"),
+    # an unencoded password may hold '@' and '/': redact to the token's last '@'
+    (re.compile(r"(?i)(postgres(?:ql)?://[^:/@\s]*:)\S*@"), r"\1********@"),
     (re.compile(r"\b[A-Za-z0-9+/]{32,}={0,2}"), "********"),
 )
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -60,6 +76,25 @@ _PID_MEMORY = 4096
 
 def _iso(stamp: dt.datetime | None) -> str | None:
     return stamp.isoformat() if stamp else None
+
+
+def _prefix_user(match: re.Match) -> str:
+    """The prefix's %u: a role may hold '@', a database name seldom does."""
+    return (match.group("userdb") or "").rpartition("@")[0]
+
+
+def _message_role(msg: str, patterns: tuple, match: re.Match) -> str:
+    """The role a FATAL message names: it is what the client asked for, where the prefix
+    may be cut wrong by a role with '@', ':' or spaces."""
+    for pattern in patterns:
+        found = pattern.search(msg)
+        if found:
+            return found.group("user")
+    if patterns:  # a wording this scanner does not know
+        quoted = _QUOTED_USER.search(msg)
+        if quoted:
+            return quoted.group("user").replace('""', '"')
+    return _prefix_user(match)
 
 
 def redact(line: str) -> str:
@@ -74,7 +109,10 @@ def parse_since(since: str | None, now: dt.datetime) -> dt.datetime | None:
         return None
     match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", since)
     if match:
-        return now - dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+        try:
+            return now - dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+        except OverflowError:
+            raise ValueError(f"since {since!r} reaches back before the year 1") from None
     try:
         stamp = dt.datetime.fromisoformat(since.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -96,7 +134,10 @@ def parse_timestamp(text: str) -> dt.datetime | None:
     if re.fullmatch(r"[+-]\d\d(:?\d\d)?", zone):
         hours, minutes = int(zone[:3]), int(zone[-2:]) if len(zone) > 3 else 0
         offset = dt.timedelta(hours=hours, minutes=minutes if hours >= 0 else -minutes)
-        return stamp.replace(tzinfo=dt.timezone(offset))
+        try:
+            return stamp.replace(tzinfo=dt.timezone(offset))
+        except ValueError:  # an offset of a day or more: the time is unknown, the line still counts
+            return None
     # the server's log_timezone; RDS and the lab log in UTC, named zones are taken as UTC
     return stamp.replace(tzinfo=dt.timezone.utc)
 
@@ -200,11 +241,10 @@ class Scanner:
             return
         if level != "FATAL":
             return
-        category = next((cat for text, cat in _FATALS if text in msg), None)
-        if category is None:
+        found = next(((cat, roles) for text, cat, roles in _FATALS if text in msg), None)
+        if found is None:
             return
-        user = _QUOTED_USER.search(msg)
-        role = user.group("user").replace('""', '"') if user else (match.group("user") or "")
+        category, role = found[0], _message_role(msg, found[1], match)
         stamp = parse_timestamp(match.group("ts"))
         self._last_by_pid.pop(pid, None)
         if (self.role is not None and role != self.role) or not self._in_window(stamp):
@@ -241,8 +281,8 @@ class Scanner:
                 stats.reasons["store_password_mismatch"] += 1
 
     def _success(self, match, msg: str) -> None:
-        user = re.search(r"user=(\S+)", msg)
-        role = user.group(1) if user else match.group("user")
+        user = re.search(r"user=(.+?)(?= database=| application_name=| SSL | GSS |$)", msg)
+        role = user.group(1) if user else _prefix_user(match)
         stamp = parse_timestamp(match.group("ts"))
         if (self.role is not None and role != self.role) or not self._in_window(stamp):
             return

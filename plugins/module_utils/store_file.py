@@ -27,26 +27,45 @@ except ImportError:  # pragma: no cover - ansible-core depends on PyYAML
     yaml = None
 
 FILE_FORMATS = ("yaml", "json", "dotenv")
-_DOTENV_LINE = re.compile(r"^(?P<lead>\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_.]*)"
-                          r"(?P<eq>\s*=\s*)(?P<value>.*?)(?P<trail>\r?\n?)$")
+# blanks only: \s would take the line end of an empty "KEY=" line into lead or eq, and the
+# value written there would land at the start of the next line
+_DOTENV_LINE = re.compile(r"^(?P<lead>[ \t]*(?:export[ \t]+)?)(?P<key>[A-Za-z_][A-Za-z0-9_.]*)"
+                          r"(?P<eq>[ \t]*=[ \t]*)(?P<value>.*?)"
+                          r"(?P<trail>\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]?)$")
 _DOTENV_SAFE = re.compile(r"^[A-Za-z0-9_\-.:/@%+=,~?&]*$")
+# a quoted value, when only blanks or a comment follow it
+_DOTENV_QUOTED = re.compile(r"""(?:'[^']*'|"(?:[^"\\]|\\.)*")(?=\s*(?:#|$))""")
+# what str.splitlines() ends a line at, and NUL: a value holding one cannot be read back
+_DOTENV_FORBIDDEN = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029\x00]")
 
 
 # -- dotenv --------------------------------------------------------------------------------
 
+def _dotenv_split(raw: str) -> tuple[str, str]:
+    """(the value as written, the blanks and comment after it) of what follows 'KEY='."""
+    quoted = _DOTENV_QUOTED.match(raw)
+    if quoted:
+        return raw[:quoted.end()], raw[quoted.end():]
+    stripped = raw.strip()
+    if len(stripped) >= 2 and stripped[0] in ("'", '"') and stripped[-1] == stripped[0]:
+        return raw, ""  # quoted as a whole, however odd the inside
+    comment = re.search(r"\s+#", raw)
+    return (raw[:comment.start()], raw[comment.start():]) if comment else (raw, "")
+
+
 def dotenv_unquote(raw: str) -> str:
-    raw = raw.strip()
+    raw = _dotenv_split(raw.strip())[0]
     if len(raw) >= 2 and raw[0] == raw[-1] == "'":
         return raw[1:-1]
     if len(raw) >= 2 and raw[0] == raw[-1] == '"':
         return re.sub(r'\\(["\\$`n])', lambda m: "\n" if m.group(1) == "n" else m.group(1),
                       raw[1:-1])
-    return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
+    return raw.strip()
 
 
 def dotenv_quote(value: str, original_raw: str = "") -> str:
-    if "\n" in value or "\x00" in value:
-        raise ValueError("a dotenv value cannot hold a newline or NUL")
+    if _DOTENV_FORBIDDEN.search(value):
+        raise ValueError("a dotenv value cannot hold a line break or NUL")
     if _DOTENV_SAFE.match(value) and not original_raw.strip().startswith(("'", '"')):
         return value
     if "'" not in value:
@@ -67,8 +86,11 @@ def dotenv_set(text: str, key: str, value: str) -> str:
     for index, line in enumerate(lines):
         match = _DOTENV_LINE.match(line)
         if match and match.group("key") == key:
-            quoted = dotenv_quote(value, match.group("value"))
-            lines[index] = (match.group("lead") + key + match.group("eq") + quoted
+            raw, comment = _dotenv_split(match.group("value"))
+            quoted = dotenv_quote(value, raw)
+            if comment and not comment[0].isspace():
+                comment = " " + comment  # 'old'# note: an unquoted new value would take it in
+            lines[index] = (match.group("lead") + key + match.group("eq") + quoted + comment
                             + match.group("trail"))
             return "".join(lines)
     raise KeyError(key)
@@ -129,6 +151,7 @@ def yaml_set_in_place(text: str, path: list[str], value) -> str | None:
     """Replace one block-style scalar in place; None when the line cannot be found safely."""
     lines = text.splitlines(keepends=True)
     depth, parent_indent, start = 0, -1, 0
+    level_indent = None  # the indent of the keys at this depth, set by the first one
     for index in range(start, len(lines)):
         match = _YAML_KEY_LINE.match(lines[index])
         if not match or lines[index].lstrip().startswith(("#", "-")):
@@ -136,6 +159,10 @@ def yaml_set_in_place(text: str, path: list[str], value) -> str | None:
         indent = len(match.group("indent"))
         if indent <= parent_indent:
             return None  # left the parent mapping without finding the key
+        if level_indent is None:
+            level_indent = indent
+        if indent != level_indent:
+            continue  # a key of a mapping nested in a sibling: b.a is not the a looked for
         key = match.group("key").strip().strip("'\"")
         if key != path[depth]:
             continue
@@ -147,7 +174,7 @@ def yaml_set_in_place(text: str, path: list[str], value) -> str | None:
                             + " " + _yaml_scalar(value) + trailing + match.group("nl"))
             return "".join(lines)
         depth += 1
-        parent_indent = indent
+        parent_indent, level_indent = indent, None
     return None
 
 
@@ -155,10 +182,11 @@ class FileBackend(Backend):
     supports_pending = False
 
     def __init__(self, spec: dict, options: dict):
-        super().__init__(spec, options)
+        # describe() needs these, and Backend.__init__ calls it for a store without a name
         self.path = spec.get("path")
         self.file_format = spec.get("format") or "dotenv"
         self.key = spec.get("key")
+        super().__init__(spec, options)
         if not self.path:
             raise self.error("path is required")
         if self.file_format not in FILE_FORMATS:
@@ -187,6 +215,9 @@ class FileBackend(Backend):
             if self.file_format == "json":
                 return json.loads(text) if text.strip() else {}
             return yaml.safe_load(text) or {}
+        except RecursionError:
+            raise self.error(f"the file is not valid {self.file_format} (nested too "
+                             "deeply)") from None
         except (ValueError, yaml.YAMLError) as err:
             mark = getattr(err, "problem_mark", None) or getattr(err, "lineno", None)
             line = mark.line + 1 if hasattr(mark, "line") else mark

@@ -81,6 +81,32 @@ def test_broken_dsns_are_refused_without_echoing_the_password(url, reason):
     assert "p@ss" not in str(err.value) and "pa ss" not in str(err.value)
 
 
+@pytest.mark.parametrize(("url", "secret"), [
+    # an '@' in the password, then a '/', '?' or '#': urllib would read host 'ss'
+    ("postgresql://app:p@ss/word@db/appdb", "ss/word"),
+    ("postgresql://app:p@ss?word@db/appdb", "ss?word"),
+    ("postgresql://app:p@ss#word@db/appdb", "ss#word"),
+    # a password starting with '/', '?' or '#': urllib would read host 'app'
+    ("postgresql://app:/s3cret@db/appdb", "s3cret"),
+    ("postgresql://app:?s3cret@db/appdb", "s3cret"),
+    ("postgresql://app:#s3cret@db/appdb", "s3cret"),
+    # digits then '/': urllib would read port 12 and database 's3cret@db/appdb'
+    ("postgresql://app:12/s3cret@db/appdb", "s3cret"),
+    ("postgresql://:/s3cret@db/appdb", "s3cret"),
+])
+def test_passwords_with_unencoded_delimiters_are_refused(url, secret):
+    with pytest.raises(CredentialError, match=r"more than one '@'|must be percent-encoded") as err:
+        parse_dsn(url)
+    assert secret not in str(err.value)
+
+
+def test_a_password_without_a_user_is_kept():
+    url = build_dsn(Credential(password="s3cret/@", host="h", dbname="d"))
+    assert url == "postgresql://:s3cret%2F%40@h/d"
+    back = parse_dsn(url)
+    assert (back.username, back.password, back.host, back.dbname) == (None, "s3cret/@", "h", "d")
+
+
 def test_a_query_with_an_at_sign_is_not_a_password():
     cred = parse_dsn("postgresql://h:5432/d?application_name=a@b")
     assert cred.host == "h" and cred.port == 5432 and cred.password is None
@@ -90,6 +116,8 @@ def test_a_query_with_an_at_sign_is_not_a_password():
     ("{not json", "not valid JSON"),
     ("[1, 2]", "not an object"),
     ('"a string"', "not an object"),
+    ("[" * 3000, "not valid JSON"),
+    ('{"a": ' + "{" * 3000, "not valid JSON"),
 ])
 def test_broken_json_is_a_clear_error(text, err):
     with pytest.raises(CredentialError, match=err):

@@ -1,8 +1,8 @@
 """Property-based fuzzing of the pure parsers: DSNs, log lines, store value formats.
 
-Every property here runs without network, database or files.  Tests marked ``xfail(strict=True)``
-pin a parser bug found by this fuzzing: each fails today, and fails the suite (XPASS) once the
-bug is fixed, so the mark has to be removed together with the fix.
+Every property here runs without network, database or files.  A parser bug this fuzzing finds
+is pinned by a test marked ``xfail(strict=True)`` with the KNOWN_BUG settings: it fails until
+the bug is fixed, then fails the suite (XPASS), so the mark goes together with the fix.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 import yaml
-from hypothesis import Phase, assume, given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
@@ -57,6 +57,8 @@ FUZZ = settings(max_examples=150, deadline=None, database=None)
 QUICK = settings(max_examples=60, deadline=None, database=None)
 KNOWN_BUG = settings(max_examples=25, deadline=None, database=None,
                      phases=[Phase.explicit, Phase.generate])
+# an example parses up to 20000 levels of YAML (about 0.3 s) and all take the same error path
+DEEP = settings(max_examples=10, deadline=None, database=None)
 
 # -- strategies ------------------------------------------------------------------------------
 
@@ -169,9 +171,9 @@ dsn_tails = st.sampled_from(["h/d", "h:5432/d", "h:5432/d?sslmode=require", "[::
 
 @FUZZ
 @given(user=dsn_users, scheme=st.sampled_from(["postgresql", "postgres"]), tail=dsn_tails,
-       # the two shapes the parser gets wrong are the xfail test below
-       password=secret_with_mark.filter(lambda pw: not re.match(r"\d*[/?#]", pw)
-                                        and not re.search(r"@.*[/?#]", pw)))
+       # digits then '?' read as a port and a query: the same text as a legitimate
+       # "host:5432?application_name=a@b" (or with a path before the '?'), so it is accepted
+       password=secret_with_mark.filter(lambda pw: not re.match(r"\d+(?:/[^?#@]*)?\?", pw)))
 def test_unencoded_password_never_leaks_from_parse_dsn(user, password, scheme, tail):
     """A DATABASE_URL whose password was never URL-encoded: refused or read, the password
     shows up in no error message and in no public field (host names come back lowercased)."""
@@ -203,12 +205,7 @@ def test_broken_json_errors_never_echo_the_password(password, tail, container):
     assert MARK not in json.dumps(cred.public(), default=str)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: parse_dsn accepts two shapes of unencoded "
-                   "password and puts (part of) it in a public field: one with an '@' followed by "
-                   "'/', '?' or '#' (postgresql://app:p@ss/word@db/appdb -> host 'ss', dbname "
-                   "'word@db/appdb'), and one starting with '/' or '?' (postgresql://app:/s3cret@db/d"
-                   " -> host 'app', dbname 's3cret@db/d')")
-@KNOWN_BUG
+@FUZZ
 @given(user=dsn_users, tail=dsn_tails,
        password=st.one_of(
            st.builds(lambda start, pw: start + pw, st.sampled_from("/?"), secret_with_mark),
@@ -225,10 +222,7 @@ def test_unencoded_password_with_a_hidden_at_or_leading_slash(user, password, ta
     assert MARK.lower() not in public.lower()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: build_dsn drops the password of a credential "
-                   "without a username: parse_dsn('postgresql://:pw@h/d') -> build_dsn -> "
-                   "'postgresql://h/d'")
-@KNOWN_BUG
+@FUZZ
 @given(password=hostile_text, host=hostnames)
 def test_dsn_without_user_keeps_its_password(password, host):
     url = build_dsn(Credential(username=None, password=password, host=host))
@@ -273,11 +267,11 @@ def rds_line(level: str, msg: str, pid: int, user: str, stamp: str = "2026-11-22
 
 
 LINE_MAKERS = {"lab": lab_line, "rds": rds_line}
-# role names PostgreSQL allows (quoted identifiers take anything), minus what the scanner gets
-# wrong (the xfail tests below): '"' and whitespace anywhere, '@' and ':' in some RDS lines
-role_names = st.text(st.one_of(st.sampled_from(list("'@:._-$\\`[]{}#%&*=+,;!?<>|/^()")),
-                               st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp", "Zs"),
-                                             blacklist_characters='"')),
+# role names PostgreSQL allows (quoted identifiers take anything) but whitespace, which has
+# its own test below: a role holding ' FATAL:  ' would read as the end of the lab prefix
+role_names = st.text(st.one_of(st.sampled_from(list("'\"@:._-$\\`[]{}#%&*=+,;!?<>|/^()")),
+                               st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp",
+                                                                   "Zs"))),
                      min_size=1, max_size=24).filter(lambda name: not name[:1].isspace())
 random_line = st.one_of(
     any_text,
@@ -359,11 +353,6 @@ def test_parse_timestamp_reads_numeric_zones(stamp, hours, minutes, sign, colon)
        maker=st.sampled_from(sorted(LINE_MAKERS)), pid=st.integers(min_value=1, max_value=99999))
 def test_fatal_lines_are_classified_for_the_right_user(user, template, maker, pid):
     text, category = template
-    if maker == "rds":
-        # RDS's prefix ends %u at '@' and %d at ':' (xfail below)
-        assume(not set(user) >= set("@:"))
-        if 'user "' not in text:  # the role comes from the prefix's %u
-            assume(not set(user) & set("@:"))
     line = LINE_MAKERS[maker]("FATAL", text.format(user=user), pid, user)
     scanner = Scanner()
     scanner.feed(line + "\n")
@@ -398,8 +387,6 @@ def log_streams(draw):
         kind = draw(st.sampled_from(["fatal", "success", "noise", "statement", "garbage"]))
         if kind == "fatal":
             text, category = draw(st.sampled_from(FATAL_TEMPLATES))
-            if set(user) >= set("@:") or ('user "' not in text and set(user) & set("@:")):
-                maker = lab_line  # RDS's prefix cuts such a role (xfail below)
             lines.append(maker("FATAL", text.format(user=user), pid, user))
             failures[user, category] += 1
             detail = draw(st.sampled_from([None, "hba", *DETAILS]))
@@ -447,9 +434,7 @@ def test_scan_counts_exactly_the_generated_failed_logins(stream):
     assert found_reasons == reasons
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: PostgreSQL prints role names unescaped "
-                   '(for user "we"ird"); _QUOTED_USER expects doubled quotes and reads "we"')
-@KNOWN_BUG
+@FUZZ
 @given(left=role_names, right=role_names, maker=st.sampled_from(sorted(LINE_MAKERS)))
 def test_fatal_lines_with_a_double_quote_in_the_role(left, right, maker):
     user = f'{left}"{right}'
@@ -458,25 +443,19 @@ def test_fatal_lines_with_a_double_quote_in_the_role(left, right, maker):
     assert list(scanner.result()["roles"]) == [user]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: RDS's prefix ends %u at the first '@' and %d at "
-                   "':'. 'too many connections for role' and 'is not permitted to log in' take the "
-                   "role from the prefix, so alice@corp.com is counted for 'alice'; a role like "
-                   "'a@b:c' makes the prefix regex miss and the line is dropped")
-@KNOWN_BUG
+@FUZZ
 @given(left=st.from_regex(r"[a-z][a-z0-9_.]{0,8}", fullmatch=True), sep=st.sampled_from("@:"),
        right=st.from_regex(r"[a-z][a-z0-9_.]{0,8}", fullmatch=True),
        template=st.sampled_from(FATAL_TEMPLATES))
 def test_rds_lines_with_at_or_colon_in_the_role(left, sep, right, template):
-    # the first is dropped, the second counted for the wrong role
+    # the first once made the RDS prefix miss, the second was counted for the part before "@"
     user = f"{left}@{right}:{left}" if 'user "' in template[0] else f"{left}{sep}{right}"
     scanner = Scanner()
     scanner.feed(rds_line("FATAL", template[0].format(user=user), 7, user))
     assert list(scanner.result()["roles"]) == [user]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with the '%m [%p] %q%u@%d ' prefix, a role or "
-                   "database name with whitespace makes the prefix regex miss: the line is dropped")
-@KNOWN_BUG
+@FUZZ
 @given(left=role_names, right=role_names, space=st.sampled_from([" ", "\u00a0", "\u3000"]))
 def test_lab_lines_with_whitespace_in_the_role(left, right, space):
     user = f"{left}{space}{right}"
@@ -485,9 +464,7 @@ def test_lab_lines_with_whitespace_in_the_role(left, right, space):
     assert scanner.result()["failures"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a numeric zone outside +-24h in the prefix makes "
-                   "parse_timestamp raise ValueError, which aborts the whole scan")
-@KNOWN_BUG
+@FUZZ
 @given(hours=st.integers(min_value=24, max_value=99), sign=st.sampled_from("+-"))
 def test_scanner_survives_an_out_of_range_zone(hours, sign):
     scanner = Scanner()
@@ -497,9 +474,7 @@ def test_scanner_survives_an_out_of_range_zone(hours, sign):
     assert scanner.result()["failures"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: parse_since('3000000d') raises OverflowError, "
-                   "not ValueError (scan_logs only turns ValueError into a module error)")
-@KNOWN_BUG
+@FUZZ
 @given(amount=st.integers(min_value=10 ** 6, max_value=10 ** 30), unit=st.sampled_from("dw"))
 def test_parse_since_huge_durations(amount, unit):
     now = dt.datetime(2026, 11, 22, 6, 50, tzinfo=dt.timezone.utc)
@@ -535,9 +510,7 @@ def test_redact_removes_passwords_in_every_known_form(secret, form, prefix):
     assert MARK not in redact(line)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: redact stops at the first quote of an SQL literal "
-                   "(PASSWORD 'a''b') and at the first '@' of an unencoded URL password")
-@KNOWN_BUG
+@FUZZ
 @given(left=st.text(st.sampled_from(string.ascii_letters), min_size=1, max_size=5),
        form=st.sampled_from(["ALTER ROLE app PASSWORD '{left}''{mark}'",
                              "postgresql://app:{left}@{mark}@db/appdb"]))
@@ -665,8 +638,7 @@ env_values = st.text(hostile_char, max_size=30)
 @st.composite
 def dotenv_documents(draw):
     """(text, {key: value}) of a dotenv file with export, spacing, quoting and comments."""
-    # no empty values: an empty KEY= line is the xfail test below
-    values = draw(st.dictionaries(env_keys, env_values.filter(bool), min_size=1, max_size=6))
+    values = draw(st.dictionaries(env_keys, env_values, min_size=1, max_size=6))
     lines = []
     for key, value in values.items():
         if draw(st.booleans()):
@@ -723,10 +695,7 @@ def test_dotenv_edit_changes_one_value_and_no_other_line(document, data, passwor
     assert render(file_backend("dotenv", key), text, password) == new_text
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: in an empty 'KEY=' line the regex's eq group "
-                   "(\\s*=\\s*) swallows the newline, so dotenv_set writes the value at the "
-                   "start of the next line: 'A=\\nB=1\\n' -> 'A=\\npwB=1\\n' (B is lost)")
-@KNOWN_BUG
+@FUZZ
 @given(password=env_values.filter(bool), equals=st.sampled_from(["=", " = "]),
        newline=st.sampled_from(["\n", "\r\n"]))
 def test_dotenv_edit_of_an_empty_value(password, equals, newline):
@@ -735,9 +704,7 @@ def test_dotenv_edit_of_an_empty_value(password, equals, newline):
     assert dotenv_get(text, "DB_USER") == "app"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: dotenv_unquote keeps the quotes of a quoted value "
-                   "followed by a comment: K='pw' # note reads as \"'pw'\"")
-@KNOWN_BUG
+@FUZZ
 @given(value=st.text(st.sampled_from(string.ascii_letters + string.digits), min_size=1),
        quote=st.sampled_from("'\""),
        comment=st.text(st.sampled_from(string.ascii_letters), min_size=1, max_size=10))
@@ -745,10 +712,7 @@ def test_dotenv_quoted_value_with_a_trailing_comment(value, quote, comment):
     assert dotenv_get(f"K={quote}{value}{quote} # {comment}\n", "K") == value
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: dotenv_quote accepts \\r, \\v, \\f, \\x1c-\\x1e, "
-                   "\\x85, U+2028/9, which str.splitlines() treats as line ends: the value reads "
-                   "back cut short")
-@KNOWN_BUG
+@FUZZ
 @given(left=env_values, right=env_values,
        brk=st.sampled_from(["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028",
                             "\u2029"]))
@@ -866,9 +830,7 @@ def test_file_values_raise_only_store_error(text, fmt, key, value_format):
         assert isinstance(value, str)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: deeply nested JSON/YAML raises RecursionError "
-                   "instead of CredentialError/StoreError (json.loads, yaml.safe_load)")
-@KNOWN_BUG
+@DEEP
 @given(depth=st.integers(min_value=3000, max_value=20000), opener=st.sampled_from("[{"),
        where=st.sampled_from(["credential", "json-file", "yaml-file"]))
 def test_deeply_nested_documents(depth, opener, where):
@@ -881,10 +843,7 @@ def test_deeply_nested_documents(depth, opener, where):
             value_in(file_backend(where.split("-")[0], "a"), text)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: FileBackend.__init__ calls describe() (through "
-                   "Backend.__init__) before self.path is set: a file store without name: raises "
-                   "AttributeError")
-@KNOWN_BUG
+@FUZZ
 @given(path=st.text(printable_char, max_size=20), fmt=st.sampled_from(["yaml", "json", "dotenv",
                                                                       "toml"]),
        key=st.text(printable_char, max_size=10))

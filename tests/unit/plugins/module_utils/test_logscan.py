@@ -95,6 +95,64 @@ def test_samples_are_redacted():
     assert redact("PASSWORD 'SCRAM-SHA-256$4096:abc'") == "PASSWORD ********"
 
 
+def lab_fatal(user: str, msg: str, db: str = "appdb") -> str:
+    return f"2026-11-22 06:50:29.084 UTC [1] {user}@{db} FATAL:  {msg}"
+
+
+def rds_fatal(user: str, msg: str, remote: str = "10.0.1.7(53722)") -> str:
+    return f"2026-11-22 06:50:29 UTC:{remote}:{user}@appdb:[1]:FATAL:  {msg}"
+
+
+PW_FAILED = 'password authentication failed for user "{}"'
+HBA_REJECT = ('pg_hba.conf rejects connection for host "10.0.1.7", user "{}", database "appdb", '
+              'no encryption')
+
+
+@pytest.mark.parametrize(("line", "role", "category"), [
+    # PostgreSQL prints a role's '"' as it is
+    (lab_fatal('we"ird', PW_FAILED.format('we"ird')), 'we"ird', "password_failed"),
+    (rds_fatal('we"ird', HBA_REJECT.format('we"ird')), 'we"ird', "tls_required"),
+    # whitespace in the role or database of the lab prefix
+    (lab_fatal("my user", PW_FAILED.format("my user")), "my user", "password_failed"),
+    (lab_fatal("app", PW_FAILED.format("app"), db="my db"), "app", "password_failed"),
+    # '@' and ':' in the role of the RDS prefix; an IPv6 client address
+    (rds_fatal("alice@corp.com", 'too many connections for role "alice@corp.com"'),
+     "alice@corp.com", "connection_limit_reached"),
+    (rds_fatal("a@b:c", 'role "a@b:c" is not permitted to log in'), "a@b:c",
+     "role_cannot_login"),
+    (rds_fatal("a@b:c", PW_FAILED.format("a@b:c")), "a@b:c", "password_failed"),
+    (rds_fatal("app", PW_FAILED.format("app"), remote="2001:db8::7(53722)"), "app",
+     "password_failed"),
+    (rds_fatal("alice@corp.com", "sorry, too many clients already"), "alice@corp.com",
+     "connection_limit_reached"),
+])
+def test_the_role_is_read_whatever_its_characters(line, role, category):
+    result = scan(line + "\n")
+    assert list(result["roles"]) == [role]
+    assert result["roles"][role]["by_category"] == {category: 1}
+
+
+def test_a_bad_zone_leaves_the_time_unknown_and_the_line_counted():
+    line = ('2026-11-22 06:50:29 +99 [1] u@appdb FATAL:  password authentication failed for '
+            'user "u"\n')
+    result = scan(LAB + line)
+    assert result["roles"]["u"]["failures"] == 1
+    assert result["roles"]["u"]["first_failure"] is None
+    assert result["failures"] == scan(LAB)["failures"] + 1
+
+
+@pytest.mark.parametrize(("line", "secret"), [
+    ("LOG:  statement: ALTER ROLE app PASSWORD 'ab''SECRET'", "SECRET"),
+    ('LOG:  statement: ALTER ROLE app PASSWORD "ab""SECRET"', "SECRET"),
+    ("LOG:  statement: ALTER ROLE app PASSWORD 'cut off SECRET", "SECRET"),
+    ("FATAL:  bad url postgresql://u:p@ss@h/d", "ss"),
+    ("FATAL:  bad url postgresql://u:p@SECRET/x@h/d", "SECRET"),
+])
+def test_redact_sql_escapes_and_unencoded_url_passwords(line, secret):
+    assert secret not in redact(line)
+    assert redact(redact(line)) == redact(line)
+
+
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("1h", 3600),
                                                ("2d", 172800)])
 def test_since_durations(text, seconds):
@@ -107,3 +165,9 @@ def test_since_timestamp_and_garbage():
     assert parse_since("2025-12-31T23:00:00", now).tzinfo is not None
     with pytest.raises(ValueError, match="neither a duration"):
         parse_since("yesterday-ish", now)
+
+
+@pytest.mark.parametrize("text", ["3000000d", "1000000w", "99999999999999999999999d"])
+def test_since_too_far_back_is_a_value_error(text):
+    with pytest.raises(ValueError, match="since"):
+        parse_since(text, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))

@@ -4,7 +4,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from ansible_collections.credops.pgauth.plugins.module_utils.store import Store, StoreError
 from ansible_collections.credops.pgauth.plugins.module_utils.store_file import (
+    FileBackend,
     dotenv_get,
     dotenv_quote,
     dotenv_set,
@@ -42,6 +44,57 @@ def test_dotenv_keeps_export_and_refuses_newlines():
     assert dotenv_unquote("  bare  # c") == "bare"
 
 
+@pytest.mark.parametrize("equals", ["=", " = ", "=\t"])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_dotenv_set_fills_an_empty_value_on_its_own_line(equals, newline):
+    text = dotenv_set(f"DB_PASSWORD{equals}{newline}DB_USER=app{newline}", "DB_PASSWORD", "n3w")
+    assert text == f"DB_PASSWORD{equals}n3w{newline}DB_USER=app{newline}"
+
+
+@pytest.mark.parametrize(("line", "value"), [
+    ("K='pw' # rotated", "pw"),
+    ('K="pw" # rotated', "pw"),
+    ("K='p w'# rotated", "p w"),
+    ('K="p\\"w" # rotated', 'p"w'),
+    ("K='a # b'", "a # b"),
+    ("K=bare # rotated", "bare"),
+    ("K='it's'", "it's"),
+])
+def test_dotenv_quoted_values_with_a_trailing_comment(line, value):
+    assert dotenv_get(line + "\n", "K") == value
+
+
+def test_dotenv_set_keeps_the_trailing_comment():
+    text = dotenv_set("K='pw' # rotated\nA=1\n", "K", "new pw")
+    assert text == "K='new pw' # rotated\nA=1\n"
+    assert dotenv_get(text, "K") == "new pw"
+
+
+@pytest.mark.parametrize("brk", ["\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028",
+                                 "\u2029", "\n", "\x00"])
+def test_dotenv_refuses_every_line_break(brk):
+    with pytest.raises(ValueError, match="line break or NUL"):
+        dotenv_quote(f"a{brk}b")
+    with pytest.raises(ValueError):
+        dotenv_set("A=1\nK=old\nB=2\n", "K", f"a{brk}b")
+
+
+def test_a_file_store_without_a_name_is_named_by_its_file():
+    store = Store({"type": "file", "path": "/tmp/x.env", "key": "K"}, {})
+    assert store.name == "file /tmp/x.env [K]"
+    with pytest.raises(StoreError, match="path is required"):
+        Store({"type": "file", "key": "K"}, {})
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+@pytest.mark.parametrize("text", ["[" * 3000, '{"a": ' + "{" * 3000])
+def test_deeply_nested_files_are_a_store_error(fmt, text):
+    backend = FileBackend({"name": "f", "type": "file", "path": "/nonexistent/app." + fmt,
+                           "format": fmt, "key": "a"}, {})
+    with pytest.raises(StoreError, match="not valid"):
+        backend._value_in(text)  # pylint: disable=protected-access
+
+
 YAML = """# the app's config
 app:
   name: demo  # keep me
@@ -70,3 +123,9 @@ def test_yaml_edit_finds_nested_keys_only_under_their_parent():
     text = yaml_set_in_place(YAML, ["database", "nested", "password"], "n2")
     assert yaml.safe_load(text)["database"]["nested"]["password"] == "n2"
     assert yaml_set_in_place(YAML, ["database", "missing"], "x") is None
+
+
+def test_yaml_edit_skips_a_same_named_key_of_a_sibling():
+    text = "a0: '0'\nb:\n  a: '0'  # nested\n  b: null\na: 0  # top\n"
+    edited = yaml_set_in_place(text, ["a"], "new")
+    assert edited == "a0: '0'\nb:\n  a: '0'  # nested\n  b: null\na: new  # top\n"
