@@ -67,5 +67,6 @@ def main() -> None:
         rows["ratio_wall"] = ratio
     save("diagnose_one_target", {"stores": len(meta["stores"]), "results": rows})
 
+
 if __name__ == "__main__":
     main()

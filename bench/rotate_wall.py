@@ -69,5 +69,6 @@ def main() -> None:
         print(f"{how:<20} {row['wall_s']:>12} s {row['cpu_s']:>11} s  {row['wall_all_s']}")
     save("rotate_wall", {"stores": STORES, "results": rows})
 
+
 if __name__ == "__main__":
     main()

@@ -99,5 +99,6 @@ def main() -> None:
               f"{row['rotation_seconds']}")
     save("rotation_availability", {"workers": 8, "results": rows})
 
+
 if __name__ == "__main__":
     main()

@@ -41,9 +41,9 @@ options:
   aws_config:
     description:
       - Settings for botocore's C(Config) that override this collection's defaults
-        (C(connect_timeout=10), C(read_timeout=30), standard retries with 8 attempts), for
-        example C({read_timeout: 5, retries: {max_attempts: 2}}) to give up quickly on an
-        endpoint that does not answer.
+        (C(connect_timeout=10), C(read_timeout=30), standard retries with 8 attempts).
+      - For example a C(read_timeout) of 5 and C(retries) of C(max_attempts=2) give up
+        quickly on an endpoint that does not answer.
     type: dict
 requirements:
   - boto3

@@ -58,12 +58,18 @@ _FATALS = (
     ("is not permitted to log in", "role_cannot_login", (_CANNOT_LOGIN_ROLE,)),
 )
 _RELEVANT = ("FATAL", "DETAIL", "connection authorized", "pam_authenticate")
+# A SQL literal as it may appear in a logged statement: SQL doubles a quote inside a
+# literal ('ab''cd'), E'' strings escape with a backslash, dollar quotes nest nothing; a
+# literal cut off by the line end is redacted to the end.
+_LITERAL = (r"[Ee]?'(?:[^'\\]|''|\\.)*(?:'|$)|\"(?:[^\"]|\"\")*(?:\"|$)"
+            r"|\$\$.*?(?:\$\$|$)|\$[A-Za-z_]\w*\$.*?(?:\$[A-Za-z_]\w*\$|$)")
 _REDACTIONS = (
     (re.compile(r"(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s\"]+"), r"\1********"),
-    # SQL doubles a quote inside a literal ('ab''cd'); a literal cut off by the line end
-    # is redacted to the end
-    (re.compile(r"(?i)(password\s*[=:]\s*|PASSWORD\s+)"
-                r"('(?:[^']|'')*(?:'|$)|\"(?:[^\"]|\"\")*(?:\"|$)|\S+)"), r"\1********"),
+    # password=... in a connection string or a config line: any token
+    (re.compile(r"(?i)(password\s*[=:]\s*)(" + _LITERAL + r"|\S+)"), r"\1********"),
+    # SQL's PASSWORD takes a literal only, so the words in "password authentication
+    # failed" stay readable
+    (re.compile(r"(?i)(PASSWORD\s+)(" + _LITERAL + ")"), r"\1********"),
     # an unencoded password may hold '@' and '/': redact to the token's last '@'
     (re.compile(r"(?i)(postgres(?:ql)?://[^:/@\s]*:)\S*@"), r"\1********@"),
     (re.compile(r"\b[A-Za-z0-9+/]{32,}={0,2}"), "********"),

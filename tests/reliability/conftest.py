@@ -9,8 +9,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lab"))
 
-from labfixtures import admin, iam_lab, lab  # noqa: E402,F401
+from labfixtures import admin, iam_lab, lab  # noqa: E402
 from tally import FAULTS, MESSAGES, RESULTS, RESULTS_FILE, markdown, summary_lines  # noqa: E402
+
+__all__ = ["admin", "iam_lab", "lab", "pytest_terminal_summary"]
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -147,6 +147,10 @@ def test_a_bad_zone_leaves_the_time_unknown_and_the_line_counted():
     ("LOG:  statement: ALTER ROLE app PASSWORD 'cut off SECRET", "SECRET"),
     ("FATAL:  bad url postgresql://u:p@ss@h/d", "ss"),
     ("FATAL:  bad url postgresql://u:p@SECRET/x@h/d", "SECRET"),
+    ("LOG:  statement: ALTER ROLE app PASSWORD $$SECRET$$", "SECRET"),
+    ("LOG:  statement: ALTER ROLE app PASSWORD $pw$SEC'RET$pw$", "RET"),
+    ("LOG:  statement: ALTER ROLE app PASSWORD E'SEC\\'RET'", "RET"),
+    ("LOG:  connection string host=h password=SECRET user=u", "SECRET"),
 ])
 def test_redact_sql_escapes_and_unencoded_url_passwords(line, secret):
     assert secret not in redact(line)
@@ -171,3 +175,8 @@ def test_since_timestamp_and_garbage():
 def test_since_too_far_back_is_a_value_error(text):
     with pytest.raises(ValueError, match="since"):
         parse_since(text, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+
+
+def test_redact_keeps_the_words_of_a_failed_login():
+    line = 'FATAL:  password authentication failed for user "app"'
+    assert redact(line) == line
