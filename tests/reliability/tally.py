@@ -29,11 +29,12 @@ def summary_lines() -> list[str]:
 
 def _message(text: str) -> str:
     """The readable part of a failed task's output: its msg, or its first argument error."""
-    for pattern in (r'"argument_errors": \["((?:[^"\\]|\\.)*)"', r'"msg": "((?:[^"\\]|\\.)*)"'):
-        found = re.search(pattern, text)
-        if found:
-            return found.group(1).replace('\\"', '"')
-    return text
+    errors = re.search(r'"argument_errors": \[(.*?)\]', text)
+    if errors:
+        return "; ".join(item.replace('\\"', '"') for item in
+                         re.findall(r'"((?:[^"\\]|\\.)*)"', errors.group(1)))
+    found = re.search(r'"msg": "((?:[^"\\]|\\.)*)"', text)
+    return found.group(1).replace('\\"', '"') if found else text
 
 
 def markdown() -> str:

@@ -23,7 +23,8 @@ class WorkerStats:
     ok: int = 0
     failed: int = 0
     read_errors: int = 0
-    longest_gap: float = 0.0
+    longest_gap: float = 0.0      # last working login -> next working login
+    longest_window: float = 0.0   # start of the first failed attempt -> next working login
     failure_messages: dict = field(default_factory=dict)
 
 
@@ -65,6 +66,7 @@ class ClientLoad:
         last_ok = time.monotonic()
         failing_since = None
         while not self._stop.is_set():
+            attempt_started = time.monotonic()
             try:
                 cred, _stored = store.read("current")
             except Exception:  # noqa: BLE001 - a store error is a failed attempt, whatever it is
@@ -76,14 +78,16 @@ class ClientLoad:
                 now = time.monotonic()
                 if failing_since is not None:
                     stats.longest_gap = max(stats.longest_gap, now - last_ok)
+                    stats.longest_window = max(stats.longest_window, now - failing_since)
                 last_ok, failing_since = now, None
             else:
                 stats.failed += 1
-                failing_since = failing_since or time.monotonic()
+                failing_since = failing_since or attempt_started
             if self.pause:
                 time.sleep(self.pause)
         if failing_since is not None:
             stats.longest_gap = max(stats.longest_gap, time.monotonic() - last_ok)
+            stats.longest_window = max(stats.longest_window, time.monotonic() - failing_since)
 
     def _connect(self, cred, stats: WorkerStats) -> bool:
         try:
@@ -117,5 +121,7 @@ class ClientLoad:
             "failed_logins": sum(stats.failed for stats in self.stats),
             "store_read_errors": sum(stats.read_errors for stats in self.stats),
             "longest_gap_ms": round(1000 * max(stats.longest_gap for stats in self.stats), 1),
+            "longest_window_ms": round(
+                1000 * max(stats.longest_window for stats in self.stats), 1),
             "failure_messages": messages,
         }
