@@ -60,15 +60,22 @@ def client(params: dict, service: str, max_attempts: int | None = None):
     if not sess.region_name:
         raise AwsError(f"{service}: no AWS region (set region, or AWS_REGION)")
     config = dict(RETRY_CONFIG)
-    if max_attempts is not None:
-        config["retries"] = {"mode": "standard", "max_attempts": max_attempts}
-    config.update(params.get("aws_config") or {})
+    user = dict(params.get("aws_config") or {})
+    retries = user.pop("retries", None)
+    config.update(user)
+    if retries is not None:
+        if not isinstance(retries, dict):
+            raise AwsError(f"{service}: aws_config.retries must be a dict")
+        # merged, so that giving max_attempts keeps the standard mode
+        config["retries"] = {**RETRY_CONFIG["retries"], **retries}
+    if max_attempts is not None:  # the caller's own limit wins (a one-shot check)
+        config["retries"] = {**config["retries"], "max_attempts": max_attempts}
     try:
-        botocore_config = botocore.config.Config(**config)
-    except TypeError as err:
-        raise AwsError(f"{service}: aws_config is not a valid botocore Config: {err}") from None
-    return sess.client(service, endpoint_url=params.get("endpoint_url") or None,
-                       config=botocore_config)
+        return sess.client(service, endpoint_url=params.get("endpoint_url") or None,
+                           config=botocore.config.Config(**config))
+    except (TypeError, ValueError, AttributeError, botocore.exceptions.BotoCoreError) as err:
+        raise AwsError(f"{service}: the client settings are not valid (check aws_config and "
+                       f"endpoint_url): {type(err).__name__}: {err}") from None
 
 
 def rds_auth_token(params: dict, host: str, port: int, user: str) -> str:

@@ -175,16 +175,19 @@ def parse_dsn(url: str) -> Credential:
     # An '@' past the authority means a user or password with an unencoded '@', '/', '?'
     # or '#' (libpq and urllib then read part of it as the host, database or query) or, at
     # best, an unencoded '@' in the database name: both are refused rather than guessed.
-    if authority.count("@") > 1 or (at and "@" in after):
+    # In a query value ("application_name=svc@web1") an '@' is ordinary.
+    before_fragment, _hash, fragment = after.partition("#")
+    path, _mark, query = before_fragment.partition("?")
+    if authority.count("@") > 1 or (at and ("@" in path or "@" in fragment)):
         raise CredentialError("the URL has more than one '@': the password is not URL-encoded")
-    if not at and "@" in after:
-        # in the path (a database name) or the fragment (libpq has none), an '@' is never
-        # the query parameter it could be below
-        if "@" in re.split(r"[?#]", after, maxsplit=1)[0] or "@" in after.partition("#")[2]:
-            raise CredentialError("the user, password or database name has characters "
-                                  "that must be percent-encoded (an '@' after the host)")
-        # "host:5432/db?application_name=a@b" is fine; "user:?pw@host", "user:#pw@host" not
-        if not _PLAIN_HOSTPORT.fullmatch(authority):
+    if "@" in path or "@" in fragment:
+        raise CredentialError("the user, password or database name has characters "
+                              "that must be percent-encoded (an '@' after the host)")
+    if "@" in query:
+        # "user:?pw@host" and "user:#pw@host" put the host in the query; so does an '@' in
+        # a query parameter's name ("u:a@b?c@h/d"): names never hold one
+        bare = any("@" in part.partition("=")[0] for part in query.split("&"))
+        if bare or (not at and not _PLAIN_HOSTPORT.fullmatch(authority)):
             raise CredentialError(_NOT_ENCODED)
     if at and _USERINFO_RESERVED.search(userinfo):
         raise CredentialError(_NOT_ENCODED)

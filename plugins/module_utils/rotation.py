@@ -134,7 +134,7 @@ def store_versions(stores: list[Store], missing: list | None = None) -> dict:
         try:
             _cred, stored = store.read("current")
             found[store.name] = stored.version if stored else None
-            if stored is None and missing is not None:
+            if stored is None and missing is not None and not store.backend.exists():
                 missing.append(store)
         except StoreError as err:
             found[store.name] = f"unreadable: {err}"
@@ -391,16 +391,21 @@ class Rotation:
                 step = Step("promote:" + store.name, [store.name])
                 try:
                     step.seconds = future.result()
-                except STEP_ERRORS as err:
+                except (*STEP_ERRORS, LookupError) as err:
                     step.status, step.detail = "failed", str(err)
-                    errors.append(str(err))
+                    errors.append(str(err) if not isinstance(err, LookupError) else
+                                  f"store {store.name!r}: the secret disappeared")
                 self.out.steps.append(step)
+            failpoint("switched")
+            # every store holds the new credential now: a pending value left behind is
+            # tidied by the next run, so failing to drop one is a note, not a failure
             tidies = [pool.submit(promotion.tidy) for promotion in ahead.values()]
             for future in tidies:
                 try:
                     future.result()
-                except STEP_ERRORS as err:
-                    errors.append(f"dropping the pending value: {err}")
+                except (*STEP_ERRORS, LookupError) as err:
+                    self.out.notes.append(f"the pending value was not dropped ({err}); the "
+                                          "next run drops it")
         if errors:
             raise RotationError("promote failed on some stores; the database and the primary "
                                 "store hold the new credential, run again to finish: "
@@ -491,8 +496,10 @@ class Rotation:
             raise RotationError(f"role {self.role!r} is in rds_iam, so RDS refuses its password "
                                 "logins: use strategy iam, or revoke rds_iam first "
                                 "(credops.pgauth.rds_iam_grant state=absent)")
-        # what would fail at set_database fails here, before a secret is staged
-        check_can_alter(self.cur, self.role)
+        # what would fail at set_database fails here, before a secret is staged (rds_api
+        # is for an admin that may not ALTER the master role: RDS changes it)
+        if self.params.get("rotate_via") != "rds_api":
+            check_can_alter(self.cur, self.role)
         normalize_valid_until(self.cur, self.params.get("valid_until"))
         missing: list[Store] = []
         out.versions_before = store_versions(self.stores, missing)
@@ -511,6 +518,13 @@ class Rotation:
                           self.primary.discard_pending)
             pending = None
         if pending is None:
+            # no rotation in progress: a pending value (or an AWSPENDING label on the
+            # current version) is a leftover of a tidy that failed or a run killed before it
+            for store in [self.primary, *self.pending_capable()]:
+                leftover = store.backend.leftover_pending()
+                if leftover is not None:
+                    self.run_step("discard_pending:" + store.name, [store],
+                                  store.backend.discard_pending, leftover)
             # what the stores should hold: the source store's credential, else the primary's
             trusted = self.read_or_none(self.source, "current") if self.source else current
             if self.logs_in(trusted):

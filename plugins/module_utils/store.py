@@ -102,6 +102,16 @@ class Backend:
         """Store value at stage; returns the new version id."""
         raise NotImplementedError
 
+    def exists(self) -> bool:
+        """Whether the secret itself is there, with or without a value (a Secrets Manager
+        secret created empty, Vault metadata with no version)."""
+        return True
+
+    def leftover_pending(self) -> StoredValue | None:
+        """A pending value, even one that read() hides (a Secrets Manager AWSPENDING label
+        left on the current version): for dropping it when no rotation is in progress."""
+        return self.read("pending") if self.supports_pending else None
+
     def make_current(self, pending: StoredValue, current: StoredValue | None) -> str | None:
         """The switch clients see: the pending value becomes current (the pending stage is
         left for discard_pending).  Returns the current version id."""

@@ -75,6 +75,16 @@ class SecretsManagerBackend(Backend):
             return None
         return described
 
+    def exists(self) -> bool:
+        return self._stages() is not None
+
+    def leftover_pending(self) -> StoredValue | None:
+        described = self._stages() or {}
+        for version, labels in described.get("VersionIdsToStages", {}).items():
+            if STAGE_LABELS["pending"] in labels:
+                return StoredValue(None, version, list(labels))
+        return None
+
     def read(self, stage: str) -> StoredValue | None:
         described = self._stages()
         if described is None:

@@ -87,6 +87,16 @@ class VaultKvBackend(Backend):
             raise self.error(f"the secret has no field {self.field!r}")
         return data[self.field]
 
+    def exists(self) -> bool:
+        if self.version == 1:
+            return self.read("current") is not None
+        try:
+            self._call("read metadata", self.client.secrets.kv.v2.read_secret_metadata,
+                       path=self._path("current"))
+        except LookupError:
+            return False
+        return True
+
     def read(self, stage: str) -> StoredValue | None:
         path = self._path(stage)
         if self.version == 1:

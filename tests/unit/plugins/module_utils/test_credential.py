@@ -146,3 +146,23 @@ def test_generated_passwords():
         generate_password(length=4)
     with pytest.raises(CredentialError):
         generate_password(exclude_characters=string.printable)
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://app:pw@db:5432/appdb?application_name=svc@web1",
+    "postgresql://app:pw@db/appdb?sslrootcert=/home/me@corp/ca.pem",
+    "postgresql://app@db/appdb?application_name=a@b",
+])
+def test_an_at_in_a_query_value_is_ordinary(url):
+    cred = parse_dsn(url)
+    assert cred.host == "db" and cred.dbname == "appdb"
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://u:a@b?c@h/d",
+    "postgresql://app:p@ss/word@db/appdb",
+    "postgresql://app:p?ss@db/appdb",
+])
+def test_an_unencoded_at_is_still_refused(url):
+    with pytest.raises(CredentialError):
+        parse_dsn(url)
