@@ -384,14 +384,21 @@ class Rotation:
                 self.run_step("promote:" + store.name, [store], self.promote_store, store, cred)
             return
         errors = []
-        with ThreadPoolExecutor(max_workers=max(len(others), 1)) as pool:
-            futures = [(store, pool.submit(self._timed_promote, store, cred,
-                                           ahead.get(store.name))) for store in others]
-            for store, future in futures:
+        # stores that share a file switch one after the other, the rest in parallel
+        groups: dict = {}
+        for store in others:
+            groups.setdefault(store.backend.shared_resource() or store.name, []).append(store)
+        with ThreadPoolExecutor(max_workers=max(len(groups), 1)) as pool:
+            done: dict = {}
+            for future in [pool.submit(self._promote_group, group, cred, ahead)
+                           for group in groups.values()]:
+                done.update(future.result())
+            for store in others:
                 step = Step("promote:" + store.name, [store.name])
-                try:
-                    step.seconds = future.result()
-                except (*STEP_ERRORS, LookupError) as err:
+                seconds, err = done[store.name]
+                if err is None:
+                    step.seconds = seconds
+                else:
                     step.status, step.detail = "failed", str(err)
                     errors.append(str(err) if not isinstance(err, LookupError) else
                                   f"store {store.name!r}: the secret disappeared")
@@ -422,6 +429,17 @@ class Rotation:
             if promotion is not None:
                 found[store.name] = promotion
         return found
+
+    def _promote_group(self, group: list[Store], cred: Credential, ahead: dict) -> dict:
+        """store name -> (seconds, error or None), the stores one after the other."""
+        done = {}
+        for store in group:
+            try:
+                done[store.name] = (self._timed_promote(store, cred, ahead.get(store.name)),
+                                    None)
+            except (*STEP_ERRORS, LookupError) as err:
+                done[store.name] = (0.0, err)
+        return done
 
     def _timed_promote(self, store: Store, cred: Credential,
                        promotion: Promotion | None) -> float:

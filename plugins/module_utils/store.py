@@ -107,6 +107,10 @@ class Backend:
         secret created empty, Vault metadata with no version)."""
         return True
 
+    def shared_resource(self) -> str | None:
+        """What two stores may share so that their writes must not overlap (one file)."""
+        return None
+
     def leftover_pending(self) -> StoredValue | None:
         """A pending value, even one that read() hides (a Secrets Manager AWSPENDING label
         left on the current version): for dropping it when no rotation is in progress."""

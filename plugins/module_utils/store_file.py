@@ -199,6 +199,11 @@ class FileBackend(Backend):
     def describe(self) -> str:
         return f"file {self.path} [{self.key}]"
 
+    def shared_resource(self) -> str | None:
+        # two keys of one file (DATABASE_URL and PGPASSWORD in one .env) are two stores:
+        # written at once, each would replace the file with its own copy
+        return os.path.realpath(self.path)
+
     def _load_text(self) -> str:
         try:
             with open(self.path, encoding="utf-8") as handle:

@@ -364,3 +364,35 @@ def test_the_fix_diagnose_names_is_accepted_and_works(lab, tmp_path, name):
     after = json.loads((tmp_path / "after" / "localhost" / "diagnose.json").read_text())
     assert after["verdict"] == "healthy", [f["id"] for f in after["findings"]]
     assert report(tmp_path)["outcome"] in ("rotated", "converged", "converted")
+
+
+def test_two_stores_in_one_file_both_get_the_new_password(lab, tmp_path):
+    """DATABASE_URL and PGPASSWORD in one .env are two stores: switched at once, each write
+    would replace the file with its own copy and lose the other's change."""
+    from urllib.parse import quote
+
+    from ansible_collections.credops.pgauth.plugins.module_utils.store_file import (
+        dotenv_get,
+        dotenv_quote,
+    )
+    with scenario("healthy") as meta:
+        old = read_stores(meta, lab)["aws-app"]
+        target = meta["target"]
+        shared = tmp_path / "shared.env"
+        url = (f"postgresql://app_user:{quote(old.password, safe='')}@{target['host']}:"
+               f"{target['port']}/appdb")
+        shared.write_text(f"DATABASE_URL={dotenv_quote(url)}\n"
+                          f"PGPASSWORD={dotenv_quote(old.password)}\n")
+        stores = [meta["stores"][0],
+                  {"name": "shared-url", "type": "file", "path": str(shared), "format": "dotenv",
+                   "key": "DATABASE_URL", "value_format": "dsn"},
+                  {"name": "shared-pw", "type": "file", "path": str(shared), "format": "dotenv",
+                   "key": "PGPASSWORD", "value_format": "password"}]
+        for _attempt in range(3):  # the lost write was a race: give it chances
+            done = rotate(lab, tmp_path, {**meta, "stores": stores})
+            assert done.returncode == 0, done.stdout[-3000:]
+            text = shared.read_text()
+            new = read_stores(meta, lab)["aws-app"]
+            assert dotenv_get(text, "PGPASSWORD") == new.password
+            assert quote(new.password, safe="") in dotenv_get(text, "DATABASE_URL")
+        assert logs_in(lab, "app_user", new.password) and new.password != old.password
