@@ -91,10 +91,21 @@ class InvariantMonitor:
     meta: dict
     lab: dict
     counts: dict = field(default_factory=lambda: {"held": 0, "unknown": 0, "lost": 0})
+    error: str | None = None  # what stopped the sampling, if anything did
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _stores: list = field(default_factory=list)
 
     def __enter__(self) -> InvariantMonitor:
+        from ansible_collections.credops.pgauth.plugins.module_utils.store import Store
+        # short timeouts: a hung server makes a sample `unknown` in a second, not minutes;
+        # the clients are made once, so a sample costs reads and logins only
+        options = {**lab_store_options(self.lab), "vault_timeout": 1,
+                   "aws_config": {"connect_timeout": 1, "read_timeout": 1,
+                                  "retries": {"max_attempts": 1}}}
+        self._stores = [(Store(spec, options), ("current", "pending")
+                         if spec["name"] in PENDING_STORES else ("current",))
+                        for spec in self.meta["stores"]]
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
         return self
@@ -104,29 +115,26 @@ class InvariantMonitor:
         self._thread.join(30)
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            verdict = self.sample()
-            if verdict == "lost":
+        try:
+            while not self._stop.is_set():
                 verdict = self.sample()
-            self.counts[verdict] += 1
-            self._stop.wait(0.02)
+                if verdict == "lost":
+                    verdict = self.sample()
+                self.counts[verdict] += 1
+                self._stop.wait(0.02)
+        except Exception as err:  # noqa: BLE001 - reported by the test, not lost with the thread
+            self.error = f"{type(err).__name__}: {err}"
 
     @property
     def samples(self) -> int:
         return sum(self.counts.values())
 
     def sample(self) -> str:
-        from ansible_collections.credops.pgauth.plugins.module_utils.store import Store
-        options = {**lab_store_options(self.lab), **QUICK_AWS, **QUICK_VAULT,
-                   "aws_config": {"connect_timeout": 1, "read_timeout": 1,
-                                  "retries": {"mode": "standard", "max_attempts": 1}},
-                   "vault_timeout": 1}
         candidates, unknown = set(), False
-        for spec in self.meta["stores"]:
-            stages = ("current", "pending") if spec["name"] in PENDING_STORES else ("current",)
+        for store, stages in self._stores:
             for stage in stages:
                 try:
-                    cred, _stored = Store(spec, options).read(stage)
+                    cred, _stored = store.read(stage)
                 except Exception:  # noqa: BLE001 - a stopped server fails in many ways
                     unknown = True
                     continue

@@ -97,6 +97,7 @@ def inject(lab: dict, tmp_path: Path, fault: str, strategy: str, point: str,
     report = tmp_path / "again" / "reports" / "localhost" / "rotate.json"
     outcome = json.loads(report.read_text()).get("outcome") if report.exists() else None
     result = {"fault": fault, "strategy": strategy, "point": point, "broken_rc": broken_rc,
+              "monitor_error": monitor.error,
               "rerun_rc": again.returncode, "rerun_outcome": outcome, "converged": ok,
               "why": why, "samples": monitor.samples, "held_samples": monitor.counts["held"],
               "unknown_samples": monitor.counts["unknown"],
@@ -110,6 +111,8 @@ def inject(lab: dict, tmp_path: Path, fault: str, strategy: str, point: str,
 
 def check(result: dict) -> None:
     name = result["fault"]
+    stopped = result["monitor_error"]
+    assert stopped is None, f"{name}: the monitor stopped: {stopped}"
     assert result["lost_samples"] == 0, f"{name}: no store held a working credential at times"
     assert result["clients_ok"], f"{name}: the clients' current credential stopped working"
     assert result["rerun_rc"] == 0, f"{name}: the re-run failed:\n{result['again_output'][-3000:]}"
