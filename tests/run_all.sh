@@ -11,7 +11,7 @@ trap 'make -s lab-down >/dev/null 2>&1 || true' EXIT
 
 count_pytest() {  # sums "N passed / N failed / N error" over every pytest summary line
   local log=$1
-  grep -E '^=+ .*[0-9]+ (passed|failed|errors?)' "$log" | awk '
+  grep -E '^(=+ )?[0-9]+ (passed|failed|errors?)(,.*)? in [0-9.]+s' "$log" | awk '
     { for (i = 1; i < NF; i++) {
         if ($(i+1) ~ /^passed/) p += $i
         if ($(i+1) ~ /^(failed|errors?)/) f += $i } }
