@@ -19,7 +19,9 @@ def target_label(target: dict) -> str:
 
 def build_report(runbook: str, target: dict, verdict: str, findings: list,
                  extra: dict | None = None, now: dt.datetime | None = None) -> dict:
-    stamp = (now or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds")
+    # milliseconds: verify starts its log window here, and a second-wide stamp would let in
+    # the failed login the rotation itself saw just before (the stale secret it replaced)
+    stamp = (now or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="milliseconds")
     report = {"runbook": runbook, "target": target, "generated_at": stamp,
               "verdict": verdict, "findings": findings}
     for key, value in (extra or {}).items():

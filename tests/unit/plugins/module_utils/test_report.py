@@ -34,7 +34,7 @@ def test_report_has_the_contract_keys_and_is_json():
     report = mismatch_report(errors=[], runbook="ignored")
     assert list(report)[:5] == ["runbook", "target", "generated_at", "verdict", "findings"]
     assert report["runbook"] == "diagnose"  # extra keys never override the contract's
-    assert report["generated_at"] == "2026-11-22T09:30:00+00:00"
+    assert report["generated_at"] == "2026-11-22T09:30:00.000+00:00"
     assert report["verdict"] == "broken"
     json.dumps(report)
 
