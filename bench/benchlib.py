@@ -27,6 +27,18 @@ def labctl(*args: str) -> None:
                    capture_output=True)
 
 
+def playbook_env(ours: bool = True) -> dict:
+    """The environment an ansible-playbook run gets: the lab's admin as PGUSER/PGPASSWORD,
+    no localhost warnings, and (ours) this collection from .build."""
+    env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+               PGUSER=os.environ["PGAUTH_LAB_ADMIN_USER"],
+               PGPASSWORD=os.environ["PGAUTH_LAB_ADMIN_PASSWORD"])
+    if ours:
+        env["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / ".build")
+    return env
+
+
 def timed(command: list[str], env: dict) -> tuple[float, float]:
     """(wall, CPU) seconds of command and its children; exits when it fails."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

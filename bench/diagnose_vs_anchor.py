@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchlib import labctl, save, timed  # noqa: E402
+from benchlib import labctl, playbook_env, save, timed  # noqa: E402
 
 
 def main() -> None:
@@ -38,15 +38,12 @@ def main() -> None:
         "pgauth_target": meta["target"], "pgauth_stores": meta["stores"],
         "pgauth_logs": {"files": meta["logs"]["files"], "since": "1h"},
         "pgauth_report_dir": str(work / "reports")}))
-    env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false",
-               ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-               PGUSER=os.environ["PGAUTH_LAB_ADMIN_USER"],
-               PGPASSWORD=os.environ["PGAUTH_LAB_ADMIN_PASSWORD"])
+    env = playbook_env(ours=False)
     ours_cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "credops.pgauth.diagnose",
                 "-e", f"@{vars_file}"]
     anchor_cmd = [str(Path(args.anchor_venv) / "bin" / "ansible-playbook"),
                   str(REPO / "bench" / "anchor_diagnose.yml"), "-e", f"@{vars_file}"]
-    ours_env = dict(env, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build"))
+    ours_env = playbook_env()
     rows = {}
     for label, command, run_env in (("credops.pgauth.diagnose", ours_cmd, ours_env),
                                     ("anchor composition", anchor_cmd, env)):

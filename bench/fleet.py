@@ -29,7 +29,7 @@ from psycopg2.extensions import encrypt_password
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchlib import labctl, save  # noqa: E402
+from benchlib import labctl, playbook_env, save  # noqa: E402
 
 
 def make_targets(count: int, work: Path) -> dict:
@@ -73,9 +73,7 @@ def run(size: int, forks: int, work: Path) -> dict:
     shared.write_text(json.dumps({
         "pgauth_logs": {"files": [os.environ["PGAUTH_LAB_PGLOG"]], "since": "15m"},
         "pgauth_report_dir": str(work / "reports")}))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build"),
-               PGUSER=os.environ["PGAUTH_LAB_ADMIN_USER"],
-               PGPASSWORD=os.environ["PGAUTH_LAB_ADMIN_PASSWORD"])
+    env = playbook_env()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run([str(REPO / ".venv" / "bin" / "ansible-playbook"),

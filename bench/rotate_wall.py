@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchlib import labctl, save, timed  # noqa: E402
+from benchlib import labctl, playbook_env, save, timed  # noqa: E402
 
 STORES = 3
 
@@ -54,10 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     work = REPO / ".lab" / "bench"
     work.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build"),
-               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-               PGUSER=os.environ["PGAUTH_LAB_ADMIN_USER"],
-               PGPASSWORD=os.environ["PGAUTH_LAB_ADMIN_PASSWORD"])
+    env = playbook_env()
     rows = {}
     for how in ("single_user", "alternating_users", "naive"):
         samples = [one_run(how, work, env) for _run in range(args.runs)]

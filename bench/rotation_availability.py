@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "bench"), str(REPO / "tests" / "lab"), str(REPO / ".build")]
 
-from benchlib import labctl, save  # noqa: E402
+from benchlib import labctl, playbook_env, save  # noqa: E402
 from lab.loadclient import ClientLoad  # noqa: E402
 
 BIN = REPO / ".venv" / "bin"
@@ -45,10 +45,7 @@ def playbook(name: str, variables: dict, workdir: Path) -> float:
     vars_file = workdir / "vars.json"
     vars_file.write_text(json.dumps(variables))
     vars_file.chmod(0o600)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build"),
-               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-               PGUSER=os.environ["PGAUTH_LAB_ADMIN_USER"],
-               PGPASSWORD=os.environ["PGAUTH_LAB_ADMIN_PASSWORD"])
+    env = playbook_env()
     started = time.monotonic()
     done = subprocess.run([str(BIN / "ansible-playbook"), name, "-e", f"@{vars_file}"],
                           env=env, capture_output=True, text=True, check=False)
