@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
-BUILD  := $(CURDIR)/.build
+BUILD  ?= $(CURDIR)/.build
 COLL   := $(BUILD)/ansible_collections/credops/pgauth
 LABCTL := $(CURDIR)/tests/lab/labctl
 PYVER  := 3.11
@@ -14,7 +14,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(BUILD)
 # a fresh shell per recipe line: this loads the lab's exports into it
 LAB_ENV = eval "$$($(LABCTL) env)"
 
-.PHONY: help venv collection lab-up lab-down lab-status lab-test reliability demo test lint \
+.PHONY: help venv collection lab-up lab-down lab-status lab-test reliability security demo test lint \
         sanity units integration molecule ruff changelog bench clean
 
 help:
@@ -22,6 +22,7 @@ help:
 	@echo "make test        everything CI runs (lint, sanity, units, lab, reliability, integration,"
 	@echo "                 molecule)"
 	@echo "make reliability  faults, leaks, bad input, concurrency (docs/reliability.md)"
+	@echo "make security    every attack of the security review, performed for real"
 	@echo "make lab-up | lab-down | lab-status | lab-test"
 	@echo "make lint | sanity | units | integration | molecule | ruff | changelog"
 
@@ -55,6 +56,10 @@ lab-test: collection lab-up
 # the reliability harness; its tally goes to .build/test-results/faults.json
 reliability: collection lab-up
 	$(LAB_ENV) && $(BIN)/pytest -q -p no:cacheprovider tests/reliability
+
+# attacks performed for real against the collection (docs/reliability.md, "security")
+security: collection lab-up
+	$(LAB_ENV) && $(BIN)/pytest -q -p no:cacheprovider tests/security
 
 demo: collection lab-up
 	@$(LABCTL) scenario password_mismatch

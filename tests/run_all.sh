@@ -48,6 +48,7 @@ step units pytest make -s units
 step lab-up single make -s lab-up
 step lab-test pytest make -s lab-test
 step reliability pytest make -s reliability
+step security pytest make -s security
 step integration single make -s integration
 step molecule single make -s molecule
 

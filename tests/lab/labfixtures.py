@@ -124,7 +124,9 @@ def scenario(name: str):
 
 # The store backends are tested here against the real servers: the collection copy that
 # `make collection` builds must be importable as ansible_collections.credops.pgauth.
-BUILD = LAB_SRC.parent.parent / ".build"
+# PGAUTH_BUILD points the suites at another copy (an older commit's, to show that a test
+# fails on the code before a fix).
+BUILD = Path(os.environ.get("PGAUTH_BUILD") or LAB_SRC.parent.parent / ".build")
 if BUILD.is_dir():
     sys.path.insert(0, str(BUILD))
 
