@@ -51,15 +51,15 @@ lab-status: venv
 	$(LABCTL) status
 
 lab-test: collection lab-up
-	$(LAB_ENV) && $(BIN)/pytest -q -p no:cacheprovider tests/lab
+	$(LAB_ENV) && $(BIN)/pytest -q -p no:cacheprovider --durations=8 tests/lab
 
 # the reliability harness; its tally goes to .build/test-results/faults.json
 reliability: collection lab-up
-	$(LAB_ENV) && $(BIN)/pytest -q -p no:cacheprovider tests/reliability
+	$(LAB_ENV) && $(BIN)/pytest -q -p no:cacheprovider --durations=8 tests/reliability
 
 # attacks performed for real against the collection (docs/reliability.md, "security")
 security: collection lab-up
-	$(LAB_ENV) && $(BIN)/pytest -q -p no:cacheprovider tests/security
+	$(LAB_ENV) && $(BIN)/pytest -q -p no:cacheprovider --durations=8 tests/security
 
 demo: collection lab-up
 	@$(LABCTL) scenario password_mismatch

@@ -3,16 +3,18 @@
 """Write a runbook's report on the controller: no module process, no file transfer."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
-import re
-import tempfile
+import secrets
 
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.credops.pgauth.plugins.module_utils.report import (
     build_report,
     render_markdown,
+    report_host_dir,
     stats,
     summary,
 )
@@ -29,24 +31,58 @@ ARGUMENT_SPEC = {
 }
 
 
-def safe_dirname(host: str) -> str:
-    """A directory name for an inventory host: no separators, no leading dot."""
-    name = re.sub(r"[^A-Za-z0-9_.@:-]", "_", host).lstrip(".")
-    return name or "_"
+class ReportDirError(OSError):
+    """The host's report directory is not one the report may be written into."""
 
 
-def write_atomically(path: str, text: str) -> None:
-    directory = os.path.dirname(path)
-    handle, temp = tempfile.mkstemp(dir=directory, prefix=".pgauth-")
+def open_host_dir(base: str, name: str) -> int:
+    """A descriptor of base/name, made 0750 when missing.  The report directory itself is the
+    operator's choice and may be a symlink; the host's directory below it may not: runbooks
+    run as root, and a symlink planted there would send root's writes anywhere."""
+    if os.sep in name or name in ("", ".", ".."):
+        raise ReportDirError(errno.EINVAL, f"not a directory name: {name!r}")
+    os.makedirs(base, mode=0o750, exist_ok=True)
+    base_fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(temp, 0o640)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o750, dir_fd=base_fd)
+        try:
+            return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                           dir_fd=base_fd)
+        except OSError as err:
+            if err.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise ReportDirError(err.errno, f"{os.path.join(base, name)} is a symlink or "
+                                                "not a directory; refusing to write there") from err
+            raise
+    finally:
+        os.close(base_fd)
+
+
+def write_atomically(path: str, text: str, dir_fd: int | None = None) -> None:
+    """Replace path with text: a new file (O_EXCL, no symlink followed, 0640) renamed over it.
+    With dir_fd, path is a name inside that directory."""
+    own_fd = dir_fd is None
+    if own_fd:
+        dir_fd = os.open(os.path.dirname(path) or ".",
+                         os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        path = os.path.basename(path)
+    temp = f".pgauth-{secrets.token_hex(8)}.tmp"
+    try:
+        handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o640, dir_fd=dir_fd)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                os.fchmod(out.fileno(), 0o640)  # whatever the umask
+                out.write(text)
+            # a rename replaces a symlink at path, it does not follow it
+            os.replace(temp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp, dir_fd=dir_fd)
+            raise
+    finally:
+        if own_fd:
+            os.close(dir_fd)
 
 
 class ActionModule(ActionBase):
@@ -61,16 +97,22 @@ class ActionModule(ActionBase):
         host = args["host"] or task_vars.get("inventory_hostname") or "localhost"
         report = build_report(args["runbook"], args["target"], args["verdict"],
                               args["findings"], args["data"])
-        directory = os.path.join(os.path.abspath(args["dir"]), safe_dirname(host))
-        paths = [os.path.join(directory, f"{args['runbook']}.{ext}") for ext in ("json", "md")]
+        # the one name rule the verify role also reads rotate.json by (report_host_dir filter)
+        base, name = os.path.abspath(args["dir"]), report_host_dir(host)
+        directory = os.path.join(base, name)
+        files = [f"{args['runbook']}.{ext}" for ext in ("json", "md")]
+        paths = [os.path.join(directory, file) for file in files]
         try:
-            os.makedirs(directory, mode=0o750, exist_ok=True)
-            write_atomically(paths[0], json.dumps(report, indent=2, sort_keys=True,
-                                                  default=str) + "\n")
-            write_atomically(paths[1], render_markdown(report))
+            dir_fd = open_host_dir(base, name)
+            try:
+                write_atomically(files[0], json.dumps(report, indent=2, sort_keys=True,
+                                                      default=str) + "\n", dir_fd)
+                write_atomically(files[1], render_markdown(report), dir_fd)
+            finally:
+                os.close(dir_fd)
         except OSError as err:
             result.update(failed=True, msg=f"report: cannot write {args['runbook']} report "
-                                           f"for {host} in {directory}: {err.strerror}")
+                                           f"for {host!r} in {directory}: {err.strerror}")
             return result
         result.update(changed=False, report=report, paths=paths, verdict=args["verdict"],
                       summary=summary(report, paths),

@@ -66,9 +66,20 @@ options:
           description: Secrets Manager, tags of a secret created by this module.
           type: dict
         backup:
-          description: File stores, keep a timestamped copy of the file before writing.
+          description:
+            - File stores, keep a copy of the file before writing, next to it, named
+              C(<file>.<timestamp>.<random>~), with the file's owner, group, mode,
+              ACLs and xattrs.
+            - A backup holds the old secret, which may still log in (a
+              C(alternating_users) rotation keeps the old password valid for the
+              other user); clean backups up, or set C(backup_keep).
           type: bool
           default: false
+        backup_keep:
+          description:
+            - File stores with C(backup=true), how many backups of the file to keep; older
+              ones are removed after a successful write. Default is to keep every backup.
+          type: int
         region:
           description: Overrides O(region) for this store.
           type: str
@@ -150,9 +161,20 @@ options:
             description: Secrets Manager, tags of a secret created by this module.
             type: dict
           backup:
-            description: File stores, keep a timestamped copy of the file before writing.
+            description:
+              - File stores, keep a copy of the file before writing, next to it, named
+                C(<file>.<timestamp>.<random>~), with the file's owner, group, mode,
+                ACLs and xattrs.
+              - A backup holds the old secret, which may still log in (a
+                C(alternating_users) rotation keeps the old password valid for the
+                other user); clean backups up, or set C(backup_keep).
             type: bool
             default: false
+          backup_keep:
+            description:
+              - File stores with C(backup=true), how many backups of the file to keep; older
+                ones are removed after a successful write. Default is to keep every backup.
+            type: int
           region:
             description: Overrides O(region) for this store.
             type: str

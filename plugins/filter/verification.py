@@ -12,7 +12,9 @@ description:
     each store's credential logs in (C(login:NAME)), the stores agree (C(stores_agree), by
     keyed fingerprints, or the same user for IAM), the role is healthy (C(role_healthy),
     C(connection_headroom)), no failed logins in the logs (C(logs_quiet)), each health URL
-    answers 2xx (C(health:URL)).
+    answers 2xx (C(health:URL)). A URL is shown with its user name and password replaced by
+    C(***) and the values of secret-looking query parameters (C(token), C(password), C(key),
+    ...) replaced by C(***), in the check's name and detail.
   - For IAM roles, sessions older than the 15-minute token lifetime are reported as
     information; PostgreSQL checks a token only when a connection opens.
   - P(credops.pgauth.checks_verdict#filter) turns the checks into a verdict.
@@ -22,7 +24,10 @@ options:
     type: dict
     required: true
   health:
-    description: Results of M(ansible.builtin.uri) for the health URLs (C(url), C(status)).
+    description:
+      - Results of M(ansible.builtin.uri) for the health URLs (C(status), C(msg)), with the
+        loop's C(item), either a request from P(credops.pgauth.health_requests#filter) or
+        the URL as given (else the result's C(url) is used).
     type: list
     elements: dict
 author:

@@ -72,6 +72,17 @@ options:
     description: Verify Vault's TLS certificate.
     type: bool
     default: true
+  insecure_endpoint_ok:
+    description:
+      - Allow an AWS O(endpoint_url) or Vault O(url) (or a store's C(endpoint_url) or C(url))
+        that is neither C(https://) nor plain C(http://) to this machine (C(127.0.0.0/8),
+        C(::1), C(localhost)). Without it such an endpoint is refused before the credentials
+        are sent, with an error naming the store and the endpoint.
+      - A store's C(endpoint_url) or C(url) receives these options' credentials; this is a
+        lookup option, not a store key, so whoever writes the store dict cannot also allow
+        cleartext.
+    type: bool
+    default: false
 author:
   - credops maintainers (@credops)
 """
@@ -104,7 +115,8 @@ from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
 from ansible_collections.credops.pgauth.plugins.module_utils.store import Store, StoreError
 
 OPTION_NAMES = ("region", "profile", "endpoint_url", "access_key", "secret_key",
-                "session_token", "url", "token", "namespace", "ca_cert", "validate_certs")
+                "session_token", "url", "token", "namespace", "ca_cert", "validate_certs",
+                "insecure_endpoint_ok")
 
 
 class LookupModule(LookupBase):

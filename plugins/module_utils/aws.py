@@ -1,9 +1,12 @@
 # Copyright (c) credops.pgauth contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""AWS connection options (the amazon.aws names) and boto3 client factories."""
+"""AWS connection options (the amazon.aws names) and boto3 client factories, and the one
+endpoint check that the AWS and Vault client factories share (DESIGN §7)."""
 from __future__ import annotations
 
+import ipaddress
 import traceback
+from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import env_fallback
 
@@ -15,6 +18,12 @@ try:
 except ImportError:  # pragma: no cover - reported through missing_required_lib
     boto3 = None
     BOTO3_IMPORT_ERROR = traceback.format_exc()
+
+# The opt-in for an endpoint that is neither https nor loopback, shared with VAULT_ARGSPEC (one
+# option for both: a module with stores takes both specs).  A module option only, not a store
+# key: whoever may point a store somewhere else must not also be able to allow cleartext.
+INSECURE_ENDPOINT_OPTION = "insecure_endpoint_ok"
+INSECURE_ENDPOINT_SPEC = {"type": "bool", "default": False}
 
 AWS_ARGSPEC = {
     "region": {"type": "str", "aliases": ["aws_region"],
@@ -30,6 +39,7 @@ AWS_ARGSPEC = {
     "session_token": {"type": "str", "aliases": ["aws_session_token"], "no_log": True,
                       "fallback": (env_fallback, ["AWS_SESSION_TOKEN"])},
     "aws_config": {"type": "dict"},
+    "insecure_endpoint_ok": dict(INSECURE_ENDPOINT_SPEC),
 }
 
 # Standard retry mode backs off on throttling (Secrets Manager and RDS both throttle).
@@ -39,6 +49,77 @@ RETRY_CONFIG = {"retries": {"mode": "standard", "max_attempts": 8},
 
 class AwsError(Exception):
     """An AWS call failed; the message names the service and what was asked."""
+
+
+# A character here can make URL parsers disagree about the host (urllib.parse here, urllib3 in
+# botocore and requests): with a backslash before an "@", one reads 127.0.0.1 and another the
+# attacker's host.  A loopback endpoint never needs any of them.
+_AMBIGUOUS_URL_CHARS = frozenset("\\@ \t\r\n") | frozenset(chr(c) for c in range(32))
+
+
+def shown_url(url: str) -> str:
+    """url for an error message: scheme, host and port only (a user:password, a path or a
+    query may carry a secret)."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<an unparsable URL>"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{port}" if parts.scheme else "<a URL without a scheme>"
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether url names this machine unambiguously: 127.0.0.0/8, ::1 or localhost, with no
+    user info or character that parsers read differently."""
+    if any(char in _AMBIGUOUS_URL_CHARS for char in url.strip()):
+        return False
+    try:
+        host = urlsplit(url.strip()).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host == "localhost":  # exactly: "localhost." or "x.localhost" go to a resolver
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False  # a name (other than localhost) may resolve anywhere; 0x7f.1 is refused
+    return address.is_loopback  # 127.0.0.0/8 or ::1
+
+
+def endpoint_refusal(url: str | None, service: str, source: str, params: dict) -> str | None:
+    """Why url must not receive credentials, or None when it may.
+
+    The one check for every endpoint that gets the operator's credentials (Vault token or
+    AppRole secret, AWS keys and request signatures, and the secrets that come back): https,
+    or plain http to loopback (a test server on this machine), unless the module option
+    insecure_endpoint_ok says otherwise.  source says where url came from, for the message
+    (a store's override, an option, the environment); the message never holds a credential.
+    """
+    if not url or params.get(INSECURE_ENDPOINT_OPTION):
+        return None
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        scheme = ""
+    if scheme == "https":
+        return None
+    if scheme == "http" and is_loopback_url(url):
+        return None
+    if scheme == "http" and any(char in _AMBIGUOUS_URL_CHARS for char in url.strip()):
+        why = ("an http URL with user info, a backslash or a space is not taken for loopback "
+               "(URL parsers disagree about its host)")
+    elif scheme == "http":
+        why = ("plain http to a host that is not loopback (127.0.0.0/8, ::1, localhost) would "
+               "send them unencrypted")
+    else:
+        why = f"the scheme is {scheme!r}, not https" if scheme else "the URL has no https:// scheme"
+    return (f"refusing to send credentials to {service} at {shown_url(url)} (from {source}): "
+            f"{why}; use an https endpoint, or set the option {INSECURE_ENDPOINT_OPTION}: true "
+            "(of the module or lookup, not of a store) to allow it")
 
 
 def session(params: dict):
@@ -55,7 +136,11 @@ def session(params: dict):
         raise AwsError(f"AWS profile {params.get('profile')!r} not found") from err
 
 
-def client(params: dict, service: str, max_attempts: int | None = None):
+def client(params: dict, service: str, max_attempts: int | None = None,
+           endpoint_source: str | None = None):
+    """A boto3 client for service; AwsError when the settings are not valid or the endpoint
+    it would send the credentials to is refused (endpoint_refusal).  endpoint_source says
+    where the endpoint came from, for that error (default: the option or the environment)."""
     sess = session(params)
     if not sess.region_name:
         raise AwsError(f"{service}: no AWS region (set region, or AWS_REGION)")
@@ -71,11 +156,23 @@ def client(params: dict, service: str, max_attempts: int | None = None):
     if max_attempts is not None:  # the caller's own limit wins (a one-shot check)
         config["retries"] = {**config["retries"], "max_attempts": max_attempts}
     try:
-        return sess.client(service, endpoint_url=params.get("endpoint_url") or None,
+        made = sess.client(service, endpoint_url=params.get("endpoint_url") or None,
                            config=botocore.config.Config(**config))
     except (TypeError, ValueError, AttributeError, botocore.exceptions.BotoCoreError) as err:
         raise AwsError(f"{service}: the client settings are not valid (check aws_config and "
                        f"endpoint_url): {type(err).__name__}: {err}") from None
+    # Checked on the endpoint botocore resolved, not only on the option: AWS_ENDPOINT_URL,
+    # AWS_ENDPOINT_URL_<SERVICE> and a profile's endpoint_url reach it without the option.
+    # Making a client sends nothing, so nothing has left yet.
+    if endpoint_source is None:
+        endpoint_source = ("the endpoint_url option or AWS_ENDPOINT_URL"
+                           if params.get("endpoint_url") else
+                           "the AWS environment or config: AWS_ENDPOINT_URL_<SERVICE>, or the "
+                           "profile's endpoint_url")
+    refusal = endpoint_refusal(made.meta.endpoint_url, service, endpoint_source, params)
+    if refusal:
+        raise AwsError(refusal)
+    return made
 
 
 def rds_auth_token(params: dict, host: str, port: int, user: str) -> str:

@@ -190,6 +190,20 @@ def _iam_findings(facts: dict, failed: dict) -> list[dict]:
                               _manual("Allow rds-db:connect on " + str(iam.get("connect_arn"))
                                       + " for the application's principal (and remove any "
                                         "Deny that matches it).")))
+    elif iam is not None and iam.get("decision") == "undecided":
+        # not shown to allow is not "allowed": a warning (so the verdict is not healthy) that
+        # says what could not be decided, rather than a guess either way
+        found.append(_finding("iam_policy_denies_connect", "warning",
+                              {"principal": target.get("iam_principal_arn"),
+                               "connect_arn": iam.get("connect_arn"),
+                               "decision": "undecided", "reasons": iam.get("reasons", []),
+                               "notes": iam.get("notes", []),
+                               "statements": iam.get("statements", [])},
+                              _manual("Whether the application's principal may rds-db:connect "
+                                      "on " + str(iam.get("connect_arn")) + " could not be "
+                                      "decided (" + ", ".join(iam.get("reasons") or [])
+                                      + "): check it with the IAM policy simulator and the "
+                                        "real request context.")))
     if role.get("exists") and not role.get("rds_iam_member"):
         found.append(_finding("iam_role_not_granted", "critical", {"role": name},
                               {"runbook": "rotate", "extra_vars": {"pgauth_strategy": "iam"}},

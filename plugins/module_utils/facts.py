@@ -59,7 +59,7 @@ def store_part(spec: dict, params: dict, fingerprint_key: str) -> dict:
                 "error": str(err)}
 
 
-def probe_part(spec: dict, params: dict, app_auth: str, hide) -> dict:
+def probe_part(spec: dict, params: dict, hide) -> dict:
     """pg_login_probe with the store's credential, the way the application logs in."""
     name = spec.get("name") or spec.get("type")
     try:
@@ -67,8 +67,6 @@ def probe_part(spec: dict, params: dict, app_auth: str, hide) -> dict:
     except StoreError as err:
         return {"store": name, "ok": False, "category": "store_unreadable", "sqlstate": None,
                 "message": str(err), "probed": False}
-    if app_auth == "iam":
-        login["login_iam"] = True
     result = probe(login, login["user"], login.get("password")).as_dict()
     result.pop("authenticated", None)
     return {"store": name, "probed": True, **result}
@@ -84,20 +82,22 @@ def _timed(timings: dict, label: str, work, *args):
 
 def gather_facts(params: dict, hide) -> dict:
     """All parts, in parallel; hide(value) registers a secret the module must mask."""
-    key = params.get("fingerprint_key") or secrets.token_hex(16)
+    # random per run, never given: a known key would make the fingerprints in the report a
+    # target for offline password guessing
+    key = secrets.token_hex(32)
     # the log scan stops where this run starts: its own probes are not the incident
     started = dt.datetime.now(dt.timezone.utc)
     stores, timings, errors = params.get("stores") or [], {}, []
     # the application's login: the admin's user, password and IAM choice do not apply
     probe_params = {**params, "user": params["role"], "login_user": None, "login_password": None,
                     "login_db": params.get("dbname") or params.get("login_db"),
-                    "login_iam": False}
+                    "login_iam": (params.get("auth") or "password") == "iam"}
     with ThreadPoolExecutor(max_workers=4 + 2 * len(stores)) as pool:
         role = pool.submit(_timed, timings, "role", role_part, params)
         infos = [pool.submit(_timed, timings, f"store:{index}", store_part, spec, params, key)
                  for index, spec in enumerate(stores)]
         probes = ([pool.submit(_timed, timings, f"probe:{index}", probe_part, spec,
-                               probe_params, params.get("auth") or "password", hide)
+                               probe_params, hide)
                    for index, spec in enumerate(stores)] if params.get("probe", True) else [])
         iam = logs = None
         if params.get("db_instance_identifier") or params.get("db_cluster_identifier"):
@@ -121,4 +121,7 @@ def gather_facts(params: dict, hide) -> dict:
                 errors.append(f"{part}: {err}")
     facts["errors"] = errors
     facts["timings"] = timings
+    # an opted-out IAM login over unverified TLS says so in the output and the report
+    facts["warnings"] = sorted({probe["warning"] for probe in facts["probes"]
+                                if probe.get("warning")})
     return facts

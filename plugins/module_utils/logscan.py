@@ -5,8 +5,14 @@
 The client only sees "password authentication failed"; the server log says why, in a
 DETAIL line of the same process ("Role "x" does not exist.", "User "x" has an expired
 password.", the pg_hba.conf line that matched...).  The scanner follows each process id
-across lines, streams any amount of log in constant memory, and never keeps a line
-that could hold a secret without redacting it first.  No I/O here: callers feed lines.
+across lines, streams any amount of log in bounded memory, and never keeps a line that
+could hold a secret without redacting it first.  No I/O here: callers feed lines.
+
+The log is untrusted input: clients that never authenticate choose the user and database
+names and the ``replication`` value of their startup packet, and the server logs them at
+FATAL, unescaped.  So matching is linear in the line (see logscan_match), lines, roles,
+processes and counters are bounded (what is dropped is counted, and ``truncated`` says so),
+and a DETAIL counts only for the FATAL it belongs to.
 """
 from __future__ import annotations
 
@@ -15,69 +21,66 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ansible_collections.credops.pgauth.plugins.module_utils.hba_redact import redact_hba_rule
+from ansible_collections.credops.pgauth.plugins.module_utils.logscan_match import (
+    DETAILED,
+    classify,
+    detail_reason,
+    hba_match,
+    redact,
+)
+
+__all__ = ["LINE_LIMIT", "Scanner", "parse_since", "parse_timestamp", "redact"]
+
 _LEVEL = (r"(?P<level>DEBUG|LOG|INFO|NOTICE|WARNING|ERROR|FATAL|PANIC|DETAIL|HINT|QUERY|"
           r"CONTEXT|LOCATION|STATEMENT)")
 # log_line_prefix '%m [%p] %q%u@%d ' (Debian's default, and the lab's).  PostgreSQL prints
-# %u and %d as they are, spaces and '@' included: userdb runs from the first '@' to the level.
+# %u and %d as they are, spaces and '@' included: userdb runs from the first '@' to the level
+# (a lazy run tried once per position from one anchored start: linear).
 _DEFAULT_PREFIX = re.compile(
     r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [A-Za-z]+| [+-]\d\d(?::?\d\d)?)?) "
-    r"\[(?P<pid>\d+)\] (?:(?P<userdb>[^@]*@.*?) )?" + _LEVEL + r":\s+(?P<msg>.*)$")
+    r"\[(?P<pid>\d{1,10})\] (?:(?P<userdb>[^@]*@.*?) )?" + _LEVEL + r":\s+(?P<msg>.*)$")
 # RDS's fixed '%t:%r:%u@%d:[%p]:'; %r is 'host(port)' (an IPv6 host has ':'), '[local]' or
 # empty, and %u@%d may hold ':' and '@' too: it runs up to ':[pid]:'
 _RDS_PREFIX = re.compile(
     r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?: [A-Za-z]+)?):"
     r"(?P<remote>[^()]*\(\d+\)|\[local\]|[^:]*):"
-    r"(?P<userdb>.*?):\[(?P<pid>\d+)\]:" + _LEVEL + r":\s+(?P<msg>.*)$")
+    r"(?P<userdb>.*?):\[(?P<pid>\d{1,10})\]:" + _LEVEL + r":\s+(?P<msg>.*)$")
 # the lab's IAM verifier: '2026-01-01T00:00:00Z user='x' outcome=deny reason=...'
 _IAM_LINE = re.compile(r"^(?P<ts>\S+Z) user=(?P<user>'(?:[^'\\]|\\.)*'|\"[^\"]*\") "
                        r"outcome=(?P<outcome>\w+) reason=(?P<reason>.*)$")
-# PostgreSQL prints the role unescaped ('for user "we"ird"'): a role at the end of the
-# message runs to the last quote, one before ', database "' to the last such separator
-_ROLE_AT_END = re.compile(r'(?:for user|for role) "(?P<user>.*)"\s*$')
-_HBA_ROLES = (re.compile(r', user "(?P<user>.*)", database ".*"(?:, [^"]*)?\s*$'),
-              re.compile(r', user "(?P<user>.*)"(?:, [^"]*)?\s*$'))
-_CANNOT_LOGIN_ROLE = re.compile(r'^role "(?P<user>.*)" is not permitted to log in')
-_QUOTED_USER = re.compile(r'(?:for user|user) "(?P<user>(?:[^"]|"")*)"')
-_HBA_MATCH = re.compile(r'Connection matched (?:pg_hba\.conf line (?P<line>\d+)|file "[^"]*" '
-                        r'line (?P<line16>\d+)): "(?P<rule>.*)"')
-_DETAIL_REASONS = (
-    (re.compile(r'Role ".*" does not exist'), "role_missing"),
-    (re.compile(r'User ".*" has no password assigned'), "role_password_missing"),
-    (re.compile(r'User ".*" has an expired password'), "role_password_expired"),
-    (re.compile(r'Password does not match for user'), "store_password_mismatch"),
-    (re.compile(r'does not have a valid SCRAM secret'), "role_password_hash_incompatible"),
-)
-# (text, category, where the message names the role; none: the prefix's %u does)
-_FATALS = (
-    ("password authentication failed", "password_failed", (_ROLE_AT_END,)),
-    ("PAM authentication failed", "pam_failed", (_ROLE_AT_END,)),
-    ("pg_hba.conf rejects connection", "hba_reject", _HBA_ROLES),
-    ("no pg_hba.conf entry", "no_hba_entry", _HBA_ROLES),
-    ("too many connections for role", "connection_limit_reached", (_ROLE_AT_END,)),
-    ("too many clients already", "connection_limit_reached", ()),
-    ("is not permitted to log in", "role_cannot_login", (_CANNOT_LOGIN_ROLE,)),
-)
-_RELEVANT = ("FATAL", "DETAIL", "connection authorized", "pam_authenticate")
-# A SQL literal as it may appear in a logged statement: SQL doubles a quote inside a
-# literal ('ab''cd'), E'' strings escape with a backslash, dollar quotes nest nothing; a
-# literal cut off by the line end is redacted to the end.
-_LITERAL = (r"[Ee]?'(?:[^'\\]|''|\\.)*(?:'|$)|\"(?:[^\"]|\"\")*(?:\"|$)"
-            r"|\$\$.*?(?:\$\$|$)|\$[A-Za-z_]\w*\$.*?(?:\$[A-Za-z_]\w*\$|$)")
-_REDACTIONS = (
-    (re.compile(r"(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s\"]+"), r"\1********"),
-    # password=... in a connection string or a config line: any token
-    (re.compile(r"(?i)(password\s*[=:]\s*)(" + _LITERAL + r"|\S+)"), r"\1********"),
-    # SQL's PASSWORD takes a literal only, so the words in "password authentication
-    # failed" stay readable
-    (re.compile(r"(?i)(PASSWORD\s+)(" + _LITERAL + ")"), r"\1********"),
-    # an unencoded password may hold '@' and '/': redact to the token's last '@'
-    (re.compile(r"(?i)(postgres(?:ql)?://[^:/@\s]*:)\S*@"), r"\1********@"),
-    (re.compile(r"\b[A-Za-z0-9+/]{32,}={0,2}"), "********"),
-)
+_AUTHORIZED_USER = re.compile(r"user=(.+?)(?= database=| application_name=| SSL | GSS |$)")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-# A DETAIL follows its FATAL within a few lines of the same process; remembering the last
-# events of this many processes keeps memory constant however long the log is.
-_PID_MEMORY = 4096
+
+# -- bounds ----------------------------------------------------------------------------------
+# A line longer than this is counted and dropped, never parsed: PostgreSQL's startup packet is
+# at most 10000 bytes, so no line an unauthenticated client causes is longer, and the
+# messages this scanner reads are a few hundred characters.  (file_lines never holds more.)
+LINE_LIMIT = 16384
+# Distinct roles with statistics; later roles' events are counted as dropped.  A role filter
+# (what diagnose, verify and rotate use) tracks one role, whatever the log holds.
+MAX_ROLES = 1000
+# No PostgreSQL role name is longer (NAMEDATALEN - 1 = 63 bytes; the rest is slack for
+# replaced undecodable bytes and builds with a larger NAMEDATALEN).
+ROLE_NAME_LIMIT = 256
+# FATALs waiting for their DETAIL, by process id: a DETAIL comes with its FATAL (one write,
+# the same timestamp), so one still waiting after DETAIL_WINDOW seconds of newer FATALs gets
+# none; past PENDING_LIMIT at once the oldest is dropped (and counted).
+PENDING_LIMIT = 10000
+DETAIL_WINDOW = 2.0
+# pam_authenticate's reason, kept for the FATAL of the same process that follows it
+_PAM_MEMORY = 4096
+_PAM_WINDOW = 60.0
+# distinct reasons and hba lines per role, and the length of each; sample and reason lengths
+KEY_LIMIT = 16
+KEY_CHARS = 256
+SAMPLE_CHARS = 1000
+_REASON_CHARS = 200
+_DROPS = ("long_lines", "role_events", "pending_events", "reason_keys", "unreadable_events")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "...[cut]"
 
 
 def _iso(stamp: dt.datetime | None) -> str | None:
@@ -87,26 +90,6 @@ def _iso(stamp: dt.datetime | None) -> str | None:
 def _prefix_user(match: re.Match) -> str:
     """The prefix's %u: a role may hold '@', a database name seldom does."""
     return (match.group("userdb") or "").rpartition("@")[0]
-
-
-def _message_role(msg: str, patterns: tuple, match: re.Match) -> str:
-    """The role a FATAL message names: it is what the client asked for, where the prefix
-    may be cut wrong by a role with '@', ':' or spaces."""
-    for pattern in patterns:
-        found = pattern.search(msg)
-        if found:
-            return found.group("user")
-    if patterns:  # a wording this scanner does not know
-        quoted = _QUOTED_USER.search(msg)
-        if quoted:
-            return quoted.group("user").replace('""', '"')
-    return _prefix_user(match)
-
-
-def redact(line: str) -> str:
-    for pattern, replacement in _REDACTIONS:
-        line = pattern.sub(replacement, line)
-    return line
 
 
 def parse_since(since: str | None, now: dt.datetime) -> dt.datetime | None:
@@ -180,17 +163,13 @@ class RoleStats:
 
 @dataclass
 class _Event:
-    role: str
+    """A FATAL waiting for its DETAIL: the line's own timestamp text, as the DETAIL repeats it."""
+    stats: RoleStats
     category: str
+    ts: str
     stamp: dt.datetime | None
-    line: str
     reason_found: bool = False
-
-
-def _remember(memory: dict, key: str, value) -> None:
-    memory[key] = value
-    if len(memory) > _PID_MEMORY:
-        memory.pop(next(iter(memory)))
+    hba_found: bool = False
 
 
 class Scanner:
@@ -203,15 +182,27 @@ class Scanner:
         self.roles: dict[str, RoleStats] = {}
         self.lines = 0
         self.matched = 0
-        self._last_by_pid: dict[str, _Event] = {}
-        self._pam_reason: dict[str, str] = {}
-        self._last_pid: str | None = None
+        self.failures = 0  # of every role in the window, tracked or not
+        self.dropped = dict.fromkeys(_DROPS, 0)
+        self._pending: dict[str, _Event] = {}  # pid -> FATAL waiting for its DETAIL
+        self._pam_reason: dict[str, tuple[str, dt.datetime | None]] = {}
+        self._continues: _Event | None = None  # the event whose DETAIL the next '\t' line continues
 
-    def _stats(self, role: str) -> RoleStats:
+    def _stats(self, role: str) -> RoleStats | None:
         stats = self.roles.get(role)
         if stats is None:
+            if len(self.roles) >= MAX_ROLES or len(role) > ROLE_NAME_LIMIT:
+                self.dropped["role_events"] += 1
+                return None
             stats = self.roles[role] = RoleStats()
         return stats
+
+    def _bump(self, counter: Counter, key: str) -> None:
+        key = _cut(key, KEY_CHARS)
+        if key in counter or len(counter) < KEY_LIMIT:
+            counter[key] += 1
+        else:
+            self.dropped["reason_keys"] += 1
 
     def _in_window(self, stamp: dt.datetime | None) -> bool:
         if stamp is None:
@@ -221,83 +212,129 @@ class Scanner:
 
     def feed(self, line: str) -> None:
         self.lines += 1
-        if line.startswith("\t"):  # continuation of the previous message of the last process
-            if self._last_pid is not None:
-                self._detail(self._last_pid, line.strip())
+        if len(line) > LINE_LIMIT and len(line.rstrip("\r\n")) > LINE_LIMIT:
+            self.dropped["long_lines"] += 1
+            self._continues = None  # what follows continues a message not read
             return
-        if not any(marker in line for marker in _RELEVANT) and "outcome=" not in line:
+        if line.startswith("\t"):
+            # continues the message of the line right before it: only a DETAIL's counts
+            if self._continues is not None:
+                self._detail(self._continues, line.strip())
+            return
+        self._continues = None
+        if not ("FATAL" in line or "DETAIL" in line or "connection authorized" in line
+                or "pam_authenticate" in line or "outcome=" in line):
             return
         line = line.rstrip("\r\n")
         match = _DEFAULT_PREFIX.match(line) or _RDS_PREFIX.match(line)
         if match is None:
             iam = _IAM_LINE.match(line)
             if iam:
-                self._iam(iam, line)
+                self._iam(iam)
             return
         pid, level, msg = match.group("pid"), match.group("level"), match.group("msg")
-        self._last_pid = pid
+        # a DETAIL belongs to the FATAL right before it in that process, with the same
+        # timestamp: any other line of the process ends the wait (a pid is reused, and a
+        # forged DETAIL line naming another process's pid must not count for it)
+        pending = self._pending.pop(pid, None)
+        pam = self._pam_reason.pop(pid, None)
         if level == "DETAIL":
-            self._detail(pid, msg)
+            if pending is not None and pending.ts == match.group("ts"):
+                self._continues = pending
+                self._detail(pending, msg)
             return
         if level == "LOG":
             if msg.startswith("pam_authenticate failed:"):
-                _remember(self._pam_reason, pid, msg.partition(":")[2].strip())
+                self._remember_pam(pid, msg.partition(":")[2].strip(), match.group("ts"))
             elif msg.startswith("connection authorized:"):
                 self._success(match, msg)
             return
-        if level != "FATAL":
-            return
-        found = next(((cat, roles) for text, cat, roles in _FATALS if text in msg), None)
+        if level == "FATAL":
+            self._fatal(match, pid, msg, line, pam)
+
+    def _fatal(self, match: re.Match, pid: str, msg: str, line: str,
+               pam: tuple[str, dt.datetime | None] | None) -> None:
+        found = classify(msg)
         if found is None:
             return
-        category, role = found[0], _message_role(msg, found[1], match)
+        category, reader = found
+        role = reader(msg) if reader is not None else _prefix_user(match)
+        if role is None:  # a known wording without its closing quote: a name with a newline
+            self.dropped["unreadable_events"] += 1
+            return
         stamp = parse_timestamp(match.group("ts"))
-        self._last_by_pid.pop(pid, None)
         if (self.role is not None and role != self.role) or not self._in_window(stamp):
             return
-        if category == "hba_reject" and re.search(r"no encryption|SSL off", msg):
-            category = "tls_required"
+        if category == "hba_reject":
+            tail = msg[msg.rfind('"') + 1:]  # after the names, which a client chose
+            if "no encryption" in tail or "SSL off" in tail:
+                category = "tls_required"
         self.matched += 1
+        self.failures += 1
         stats = self._stats(role)
+        if stats is None:
+            return
         stats.failures[category] += 1
         if category == "pam_failed":
-            stats.reasons["pam: " + self._pam_reason.pop(pid, "no reason logged")] += 1
+            reason = "no reason logged"
+            if pam is not None and _near(pam[1], stamp, _PAM_WINDOW):
+                reason = pam[0]
+            self._bump(stats.reasons, "pam: " + reason)
         stats.first_failure = stats.first_failure or stamp
         stats.last_failure = stamp or stats.last_failure
         if len(stats.samples) < self.max_samples:
-            stats.samples.append(redact(line))
-        _remember(self._last_by_pid, pid, _Event(role, category, stamp, line))
+            stats.samples.append(_cut(redact(line), SAMPLE_CHARS))
+        if category in DETAILED:
+            self._await_detail(pid, _Event(stats, category, match.group("ts"), stamp))
 
-    def _detail(self, pid: str, msg: str) -> None:
-        event = self._last_by_pid.get(pid)
-        if event is None:
-            return
-        stats = self._stats(event.role)
-        for pattern, reason in _DETAIL_REASONS:
-            if pattern.search(msg):
-                stats.reasons[reason] += 1
-                event.reason_found = True
+    def _await_detail(self, pid: str, event: _Event) -> None:
+        # the oldest waiting FATALs whose DETAIL would have come by now get none
+        while self._pending:
+            oldest_pid, oldest = next(iter(self._pending.items()))
+            if _near(oldest.stamp, event.stamp, DETAIL_WINDOW) and oldest.stamp is not None:
                 break
-        hba = _HBA_MATCH.search(msg)
-        if hba:
-            number = hba.group("line") or hba.group("line16")
-            stats.hba_lines[f"line {number}: {hba.group('rule').strip()}"] += 1
+            del self._pending[oldest_pid]
+        self._pending[pid] = event
+        if len(self._pending) > PENDING_LIMIT:
+            del self._pending[next(iter(self._pending))]
+            self.dropped["pending_events"] += 1
+
+    def _remember_pam(self, pid: str, reason: str, ts: str) -> None:
+        self._pam_reason[pid] = (_cut(redact(reason), _REASON_CHARS), parse_timestamp(ts))
+        if len(self._pam_reason) > _PAM_MEMORY:
+            del self._pam_reason[next(iter(self._pam_reason))]
+
+    def _detail(self, event: _Event, text: str) -> None:
+        """A DETAIL line of the event's message: one reason, then the hba line."""
+        reason = None if event.reason_found else detail_reason(text)
+        if reason is not None:
+            self._bump(event.stats.reasons, reason)
+            event.reason_found = True
+            return
+        hba = None if event.hba_found else hba_match(text)
+        if hba is not None:
+            event.hba_found = True
+            number, rule = hba
+            self._bump(event.stats.hba_lines, f"line {number}: {redact_hba_rule(rule.strip())}")
             if event.category == "password_failed" and not event.reason_found:
                 # a failed SCRAM exchange logs only the hba line: a wrong password
-                stats.reasons["store_password_mismatch"] += 1
+                self._bump(event.stats.reasons, "store_password_mismatch")
+            self._continues = None  # nothing of a DETAIL follows its hba line
 
-    def _success(self, match, msg: str) -> None:
-        user = re.search(r"user=(.+?)(?= database=| application_name=| SSL | GSS |$)", msg)
+    def _success(self, match: re.Match, msg: str) -> None:
+        user = _AUTHORIZED_USER.search(msg)
         role = user.group(1) if user else _prefix_user(match)
         stamp = parse_timestamp(match.group("ts"))
         if (self.role is not None and role != self.role) or not self._in_window(stamp):
             return
         stats = self._stats(role)
+        if stats is None:
+            return
         stats.successes += 1
         stats.first_success = stats.first_success or stamp
         stats.last_success = stamp or stats.last_success
 
-    def _iam(self, match, line: str) -> None:
+    def _iam(self, match: re.Match) -> None:
         role = match.group("user")[1:-1]
         stamp = parse_timestamp(match.group("ts"))
         if (self.role is not None and role != self.role) or not self._in_window(stamp):
@@ -306,7 +343,9 @@ class Scanner:
             return
         self.matched += 1
         stats = self._stats(role)
-        stats.reasons["iam: " + match.group("reason").strip()] += 1
+        if stats is not None:
+            self._bump(stats.reasons, "iam: " + _cut(redact(match.group("reason").strip()),
+                                                     _REASON_CHARS))
 
     def result(self, now: dt.datetime | None = None) -> dict:
         window = None
@@ -317,6 +356,15 @@ class Scanner:
         return {
             "roles": roles,
             "lines_scanned": self.lines,
-            "failures": sum(role["failures"] for role in roles.values()),
+            "failures": self.failures,
             "since": self.since.isoformat() if self.since else None,
+            "truncated": any(self.dropped.values()),
+            "dropped": dict(self.dropped),
         }
+
+
+def _near(first: dt.datetime | None, second: dt.datetime | None, seconds: float) -> bool:
+    """Within seconds of each other; an unknown time is near anything."""
+    if first is None or second is None:
+        return True
+    return abs((second - first).total_seconds()) <= seconds

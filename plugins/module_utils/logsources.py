@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import glob
 import gzip
 import os
 from collections.abc import Iterator
 
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError, client
-from ansible_collections.credops.pgauth.plugins.module_utils.logscan import Scanner, parse_since
+from ansible_collections.credops.pgauth.plugins.module_utils.logscan import (
+    LINE_LIMIT,
+    Scanner,
+    parse_since,
+)
 
 try:
     import botocore.exceptions
@@ -30,6 +35,9 @@ def expand(patterns: list[str]) -> list[str]:
 
 
 def file_lines(path: str, since: dt.datetime | None) -> Iterator[str]:
+    """The file's lines; one longer than the scanner reads is yielded cut (LINE_LIMIT + 1
+    characters, so the scanner counts it as too long) and the rest of it is skipped, never
+    held in memory nor read as lines of its own (it could start like a log line)."""
     if since is not None:
         modified = dt.datetime.fromtimestamp(os.path.getmtime(path), dt.timezone.utc)
         if modified < since:
@@ -37,7 +45,13 @@ def file_lines(path: str, since: dt.datetime | None) -> Iterator[str]:
     opener = gzip.open if path.endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
-            yield from handle
+            lines = iter(functools.partial(handle.readline, LINE_LIMIT + 1), "")
+            for line in lines:
+                yield line
+                if len(line) > LINE_LIMIT and not line.endswith("\n"):
+                    for rest in lines:
+                        if rest.endswith("\n"):
+                            break
     except OSError as err:
         raise LogSourceError(f"log file {path}: {err.strerror or err}") from None
 
@@ -57,6 +71,7 @@ def cloudwatch_lines(params: dict, group: str, since: dt.datetime | None,
     try:
         for page in logs.get_paginator("filter_log_events").paginate(**kwargs):
             for event in page.get("events", []):
+                # an event holds at most 256 KB; the scanner drops lines over LINE_LIMIT
                 yield from (event.get("message") or "").splitlines()
     except botocore.exceptions.ClientError as err:
         code = err.response.get("Error", {}).get("Code", "")

@@ -36,13 +36,21 @@ POSTGRES_ARGSPEC = {
                        "fallback": (env_fallback, ["PGPASSWORD"])},
     "login_db": {"type": "str", "fallback": (env_fallback, ["PGDATABASE"])},
     "login_unix_socket": {"type": "str"},
-    "ssl_mode": {"type": "str", "default": "prefer",
+    # no fixed default: verify-full when ssl_rootcert is given, else prefer (effective_sslmode)
+    "ssl_mode": {"type": "str",
                  "choices": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
                  "fallback": (env_fallback, ["PGSSLMODE"])},
     "ssl_rootcert": {"type": "path", "fallback": (env_fallback, ["PGSSLROOTCERT"])},
     "connect_timeout": {"type": "int", "default": 10},
     "login_iam": {"type": "bool", "default": False},
+    "iam_allow_unverified_tls": {"type": "bool", "default": False},
 }
+
+# libpq reads a password file when a connection has no password; for a login with a store's
+# credential that would hand the operator's own .pgpass entries to a host the store names.
+# A path that does not exist and that no unprivileged user can create turns the lookup off
+# without libpq's "not a plain file" warning.
+NO_PASSFILE = "/proc/self/credops-pgauth-no-passfile"
 
 
 def postgres_argument_spec(with_stores: bool = False, **extra: dict) -> dict:
@@ -57,26 +65,98 @@ def postgres_argument_spec(with_stores: bool = False, **extra: dict) -> dict:
     return spec
 
 
-def connect_kwargs(params: dict, password: str | None = None, user: str | None = None) -> dict:
-    """psycopg2.connect() keyword arguments from module parameters.
+def effective_sslmode(sslmode: str | None, sslrootcert: str | None) -> str:
+    """The sslmode a connection uses: the one given, else verify-full when a CA bundle is
+    known (nothing weaker is needed then), else libpq's own default, prefer."""
+    return sslmode or ("verify-full" if sslrootcert else "prefer")
 
-    password/user override the login_* options, so a probe can try a candidate
-    credential with the same host, port, TLS and timeout settings.
-    """
-    kwargs = {
+
+def _endpoint_kwargs(params: dict) -> dict:
+    sslmode = effective_sslmode(params.get("ssl_mode"), params.get("ssl_rootcert"))
+    return {
         "host": params.get("login_unix_socket") or params.get("login_host"),
         "port": params.get("login_port"),
-        "user": user if user is not None else params.get("login_user"),
-        "password": password if password is not None else params.get("login_password"),
         "dbname": params.get("login_db") or "postgres",
-        "sslmode": params.get("ssl_mode"),
+        "sslmode": sslmode,
         "sslrootcert": params.get("ssl_rootcert"),
         "connect_timeout": params.get("connect_timeout"),
         "application_name": APPLICATION_NAME,
         # timestamps (valid_until, backend_start) come back in UTC whatever the server's zone
         "options": "-c TimeZone=UTC",
     }
+
+
+def _without_empty(kwargs: dict) -> dict:
     return {key: value for key, value in kwargs.items() if value not in (None, "")}
+
+
+def connect_kwargs(params: dict) -> dict:
+    """psycopg2.connect() keyword arguments for the module's own (admin) connection: the
+    login_* options, with libpq's PGPASSWORD and .pgpass fallbacks as psql has them."""
+    return _without_empty({**_endpoint_kwargs(params), "user": params.get("login_user"),
+                           "password": params.get("login_password")})
+
+
+def login_kwargs(params: dict, user: str | None, password: str | None) -> dict:
+    """psycopg2.connect() keyword arguments for a login with exactly this credential (a
+    store's, a candidate's, a new one), at the endpoint and TLS settings of params.
+
+    It never falls back to the admin's login_password, PGPASSWORD or a .pgpass file: no
+    password means no password is sent (an IAM token is added by with_iam_token)."""
+    kwargs = _without_empty({**_endpoint_kwargs(params), "user": user})
+    # an empty string, not a missing key: a missing one lets libpq take PGPASSWORD
+    kwargs["password"] = password or ""
+    kwargs["passfile"] = NO_PASSFILE
+    # nor may PGHOSTADDR send it elsewhere than the host above
+    kwargs["hostaddr"] = ""
+    return kwargs
+
+
+def single_tcp_host(host) -> bool:
+    """One TCP host: not libpq's default socket (no host), not a socket directory ('/...') or
+    a Linux abstract socket ('@...'), where sslmode does not apply, and not a list of hosts,
+    where libpq falls back from one to the next."""
+    text = str(host or "")
+    return bool(text) and not text.startswith(("/", "@")) and "," not in text
+
+
+def transport_guard(kwargs: dict, auth: str, allow_unverified_token: bool = False
+                    ) -> tuple[dict, str | None]:
+    """kwargs that keep a secret off connections whose server is not proven.
+
+    Over anything weaker than verify-full an active attacker can answer "no TLS" or present
+    its own certificate and ask for the password in cleartext; libpq 17's require_auth
+    refuses that request (SCRAM still works: it never reveals the password).  An RDS IAM
+    token can only travel in cleartext (PAM), so it goes over verify-full only, unless the
+    user opted out: then the returned warning says so.  Returns (kwargs, warning)."""
+    if kwargs.get("sslmode") == "verify-full" and single_tcp_host(kwargs.get("host")):
+        return kwargs, None
+    if auth == "iam" and allow_unverified_token:
+        return kwargs, (f"the IAM token was sent over sslmode={kwargs.get('sslmode')}, which "
+                        "does not verify the server (iam_allow_unverified_tls): anyone on the "
+                        "path can capture and replay it for 15 minutes")
+    if psycopg2 is not None and psycopg2.extensions.libpq_version() < 160000:
+        raise PgError(f"libpq {psycopg2.extensions.libpq_version()} cannot refuse a cleartext "
+                      "password request (require_auth needs libpq 16 or later; psycopg2-binary "
+                      "2.9.10 bundles 17): use sslmode=verify-full with ssl_rootcert")
+    # md5 too: its answer to a salt the attacker chose can be cracked offline
+    return {**kwargs, "require_auth": REFUSED_METHODS}, None
+
+
+# what a login below verify-full refuses to answer, and what libpq says when it does
+REFUSED_METHODS = "!password,!md5"
+CLEARTEXT_REFUSED = re.compile(r'authentication method requirement "!password,!md5" failed')
+
+
+def explain_cleartext_refusal(message: str, auth: str) -> str | None:
+    if not CLEARTEXT_REFUSED.search(message):
+        return None
+    secret = "IAM token" if auth == "iam" else "password"
+    return (f"the server asked for the {secret} in cleartext (or as md5) over a connection "
+            f"that is not "
+            f"sslmode=verify-full, so it was not sent (an attacker in the path could have "
+            f"asked the same); connect with sslmode=verify-full and the server's CA"
+            + (", or opt out with iam_allow_unverified_tls" if auth == "iam" else ""))
 
 
 class PgError(Exception):
@@ -111,16 +191,18 @@ def admin_connect(params: dict):
     """The module's own connection (login_* options, or an IAM token with login_iam)."""
     if psycopg2 is None:
         raise PgError("psycopg2 is required (pip install psycopg2-binary)")
+    auth = "iam" if params.get("login_iam") else "password"
     kwargs = with_iam_token(params, connect_kwargs(params))
+    kwargs, _warning = transport_guard(kwargs, auth, bool(params.get("iam_allow_unverified_tls")))
     try:
         conn = psycopg2.connect(**kwargs)
     except psycopg2.OperationalError as err:
-        category, _state = classify_login_error(str(err), "iam" if params.get("login_iam")
-                                                else "password")
+        category, _state = classify_login_error(str(err), auth)
         # the finding ids speak of the app's stores; the admin's own password was refused
         reason = "password refused" if category == "store_password_mismatch" else category
-        raise PgError(f"cannot log in as {describe_target(kwargs)} ({reason}): "
-                      f"{first_fatal(str(err))}", category) from None
+        detail = explain_cleartext_refusal(str(err), auth) or first_fatal(str(err))
+        raise PgError(f"cannot log in as {describe_target(kwargs)} ({reason}): {detail}",
+                      category) from None
     conn.autocommit = True
     return conn
 
@@ -141,6 +223,11 @@ class LoginRule:
 # SQLSTATE the server sent and to a finding id.  First match wins; order
 # matters where texts overlap (PAM before the hba line libpq may append).
 LOGIN_RULES: tuple[LoginRule, ...] = (
+    # our own refusal (transport_guard): for an IAM token, the fix is TLS with verification
+    LoginRule(CLEARTEXT_REFUSED.pattern, "iam_tls_missing", None, "iam"),
+    LoginRule(CLEARTEXT_REFUSED.pattern, "login_failed", None, "password"),
+    LoginRule(r"fe_sendauth: no password supplied", "store_placeholder_password", None,
+              "password"),
     LoginRule(r"PAM authentication failed", "iam_role_blocks_password", "28000", "password"),
     LoginRule(r"PAM authentication failed", "iam_token_stale", "28000", "iam"),
     LoginRule(r"password authentication failed", "iam_role_not_granted", "28P01", "iam"),
@@ -203,13 +290,17 @@ class LoginResult:
     server_version: str | None = None
     # the server accepted the secret even though the session was refused afterwards
     authenticated: bool = False
+    warning: str | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def try_login(kwargs: dict, auth: str = "password") -> LoginResult:
-    """Open and close one connection; never raises on a login failure."""
+def try_login(kwargs: dict, auth: str = "password",
+              allow_unverified_token: bool = False) -> LoginResult:
+    """Open and close one connection (through transport_guard); never raises on a login
+    failure."""
+    kwargs, warning = transport_guard(kwargs, auth, allow_unverified_token)
     started = time.monotonic()
     try:
         conn = psycopg2.connect(**kwargs)
@@ -217,15 +308,16 @@ def try_login(kwargs: dict, auth: str = "password") -> LoginResult:
         elapsed = (time.monotonic() - started) * 1000
         message = str(err)
         category, sqlstate = classify_login_error(message, auth)
-        return LoginResult(False, category, sqlstate, first_fatal(message), round(elapsed, 1),
-                           authenticated=password_was_accepted(message))
+        text = explain_cleartext_refusal(message, auth) or first_fatal(message)
+        return LoginResult(False, category, sqlstate, text, round(elapsed, 1),
+                           authenticated=password_was_accepted(message), warning=warning)
     elapsed = (time.monotonic() - started) * 1000
     try:
         in_use = bool(conn.info.ssl_in_use)
         version = conn.info.parameter_status("server_version")
     finally:
         conn.close()
-    return LoginResult(True, "ok", None, "", round(elapsed, 1), in_use, version, True)
+    return LoginResult(True, "ok", None, "", round(elapsed, 1), in_use, version, True, warning)
 
 
 def fail_if_missing_libs(module) -> None:
@@ -247,7 +339,31 @@ def run_pg_module(module, run, label: str) -> None:
     run_module(module, run, label)
 
 
+# sslmodes under which libpq tries TLS first: a probe made as the application would, but
+# with the server's certificate checked
+VERIFIABLE_MODES = ("prefer", "require", "verify-ca")
+
+
 def probe(params: dict, user: str, password: str | None) -> LoginResult:
-    """One login as user with password, or with an IAM token when login_iam is set."""
-    kwargs = with_iam_token(params, connect_kwargs(params, password=password, user=user))
-    return try_login(kwargs, "iam" if params.get("login_iam") else "password")
+    """One login as user with exactly this password (none: none is sent), or with an IAM
+    token when login_iam is set."""
+    auth = "iam" if params.get("login_iam") else "password"
+    if auth == "iam" and params.get("iam_endpoint_refused"):
+        return LoginResult(False, "store_target_mismatch", None,
+                           params["iam_endpoint_refused"], 0.0)
+    kwargs = with_iam_token(params, login_kwargs(params, user, password))
+    opt_out = bool(params.get("iam_allow_unverified_tls"))
+    if kwargs.get("sslmode") in VERIFIABLE_MODES and kwargs.get("sslrootcert") \
+            and single_tcp_host(kwargs.get("host")):
+        # The application would use TLS here too, so verify-full takes the same pg_hba path
+        # (hostssl) and the secret may be answered even to a cleartext request (RDS IAM's
+        # PAM).  Only where the server's certificate does not verify is the login repeated
+        # the application's way, with transport_guard's protection.
+        verified = try_login({**kwargs, "sslmode": "verify-full"}, auth, opt_out)
+        if verified.ok or verified.category != "tls_required":
+            return verified
+        if kwargs["sslmode"] != "verify-ca":
+            # the CA is the operator's: with it libpq would verify under require too, which
+            # the application (without it) does not
+            kwargs = {key: value for key, value in kwargs.items() if key != "sslrootcert"}
+    return try_login(kwargs, auth, opt_out)

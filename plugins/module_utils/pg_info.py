@@ -3,6 +3,8 @@
 """Read-only facts about a role and its server, gathered over one connection."""
 from __future__ import annotations
 
+# the one pg_hba.conf redaction, the log scan's too (hba_redact, so that it needs no psycopg2)
+from ansible_collections.credops.pgauth.plugins.module_utils.hba_redact import redact_hba_options
 from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import fetch_role
 
 IAM_GROUP = "rds_iam"
@@ -62,17 +64,6 @@ def sessions(cur, name: str) -> list[dict]:
     keys = ("pid", "database", "client_addr", "application_name", "state", "backend_start",
             "age_seconds", "ssl")
     return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
-
-
-# pg_hba.conf options that carry secrets (LDAP bind password, RADIUS shared secrets)
-SECRET_HBA_OPTIONS = ("ldapbindpasswd=", "radiussecrets=", "radiussecret=")
-
-
-def redact_hba_options(options: list[str] | None) -> list[str] | None:
-    if options is None:
-        return None
-    return [option.split("=", 1)[0] + "=********" if option.lower().startswith(SECRET_HBA_OPTIONS)
-            else option for option in options]
 
 
 def hba_rules(cur, name: str, groups: list[str]) -> list[dict]:

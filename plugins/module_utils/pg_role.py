@@ -4,7 +4,9 @@
 
 Passwords reach the server only as SCRAM-SHA-256 verifiers made on the client,
 so neither the wire (beyond TLS) nor the server log (log_statement=all) ever
-holds a plaintext password.  Every statement is built with psycopg2.sql.
+holds a plaintext password; where the session may, statement logging is off while a
+verifier is sent, so the log does not hold the verifier either.  Every statement is built
+with psycopg2.sql.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
     PgError,
-    connect_kwargs,
+    login_kwargs,
     psycopg2,
     try_login,
 )
@@ -160,7 +162,7 @@ def check_password_current(state: RoleState, password: str, params: dict) -> Pas
                                     else ""))
         return PasswordCheck(True, "pg_authid")
     # pg_authid is hidden (RDS): ask the server by logging in with the candidate.
-    result = try_login(connect_kwargs(params, password=password, user=state.name))
+    result = try_login(login_kwargs(params, state.name, password))
     if result.authenticated:
         return PasswordCheck(False, "login")
     if result.category in ("store_password_mismatch", "role_password_expired"):
@@ -270,15 +272,53 @@ def plan_absent(cur, state: RoleState) -> Plan:
     return plan
 
 
-def apply(cur, plan: Plan, target: str) -> None:
-    for statement, text in plan.statements:
+# The settings under which the server writes a statement's text to its log: a statement
+# that carries a SCRAM verifier (an offline guessing target) is run with them off.
+QUIET_STATEMENT_LOGGING = (("log_statement", "none"), ("log_min_error_statement", "panic"),
+                           ("log_min_duration_statement", "-1"),
+                           ("log_min_duration_sample", "-1"))
+
+
+def quiet_statement_logging(cur) -> list[str]:
+    """Turns statement logging off for this session where it may (a superuser, or a role
+    granted SET on these parameters; not the RDS master user).  Returns what it turned off,
+    for restore_statement_logging; an empty list when it could change nothing."""
+    quieted = []
+    for name, value in QUIET_STATEMENT_LOGGING:
         try:
-            cur.execute(statement)
-        except psycopg2.Error as err:
-            detail = getattr(getattr(err, "diag", None), "message_detail", None)
-            raise PgError(f"{target}: {text.split(' WITH ')[0]} failed: "
-                          f"{str(err).strip().splitlines()[0]}"
-                          + (f" ({detail})" if detail else "")) from None
+            cur.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+            quieted.append(name)
+        except psycopg2.Error:
+            # permission denied, or a server without this setting: the others still count
+            if cur.connection.get_transaction_status() != 0:
+                cur.connection.rollback()
+    return quieted
+
+
+def restore_statement_logging(cur, quieted: list[str]) -> None:
+    for name in quieted:
+        cur.execute(sql.SQL("RESET {}").format(sql.Identifier(name)))
+
+
+def apply(cur, plan: Plan, target: str) -> None:
+    carries_verifier = any("PASSWORD" in text for _statement, text in plan.statements)
+    quieted = quiet_statement_logging(cur) if carries_verifier else []
+    try:
+        for statement, text in plan.statements:
+            try:
+                cur.execute(statement)
+            except psycopg2.Error as err:
+                detail = getattr(getattr(err, "diag", None), "message_detail", None)
+                logged = ("; the server may have logged the statement with the password's "
+                          "SCRAM verifier (this session may not turn log_min_error_statement "
+                          "off)" if carries_verifier and "log_min_error_statement"
+                          not in quieted else "")
+                raise PgError(f"{target}: {text.split(' WITH ')[0]} failed: "
+                              f"{str(err).strip().splitlines()[0]}"
+                              + (f" ({detail})" if detail else "") + logged) from None
+    finally:
+        if quieted:
+            restore_statement_logging(cur, quieted)
 
 
 def role_exists(cur, name: str) -> bool:

@@ -32,11 +32,12 @@ from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
 from ansible_collections.credops.pgauth.plugins.module_utils.logscan import parse_since
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
     PgError,
-    connect_kwargs,
+    login_kwargs,
     psycopg2,
     try_login,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import (
+    Plan,
     apply,
     check_can_alter,
     check_password_current,
@@ -247,11 +248,11 @@ class Rotation:
 
     # -- the database --------------------------------------------------------------------
     def login_params(self, cred: Credential) -> dict:
-        """How the test login connects: the target's endpoint, the credential's user."""
+        """How the test login connects: the target's endpoint (never a store's), as the
+        credential's user; login_kwargs takes the credential's password and nothing else."""
         params = self.params
         return {**params, "login_db": params.get("dbname") or params.get("login_db"),
-                "login_user": cred.username, "login_password": cred.password,
-                "login_iam": False}
+                "login_user": cred.username, "login_password": None, "login_iam": False}
 
     def user_of(self, cred: Credential) -> str:
         """A bare-password store names no user: it is the role's password."""
@@ -262,8 +263,7 @@ class Rotation:
             return False
         user = self.user_of(cred)
         params = self.login_params(cred.merged({"username": user}))
-        return try_login(connect_kwargs(params, password=cred.password,
-                                        user=user)).authenticated
+        return try_login(login_kwargs(params, user, cred.password)).authenticated
 
     def database_state(self, cred: Credential) -> bool | None:
         """Does the database hold cred's password?  None when it cannot tell (pg_authid hidden
@@ -321,12 +321,12 @@ class Rotation:
         else:
             raise RotationError("the previous password is unknown (pg_authid is not readable "
                                 "and no store holds it), so it cannot be put back")
+        statement = sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), secret)
+        restore = Plan(statements=[(statement, f"ALTER ROLE {user} PASSWORD '********'")])
         try:
-            statement = sql.SQL("ALTER ROLE {} PASSWORD {}")
-            self.cur.execute(statement.format(sql.Identifier(user), secret))
-        except psycopg2.Error as err:
-            raise PgError(f"ALTER ROLE {user!r} to restore the old password failed: "
-                          f"{str(err).strip().splitlines()[0]}") from None
+            apply(self.cur, restore, f"role {user!r}")
+        except PgError as err:
+            raise PgError(f"restoring the old password failed: {err}") from None
         return how
 
     # -- the stores ------------------------------------------------------------------------
@@ -627,8 +627,7 @@ class Rotation:
                 self.write(store, new, "pending")
 
     def _test_login(self, new: Credential) -> None:
-        result = try_login(connect_kwargs(self.login_params(new), password=new.password,
-                                          user=new.username))
+        result = try_login(login_kwargs(self.login_params(new), new.username, new.password))
         if not result.authenticated:
             raise RotationError(f"test login as {new.username!r} with the new password failed "
                                 f"({result.category}): {result.message}")
@@ -671,11 +670,12 @@ class Rotation:
         self.out.promoted = not self.check_mode
 
 
-def run_rotation(params: dict, cur, hide, check_mode: bool) -> dict:
-    """The module's work: lock, run the strategy, describe what happened.  Errors come out as
-    RotationError with the steps so far attached as ``outcome``."""
+def run_rotation(params: dict, cur, hide, check_mode: bool, lock_cur=None) -> dict:
+    """The module's work: lock (on lock_cur, default cur), run the strategy, describe what
+    happened.  Errors come out as RotationError with the steps so far attached as
+    ``outcome``."""
     if not check_mode:
-        take_lock(cur, params["role"])
+        take_lock(lock_cur or cur, params["role"])
         failpoint("lock")
     if params["strategy"] == "iam":
         from ansible_collections.credops.pgauth.plugins.module_utils.rotation_iam import (

@@ -2,8 +2,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """strategy=iam: move a role from a password to RDS IAM tokens.
 
-Order: the AWS side first (the instance flag, the principal's policy), because nothing on
-the database should change while a token could not work anyway; then GRANT rds_iam and a
+Order: the AWS side first (the principal's policy, then the instance flag), because nothing
+should change while a token could not work anyway (a policy that is not decided "allowed"
+stops the run unless force: the token login below uses the controller's identity, not the
+application's, so it cannot prove that the application will connect); then GRANT rds_iam and a
 token login over TLS (revoked again if that login fails); only then the stores switch to
 auth=iam with no password.  Between the grant and the switch, clients that still send the
 password are refused: converting one role cannot be zero-downtime (use a new role for that).
@@ -11,8 +13,9 @@ password are refused: converting one role cannot be zero-downtime (use a new rol
 from __future__ import annotations
 
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import Credential
+from ansible_collections.credops.pgauth.plugins.module_utils.iam_policy import ALLOWED, DENIED
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
-    connect_kwargs,
+    login_kwargs,
     try_login,
     with_iam_token,
 )
@@ -34,8 +37,6 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rotation import (
     store_versions,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.store import Store
-
-TLS_MODES = ("require", "verify-ca", "verify-full")
 
 
 class IamConversion:
@@ -63,6 +64,8 @@ class IamConversion:
         failpoint(name)
 
     def aws_side(self) -> None:
+        """Nothing changes (not even the instance flag) until the AWS side is known to work:
+        the principal's policy decided first, then the flag."""
         params = self.params
         instance = params.get("db_instance_identifier")
         cluster = params.get("db_cluster_identifier")
@@ -70,7 +73,13 @@ class IamConversion:
             self.out.notes.append("no RDS instance or cluster given: the IAM flag and the "
                                   "principal's policy were not checked")
             return
-        facts = iam_facts(params, instance, cluster, self.role, params.get("principal_arn"))
+        principal = params.get("principal_arn")
+        facts = iam_facts(params, instance, cluster, self.role, principal)
+        self.check_policy(facts, principal)
+        # IAM on an Aurora cluster is the cluster's setting, even when named by an instance
+        cluster = cluster or facts.get("aurora_cluster")
+        if facts.get("aurora_cluster"):
+            instance = None
         what = f"instance {instance}" if instance else f"cluster {cluster}"
         if not facts["iam_enabled"] and not params.get("iam_enable_instance"):
             raise RotationError(f"IAM database authentication is off on {what}; turn it on, or "
@@ -79,23 +88,49 @@ class IamConversion:
         self.step("enable_iam_on_" + ("instance" if instance else "cluster"), [],
                   not facts["iam_enabled"], self.enable_flag, instance, cluster,
                   detail=what)
-        if facts.get("connect_allowed") is False:
+
+    def check_policy(self, facts: dict, principal: str | None) -> None:
+        """The token login below proves only the controller's identity, never the app's: the
+        app's principal must be decided allowed, or the user must say pgauth_force."""
+        if not principal:
+            self.out.notes.append("no principal_arn (pgauth_target.iam_principal_arn): whether "
+                                  "the application's IAM principal may rds-db:connect was not "
+                                  "checked; the token login proves only the controller's "
+                                  "identity")
+            return
+        decision, arn = facts.get("decision"), facts.get("connect_arn")
+        if decision == DENIED:
             raise RotationError(
-                f"{params['principal_arn']} may not rds-db:connect on {facts['connect_arn']} "
-                f"({facts.get('decision')}); allow it in the principal's policy; nothing was "
-                "changed in the database or the stores")
+                f"{principal} may not rds-db:connect on {arn} (denied); allow it in the "
+                "principal's policy; nothing was changed in the database or the stores")
+        if decision == ALLOWED:
+            return
+        reasons = ", ".join(facts.get("reasons") or []) or "unknown"
+        if not self.params.get("force"):
+            raise RotationError(
+                f"whether {principal} may rds-db:connect on {arn} could not be decided "
+                f"({reasons}); converting could leave the application unable to connect. Check "
+                "it with the IAM policy simulator and the real request context, then run again "
+                "with pgauth_force: true to convert anyway; nothing was changed in the database "
+                "or the stores")
+        self.out.notes.append(f"forced (pgauth_force) past an undecided IAM policy decision for "
+                              f"{principal} ({reasons}): the application may not be able to "
+                              "connect")
 
     def enable_flag(self, instance: str | None, cluster: str | None) -> None:
         modify_database(self.params, instance, cluster, "turning IAM authentication on",
                         EnableIAMDatabaseAuthentication=True)
 
     def token_login(self) -> None:
+        """A token login at the target's endpoint.  The token travels only over verify-full
+        (transport_guard), unless the user opted out: then the report's notes say so."""
         params = self.params
-        sslmode = params.get("ssl_mode") if params.get("ssl_mode") in TLS_MODES else "require"
         login = {**params, "login_db": params.get("dbname") or params.get("login_db"),
-                 "login_iam": True, "ssl_mode": sslmode}
-        kwargs = with_iam_token(login, connect_kwargs(login, user=self.role, password=""))
-        result = try_login(kwargs, "iam")
+                 "login_iam": True}
+        kwargs = with_iam_token(login, login_kwargs(login, self.role, None))
+        result = try_login(kwargs, "iam", bool(params.get("iam_allow_unverified_tls")))
+        if result.warning and result.warning not in self.out.notes:
+            self.out.notes.append(result.warning)
         if not result.authenticated:
             raise RotationError(f"token login as {self.role!r} over TLS failed "
                                 f"({result.category}): {result.message}")

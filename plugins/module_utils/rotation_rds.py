@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import Credential
-from ansible_collections.credops.pgauth.plugins.module_utils.pg import connect_kwargs, try_login
+from ansible_collections.credops.pgauth.plugins.module_utils.pg import login_kwargs, try_login
 from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import (
     describe_database,
     modify_database,
@@ -36,7 +36,7 @@ def set_master_password(params: dict, user: str, password: str, login_params,
     deadline = time.monotonic() + int(params.get("rds_apply_timeout") or 300)
     login = login_params(Credential(username=user, password=password))
     while True:
-        result = try_login(connect_kwargs(login, password=password, user=user))
+        result = try_login(login_kwargs(login, user, password))
         if result.authenticated:
             return
         if time.monotonic() > deadline:

@@ -27,6 +27,7 @@ def connection_options(target: dict, admin: dict | None = None, aws: dict | None
         "login_iam": bool(admin.get("iam")),
         "ssl_mode": admin.get("sslmode") or target.get("sslmode"),
         "ssl_rootcert": target.get("sslrootcert"),
+        "iam_allow_unverified_tls": target.get("iam_allow_unverified_tls"),
         "connect_timeout": connect_timeout,
         "region": target.get("region") or aws.get("region"),
         **{key: aws.get(key) for key in AWS_KEYS if key != "region"},

@@ -7,7 +7,10 @@ import hashlib
 import hmac
 
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
+    ALIASES,
     DEFAULT_EXCLUDE,
+    FIELDS,
+    Credential,
     CredentialError,
     generate_password,
     is_placeholder,
@@ -21,15 +24,25 @@ GENERATE_SPEC = {
 }
 
 
+# the fields of a credential that are not secret, under every name a store may use
+PUBLIC_FIELDS = frozenset(name for name in (*FIELDS, *ALIASES) if ALIASES.get(name, name)
+                          in FIELDS and ALIASES.get(name, name) != "password")
+
+
 def unmask_public_fields(no_log_values: set, value) -> None:
     """``value`` is no_log, so Ansible masks every leaf of a dict value, usernames and ports
-    included; keep the mask only on the password (argument errors stay fully masked,
-    since they happen before this runs)."""
+    included; unmask the known public fields (username, host, port, dbname, auth, sslmode),
+    and only once the whole value is valid.  A misspelt key ("Password") stays masked: its
+    value may well be the password, and the error about it must not show it."""
     if not isinstance(value, dict):
+        return
+    try:
+        Credential().merged(value)
+    except (CredentialError, TypeError, ValueError):
         return
     password = value.get("password")
     for key, field_value in value.items():
-        if key != "password" and field_value is not None and str(field_value) != password:
+        if key in PUBLIC_FIELDS and field_value is not None and str(field_value) != password:
             no_log_values.discard(str(field_value))
 
 

@@ -49,6 +49,7 @@ STORE_OPTION_SPEC = {
     "kms_key_id": {"type": "str"},
     "tags": {"type": "dict"},
     "backup": {"type": "bool", "default": False},
+    "backup_keep": {"type": "int"},
     # per-store connection overrides (a fleet mixes regions and Vault namespaces)
     "region": {"type": "str"},
     "endpoint_url": {"type": "str"},
@@ -301,18 +302,33 @@ def read_credential(ref: dict, options: dict) -> Credential:
 
 
 def with_store_credential(params: dict, ref: dict, hide) -> dict:
-    """params with a store's credential filled in, for a login the way the application makes
-    it: the credential's username, password, host, port, dbname and sslmode win where it has
-    them; ``user`` and the login_* options fill the gaps; auth=iam asks for a token.
+    """params for a login the way the application makes it, with a store's credential and
+    nothing else: the credential's username, password, host, port, dbname and sslmode win
+    where it has them; ``user`` and the login_host/port/db options fill the gaps; auth=iam
+    asks for a token.  The admin's login_user and login_password are dropped: a store's
+    endpoint never receives the admin's secret, and no password in the store means none is
+    sent.  An IAM token (minted with the operator's AWS identity) is only minted for the
+    configured endpoint, never for one the store names.
     hide(password) registers the secret with the module's no_log values."""
     cred = read_credential(ref, params)
     if cred.password:
         hide(cred.password)
-    from_store = {"user": cred.username or params.get("user"), "password": cred.password,
-                  "login_host": cred.host, "login_port": cred.port, "login_db": cred.dbname,
-                  "ssl_mode": cred.sslmode,
-                  "login_iam": bool(params.get("login_iam")) or cred.auth == "iam"}
-    return {**params, **{key: value for key, value in from_store.items() if value is not None}}
+    iam = bool(params.get("login_iam")) or cred.auth == "iam"
+    from_store = {"user": cred.username or params.get("user"), "login_host": cred.host,
+                  "login_port": cred.port, "login_db": cred.dbname, "ssl_mode": cred.sslmode}
+    login = {**params, **{key: value for key, value in from_store.items() if value is not None},
+             "password": cred.password or None, "login_user": None, "login_password": None,
+             "login_unix_socket": None if cred.host else params.get("login_unix_socket"),
+             "login_iam": iam}
+    moved = [(option, params.get(option), login.get(option))
+             for option in ("login_host", "login_port") if login.get(option) != params.get(option)]
+    if iam and moved:
+        where = ", ".join(f"{option.removeprefix('login_')} {new!r} (configured: {old!r})"
+                          for option, old, new in moved)
+        login["iam_endpoint_refused"] = (
+            f"store {ref['store'].get('name') or ref['store'].get('type')!r} addresses "
+            f"{where}: no IAM token is minted for an endpoint that came from a store")
+    return login
 
 
 def with_admin_from_store(params: dict, hide) -> dict:

@@ -6,13 +6,23 @@ Promotion is what Secrets Manager rotation does in its finishSecret step: AWSCUR
 moves to the pending version (the old one becomes AWSPREVIOUS automatically), then
 the AWSPENDING label is removed so "a pending version exists" means "a rotation is
 in progress".  Reads always name a stage explicitly.
+
+Version ids are random (DESIGN §7): the ClientRequestToken of a write becomes the
+VersionId, which DescribeSecret, ListSecretVersionIds, CloudTrail and our own results
+and reports show to anyone, so it must not be computable from the value.  A write is
+still made once: botocore resends one call's token on its own retries, and a write
+that is called again (the answer was lost, the run died) first reads the stage and
+finds the value there.
 """
 from __future__ import annotations
 
-import hashlib
 import uuid
 
-from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError, client
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
+    AwsError,
+    client,
+    shown_url,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.store import Backend, StoredValue
 
 try:
@@ -21,7 +31,6 @@ except ImportError:  # pragma: no cover - aws.client reports it
     botocore = None
 
 STAGE_LABELS = {"current": "AWSCURRENT", "pending": "AWSPENDING"}
-TOKEN_NAMESPACE = uuid.UUID("6f1c7d3e-6a43-4f0e-9d58-3c1f3b1f0a51")
 
 
 class SecretsManagerBackend(Backend):
@@ -37,11 +46,18 @@ class SecretsManagerBackend(Backend):
         for key in ("region", "endpoint_url", "profile"):
             if spec.get(key):
                 merged[key] = spec[key]
+        # where a refused endpoint came from, for the error: this store's own settings, or
+        # (None) the module's, which client() tells apart from the AWS environment and config
+        source = None
+        if spec.get("endpoint_url"):
+            source = "this store's endpoint_url"
+        elif spec.get("profile") and not merged.get("endpoint_url"):
+            source = "the AWS config of this store's profile"
         try:
-            self.sm = client(merged, "secretsmanager")
+            self.sm = client(merged, "secretsmanager", endpoint_source=source)
         except AwsError as err:
             raise self.error(str(err)) from None
-        self.endpoint = self.sm.meta.endpoint_url
+        self.endpoint = shown_url(self.sm.meta.endpoint_url)
 
     def describe(self) -> str:
         return f"aws_secretsmanager {self.spec.get('secret_id')}"
@@ -89,6 +105,9 @@ class SecretsManagerBackend(Backend):
         described = self._stages()
         if described is None:
             return None
+        return self._read_described(described, stage)
+
+    def _read_described(self, described: dict, stage: str) -> StoredValue | None:
         by_version = described.get("VersionIdsToStages", {})
         label = STAGE_LABELS[stage]
         version = next((vid for vid, labels in by_version.items() if label in labels), None)
@@ -109,16 +128,26 @@ class SecretsManagerBackend(Backend):
         return StoredValue(got["SecretString"], version, list(by_version[version]),
                            changed.isoformat() if changed else None)
 
-    def _token(self, value: str, stage: str, previous: StoredValue | None) -> str:
-        # Deterministic per (secret, stage, previous version, value): a retried write
-        # lands on the same version; a write of an older value after changes does not.
-        digest = hashlib.sha256(value.encode("utf-8")).hexdigest()
-        seed = f"{self.spec['secret_id']}|{stage}|{previous.version if previous else ''}|{digest}"
-        return str(uuid.uuid5(TOKEN_NAMESPACE, seed))
+    @staticmethod
+    def _token() -> str:
+        # Random, one per write call: botocore sends the same token again on its own retries
+        # of the call (so a throttled or timed-out PutSecretValue makes one version), and the
+        # token - the new VersionId, shown to anyone who may DescribeSecret - says nothing
+        # about the value.  A token derived from the value (it was uuid5 of its sha256) let
+        # them test password guesses offline.
+        return str(uuid.uuid4())
 
     def write(self, value, stage: str, previous: StoredValue | None) -> str | None:
-        token = self._token(value, stage, previous)
-        if self._stages() is None:
+        described = self._stages()
+        if described is not None:
+            # Called again after a write whose answer never came (botocore gave up, the run
+            # died after AWS took it): the stage already holds exactly this value, so that
+            # version is the write's; a new token would make a second, equal version.
+            landed = self._read_described(described, stage)
+            if landed is not None and landed.value == value:
+                return landed.version
+        token = self._token()
+        if described is None:
             if stage != "current":
                 raise self.error("cannot stage a pending value: the secret does not exist")
             extra = {key: val for key, val in (

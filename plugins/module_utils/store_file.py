@@ -7,8 +7,11 @@ dotenv and YAML are edited line by line, so comments, order and quoting elsewher
 survive (a YAML value that is not a plain block-style scalar falls back to a full
 re-dump, which loses comments; the module warns when that happens).  JSON files are
 re-serialized with the indentation found in the file.  Every write is atomic (a
-temporary file in the same directory, fsync, rename) and keeps the file's mode and
-owner; ``backup: true`` keeps a timestamped copy first.
+temporary file in the same directory, fsync, rename) and keeps the file's owner, group,
+mode and extended attributes (ACLs); ``backup: true`` keeps a copy first, as the original
+(``backup_keep`` the newest N).  Files are opened and created as safe_write describes: a
+symlink is followed only when root or the running user owns it, so the owner of the
+file's directory cannot make root read or write another file.
 """
 from __future__ import annotations
 
@@ -16,9 +19,8 @@ import datetime
 import json
 import os
 import re
-import shutil
-import tempfile
 
+from ansible_collections.credops.pgauth.plugins.module_utils import safe_write
 from ansible_collections.credops.pgauth.plugins.module_utils.store import Backend, StoredValue
 
 try:
@@ -79,6 +81,17 @@ def dotenv_get(text: str, key: str):
         if match and match.group("key") == key:
             return dotenv_unquote(match.group("value"))
     raise KeyError(key)
+
+
+def dotenv_lines(text: str, key: str) -> list[int]:
+    """The line numbers (1-based) that define key."""
+    return [number for number, line in enumerate(text.splitlines(), 1)
+            if (match := _DOTENV_LINE.match(line)) and match.group("key") == key]
+
+
+def _and_list(items: list) -> str:
+    return ", ".join(map(str, items[:-1])) + f" and {items[-1]}" if len(items) > 1 \
+        else str(items[0])
 
 
 def dotenv_set(text: str, key: str, value: str) -> str:
@@ -193,6 +206,11 @@ class FileBackend(Backend):
             raise self.error(f"format must be one of {', '.join(FILE_FORMATS)} for a file store")
         if not self.key:
             raise self.error("key is required (a dotted path, or a variable name for dotenv)")
+        keep = self.spec.get("backup_keep")
+        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int)
+                                 or keep < 1):
+            raise self.error("backup_keep must be a whole number of at least 1 (leave it out "
+                             "to keep every backup)")
         self.value_is_text = self.spec.get("value_format") in ("password", "dsn")
         self.warnings: list[str] = []
 
@@ -204,16 +222,32 @@ class FileBackend(Backend):
         # written at once, each would replace the file with its own copy
         return os.path.realpath(self.path)
 
-    def _load_text(self) -> str:
+    def _open(self) -> safe_write.OpenedFile:
         try:
-            with open(self.path, encoding="utf-8") as handle:
-                return handle.read()
+            return safe_write.open_regular(self.path)
+        except safe_write.UnsafeFileError as err:
+            raise self.error(str(err)) from None
         except FileNotFoundError:
             raise self.error("the file does not exist") from None
         except PermissionError:
             raise self.error("permission denied reading the file") from None
+        except OSError as err:
+            raise self.error(f"cannot open the file: {err.strerror}") from None
+
+    def _decode(self, data: bytes) -> str:
+        try:
+            return data.decode("utf-8")
         except UnicodeDecodeError:
             raise self.error("the file is not UTF-8 text") from None
+
+    def _check_dotenv(self, text: str) -> None:
+        """A key defined twice is a broken file, not a value to replace: this would read and
+        write the first, while bash and python-dotenv use the last."""
+        lines = dotenv_lines(text, self.key)
+        if len(lines) > 1:
+            raise self.error(f"{self.key} is defined {len(lines)} times (lines "
+                             f"{_and_list(lines)}); bash and python-dotenv use the last one: "
+                             "remove the duplicates")
 
     def _parse(self, text: str):
         try:
@@ -231,6 +265,7 @@ class FileBackend(Backend):
 
     def _value_in(self, text: str):
         if self.file_format == "dotenv":
+            self._check_dotenv(text)
             try:
                 return dotenv_get(text, self.key)
             except KeyError:
@@ -246,15 +281,23 @@ class FileBackend(Backend):
     def read(self, stage: str) -> StoredValue | None:
         if stage != "current":
             return None
-        text = self._load_text()
+        with self._open() as opened:
+            text = self._decode(self._read(opened))
+            stat = opened.stat
         value = self._value_in(text)
         self.value_is_text = isinstance(value, str)
-        stat = os.stat(self.path)
         changed = datetime.datetime.fromtimestamp(stat.st_mtime, datetime.timezone.utc)
         return StoredValue(value, str(stat.st_mtime_ns), ["current"], changed.isoformat())
 
+    def _read(self, opened: safe_write.OpenedFile) -> bytes:
+        try:
+            return opened.read()
+        except OSError as err:
+            raise self.error(f"cannot read the file: {err.strerror}") from None
+
     def _render(self, text: str, value) -> str:
         if self.file_format == "dotenv":
+            self._check_dotenv(text)
             try:
                 return dotenv_set(text, self.key, value)
             except ValueError as err:
@@ -295,31 +338,39 @@ class FileBackend(Backend):
     def write(self, value, stage: str, previous: StoredValue | None) -> str | None:
         if stage != "current":
             raise self.error("file stores have no pending stage")
-        text = self._load_text()
-        new_text = self._render(text, value)
-        if self.spec.get("backup"):
-            stamp = datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")
+        with self._open() as opened:
+            # the content, the backup and the rewrite all come from this one open file
+            data = self._read(opened)
+            new_text = self._render(self._decode(data), value)
             try:
-                shutil.copy2(self.path, f"{self.path}.{os.getpid()}.{stamp}~")
-            except OSError as err:
-                raise self.error(f"cannot write the backup copy: {err.strerror}") from None
-        self._atomic_write(new_text)
-        return str(os.stat(self.path).st_mtime_ns)
+                safe_write.check_owner_kept(opened.stat, opened.path)
+            except safe_write.UnsafeFileError as err:
+                raise self.error(str(err)) from None
+            backup = self._backup(opened, data) if self.spec.get("backup") else None
+            try:
+                written = safe_write.replace(opened, new_text.encode("utf-8"))
+            except (OSError, safe_write.UnsafeFileError) as err:
+                if backup:
+                    # the file did not change: a copy of it would only be one more copy of
+                    # the secret to clean up
+                    safe_write.remove_backup(opened, backup)
+                raise self.error(f"cannot write the file: {self._reason(err)}") from None
+            if backup and self.spec.get("backup_keep"):
+                try:
+                    safe_write.prune_backups(opened, self.spec["backup_keep"])
+                except OSError as err:
+                    self.warnings.append(f"store {self.label!r}: old backups were not "
+                                         f"removed: {err.strerror}")
+        return str(written.st_mtime_ns)
 
-    def _atomic_write(self, text: str) -> None:
-        directory = os.path.dirname(os.path.abspath(self.path))
-        stat = os.stat(self.path)
-        handle, tmp = tempfile.mkstemp(prefix=".pgauth-", dir=directory)
+    @staticmethod
+    def _reason(err: Exception) -> str:
+        if isinstance(err, OSError):
+            return (err.strerror or str(err)) + (f" ({err.filename})" if err.filename else "")
+        return str(err)
+
+    def _backup(self, opened: safe_write.OpenedFile, data: bytes) -> str:
         try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, stat.st_mode & 0o7777)
-            if os.geteuid() == 0:
-                os.chown(tmp, stat.st_uid, stat.st_gid)
-            os.replace(tmp, self.path)
-        except OSError as err:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise self.error(f"cannot write the file: {err.strerror}") from None
+            return safe_write.write_backup(opened, data)
+        except (OSError, safe_write.UnsafeFileError) as err:
+            raise self.error(f"cannot write the backup copy: {self._reason(err)}") from None

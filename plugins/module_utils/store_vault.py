@@ -16,6 +16,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.vault import (
     VaultError,
     hvac,
     requests,
+    shown_url,
     vault_client,
 )
 
@@ -39,9 +40,12 @@ class VaultKvBackend(Backend):
         for key in ("url", "namespace"):
             if spec.get(key):
                 merged[key] = spec[key]
-        self.url = merged.get("url")
+        # the error (the backend's, so it names the store) says a refused url is the store's
+        # own: the module's token would go where whoever wrote the store dict chose
+        self.url = shown_url(merged["url"]) if merged.get("url") else None
         try:
-            self.client = vault_client(merged)
+            self.client = vault_client(merged, "this store's url" if spec.get("url") else
+                                       "the url option or VAULT_ADDR/BAO_ADDR")
         except VaultError as err:
             raise self.error(str(err)) from None
 

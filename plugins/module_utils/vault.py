@@ -7,6 +7,13 @@ import traceback
 
 from ansible.module_utils.basic import env_fallback
 
+# the endpoint check is the one the AWS clients use (DESIGN §7: one rule, one place)
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
+    INSECURE_ENDPOINT_SPEC,
+    endpoint_refusal,
+    shown_url,
+)
+
 try:
     import hvac
     import hvac.exceptions
@@ -30,6 +37,7 @@ VAULT_ARGSPEC = {
                 "fallback": (env_fallback, ["VAULT_CACERT", "BAO_CACERT"])},
     "validate_certs": {"type": "bool", "default": True},
     "vault_timeout": {"type": "int", "default": 10},
+    "insecure_endpoint_ok": dict(INSECURE_ENDPOINT_SPEC),
 }
 
 
@@ -37,12 +45,19 @@ class VaultError(Exception):
     """Vault could not be reached or refused us; the message never holds a token."""
 
 
-def vault_client(params: dict):
+def vault_client(params: dict, url_source: str = "the url option or VAULT_ADDR/BAO_ADDR"):
+    """An hvac client, logged in; VaultError when it cannot be, or when the address is one
+    the token must not go to (endpoint_refusal: checked before hvac is even made, so the
+    token and an AppRole secret_id never leave).  url_source says where params' url came
+    from, for that error."""
     if hvac is None:
         raise VaultError("hvac is required for Vault stores (pip install hvac)")
     url = params.get("url")
     if not url:
         raise VaultError("no Vault address (set url, or VAULT_ADDR)")
+    refusal = endpoint_refusal(url, "Vault", url_source, params)
+    if refusal:
+        raise VaultError(refusal)
     verify = params.get("ca_cert") or params.get("validate_certs", True)
     client = hvac.Client(url=url, namespace=params.get("namespace"), verify=verify,
                          timeout=params.get("vault_timeout") or 10)
@@ -57,7 +72,9 @@ def vault_client(params: dict):
                 raise VaultError("approle auth needs role_id and secret_id")
             client.auth.approle.login(role_id=params["role_id"], secret_id=params["secret_id"])
     except hvac.exceptions.VaultError as err:
-        raise VaultError(f"{method} login to {url} failed: {type(err).__name__}") from None
+        raise VaultError(f"{method} login to {shown_url(url)} failed: "
+                         f"{type(err).__name__}") from None
     except requests.exceptions.RequestException as err:
-        raise VaultError(f"cannot reach Vault at {url}: {type(err).__name__}") from None
+        raise VaultError(f"cannot reach Vault at {shown_url(url)}: "
+                         f"{type(err).__name__}") from None
     return client

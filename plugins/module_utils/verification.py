@@ -4,6 +4,9 @@
 results), a list of named checks out.  Pure, like the findings engine."""
 from __future__ import annotations
 
+import re
+from urllib.parse import unquote, urlsplit
+
 from ansible_collections.credops.pgauth.plugins.module_utils.diagnosis import app_auth
 
 # RDS IAM tokens are good for new connections for 15 minutes; sessions outlive them
@@ -99,14 +102,143 @@ def _log_checks(facts: dict) -> list[dict]:
                                     in sorted((stats.get("by_reason") or {}).items())))]
 
 
+# Health URLs may carry credentials (https://user:password@app/healthz, ?token=...).  The
+# request still uses them; everything that shows a URL (check names, details, the report, the
+# task output) shows it redacted.  A query or fragment parameter whose name looks like one of
+# these is a secret; over-redacting a harmless one costs nothing.
+_SECRET_PARAM = re.compile(r"(?i)pass|pwd|secret|token|key|sig|auth|cred|session|jwt|otp|code")
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+# userinfo that urlsplit did not find, such as an unencoded '/' or '?' in the password
+# (https://user:pa/ss@app/): everything from '//' to the last '@' before a fragment
+_LOOSE_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^#]*@")
+REDACTED = "***"
+
+
+def _split(url: str):
+    """urlsplit, or None for a URL whose userinfo it may have misread: a non-numeric port
+    (the 'pa' of an unencoded user:pa/ss@host), a broken IPv6 address, or a host:port
+    followed by an '@' in the path (user:12/ss@host, or a valid URL with an '@' in its path
+    after a port: shown redacted from '//' to that '@', and not requested)."""
+    try:
+        parts = urlsplit(url)
+        _port = parts.port  # raises ValueError on a non-numeric port
+    except ValueError:
+        return None
+    if "@" not in parts.netloc and ":" in parts.netloc and "@" in parts.path:
+        return None
+    return parts
+
+
+def _params(text: str) -> list[tuple[str, str | None]]:
+    return [(name, value if sep else None)
+            for name, sep, value in (part.partition("=") for part in text.split("&"))]
+
+
+def _redact_params(text: str) -> str:
+    return "&".join(name if value is None else
+                    f"{name}={REDACTED if _SECRET_PARAM.search(unquote(name)) else value}"
+                    for name, value in _params(text))
+
+
+def redact_url(url) -> str:
+    """The URL to show: no userinfo (https://***@app/...), secret-looking parameters ***."""
+    url = str(url)
+    parts = _split(url)
+    if parts is None:
+        return _LOOSE_USERINFO.sub(rf"\1{REDACTED}@", url)
+    shown = url
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rpartition("@")[0]
+        start = url.index("//") + 2
+        shown = url[:start] + REDACTED + url[start + len(userinfo):]
+    head, hash_sign, fragment = shown.partition("#")
+    head, question, query = head.partition("?")
+    return (head + question + _redact_params(query) if question else head) + (
+        hash_sign + _redact_params(fragment) if hash_sign else "")
+
+
+def url_secrets(url) -> list[str]:
+    """The parts of a URL that redact_url hides (as written and percent-decoded)."""
+    url = str(url)
+    found: set[str] = set()
+    parts = _split(url)
+    if parts is None:
+        match = _LOOSE_USERINFO.match(url)
+        if match:
+            userinfo = match.group(0)[len(match.group(1)):-1]
+            found.update({userinfo, userinfo.partition(":")[2]})
+    else:
+        if "@" in parts.netloc:
+            userinfo = parts.netloc.rpartition("@")[0]
+            found.update({userinfo, userinfo.partition(":")[2]})
+        for text in (parts.query, parts.fragment):
+            found.update(value for name, value in _params(text)
+                         if value and _SECRET_PARAM.search(unquote(name)))
+    found |= {unquote(value) for value in found}
+    return sorted((value for value in found if value), key=len, reverse=True)
+
+
+def scrub(text, secrets: list[str]) -> str:
+    """text with every URL redacted and each of secrets replaced (a server's or urllib's
+    message may quote the URL or a part of it)."""
+    text = _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), str(text))
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def health_request(url) -> dict:
+    """What the verify role's uri task needs for one health URL.  The userinfo leaves the URL
+    and goes as url_username/url_password (no_log in the uri module), sent at once
+    (force_basic_auth), as curl and requests send a URL's user:password; label is what the
+    output and the report show; error, when set, means the URL is not sent at all."""
+    url = str(url)
+    request = {"url": url, "username": "", "password": "", "basic_auth": False,
+               "label": redact_url(url), "error": ""}
+    parts = _split(url)
+    if parts is None:
+        # sent as it is, an unencoded user:12/ss@app would go to host 'user', port 12
+        request["error"] = ("not requested: the URL cannot be read safely (percent-encode a "
+                            "'/', '?', '#', '@' or ':' in its user name or password, and an "
+                            "'@' in its path as %40)")
+        request["url"] = request["label"]
+        return request
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rpartition("@")[0]
+        start = url.index("//") + 2
+        user, sep, password = userinfo.partition(":")
+        request.update(url=url[:start] + url[start + len(userinfo) + 1:],
+                       username=unquote(user), password=unquote(password) if sep else "",
+                       basic_auth=True)
+    return request
+
+
+def health_requests(urls: list) -> list[dict]:
+    return [health_request(url) for url in urls or []]
+
+
 def _health_checks(health: list[dict]) -> list[dict]:
     checks = []
     for result in health or []:
+        item = result.get("item")
+        if isinstance(item, dict):  # from health_request (the verify role)
+            raw, label = item.get("url") or "", item.get("label")
+            # the user name too: a token is often given as one (https://TOKEN@app/)
+            secrets = url_secrets(raw) + [item[key] for key in ("password", "username")
+                                          if item.get(key)]
+        else:  # a uri result of one's own loop: the item or url is the URL as given
+            raw = str(item if isinstance(item, str) else result.get("url") or "")
+            label, secrets = None, url_secrets(raw)
+        label = label or redact_url(raw)
         status = result.get("status")
         ok = isinstance(status, int) and 200 <= status < 300
-        checks.append(_check(f"health:{result.get('url')}", ok,
-                             f"HTTP {status}" if status not in (None, -1)
-                             else result.get("msg") or "no answer"))
+        if isinstance(item, dict) and item.get("error"):
+            detail = item["error"]
+        elif status not in (None, -1):
+            detail = f"HTTP {status}"
+        else:
+            detail = scrub(result.get("msg") or "no answer", secrets)
+        checks.append(_check(f"health:{label}", ok, detail))
     return checks
 
 

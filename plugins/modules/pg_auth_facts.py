@@ -21,8 +21,9 @@ description:
   - A check that cannot be made is a fact, not a failure. An admin login that fails gives
     C(admin_error), an unreadable store C(readable=false) with its error, an AWS or log error
     an entry in C(errors). The module fails only on bad options.
-  - No secret is returned. Stores are compared by keyed fingerprints, with a random key per
-    run unless O(fingerprint_key) is given.
+  - No secret is returned. Stores are compared by fingerprints keyed with a random key made
+    for each run and never returned, so a fingerprint cannot be used to test password
+    guesses offline.
   - Feed the result, with C(target), to the P(credops.pgauth.findings#filter) filter.
 options:
   role:
@@ -85,10 +86,6 @@ options:
     description: How far back to scan the logs, such as V(15m), V(1h) or an ISO timestamp.
     type: str
     default: 1h
-  fingerprint_key:
-    description:
-      - Key of the password fingerprints. Give one only to compare fingerprints across runs.
-    type: str
 extends_documentation_fragment:
   - credops.pgauth.postgres
   - credops.pgauth.aws
@@ -175,6 +172,12 @@ errors:
   returned: always
   type: list
   elements: str
+warnings:
+  description: What the output and the report must say about how logins were made (an IAM
+    token sent over a connection that does not verify the server, by O(iam_allow_unverified_tls)).
+  returned: always
+  type: list
+  elements: str
 timings:
   description: Seconds spent per check (C(role), C(store:N), C(probe:N), C(iam), C(logs)).
   returned: always
@@ -195,7 +198,10 @@ from ansible_collections.credops.pgauth.plugins.module_utils.store import prepar
 def run(module: AnsibleModule) -> dict:
     check_role_name(module.params["role"])
     params = prepare_runbook_params(module.params, module.no_log_values.add)
-    return {"changed": False, **gather_facts(params, module.no_log_values.add)}
+    facts = gather_facts(params, module.no_log_values.add)
+    for warning in facts["warnings"]:
+        module.warn(warning)
+    return {"changed": False, **facts}
 
 
 def main() -> None:
@@ -214,7 +220,6 @@ def main() -> None:
             log_files={"type": "list", "elements": "str", "default": []},
             cloudwatch_log_groups={"type": "list", "elements": "str", "default": []},
             logs_since={"type": "str", "default": "1h"},
-            fingerprint_key={"type": "str", "no_log": True},
         ),
         mutually_exclusive=[("db_instance_identifier", "db_cluster_identifier")],
         supports_check_mode=True,

@@ -14,7 +14,19 @@ description:
     few sample lines with anything password- or token-like redacted.
   - The reason comes from the server's DETAIL line of the same process, such as
     C(Role "x" does not exist.) or C(User "x" has an expired password.).
-  - Streams the logs line by line, so a log of any size is scanned in constant memory.
+  - Streams the logs line by line, so a log of any size is scanned in bounded memory. The log
+    is untrusted input (clients that never authenticate choose the user and database names
+    and the C(replication) value the server logs at FATAL), so matching is linear in the
+    line, and lines (16 KiB), roles (1000), processes waiting for a DETAIL (10000) and reasons
+    per role (16) are bounded; what is dropped is counted in RV(dropped) and sets
+    RV(truncated). With O(role), only that role is tracked.
+  - A DETAIL counts only for the FATAL of the same process with the same timestamp, right
+    before it in that process, and only after a failure PostgreSQL explains with one
+    (password, PAM, LDAP, RADIUS), so a logged line cannot pose as another login's reason.
+  - C(pg_hba.conf) lines are returned with C(ldapbindpasswd), C(radiussecrets) and
+    C(radiussecret) values masked; samples have SQL C(PASSWORD) literals (in every form,
+    C(E''), C(U&''), C(N''), dollar quotes, after a comment), C(password=) values, URL
+    passwords and AWS signatures masked.
   - Understands the default C(log_line_prefix) C('%m [%p] %q%u@%d ') and RDS's fixed
     C('%t:%r:%u@%d:[%p]:'), and the IAM decision log of the credops.pgauth lab.
 options:
@@ -76,7 +88,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 roles:
-  description: Per role, what the logs say.
+  description:
+    - Per role, what the logs say. Categories are C(password_failed), C(pam_failed),
+      C(ldap_failed), C(radius_failed), C(hba_reject), C(tls_required), C(no_hba_entry),
+      C(connection_limit_reached) and C(role_cannot_login).
   returned: always
   type: dict
   sample:
@@ -93,9 +108,41 @@ roles:
       last_success: null
       samples: ['2026-11-22 06:50:29.084 UTC [3148] app_user@appdb FATAL:  password ...']
 failures:
-  description: Failed logins in the window, all roles.
+  description:
+    - Failed logins in the window, all roles, including those of roles beyond the first
+      1000 (counted in RV(dropped.role_events)).
   returned: always
   type: int
+truncated:
+  description:
+    - Whether anything was left out because of a bound (any count in RV(dropped) above zero);
+      RV(roles) is then incomplete.
+  returned: always
+  type: bool
+dropped:
+  description: What the bounds left out, by kind.
+  returned: always
+  type: dict
+  contains:
+    long_lines:
+      description: Lines over 16 KiB, counted in RV(lines_scanned) but not read (no line a
+        client can cause before authenticating is that long).
+      type: int
+    role_events:
+      description: Failures and successes of roles beyond the first 1000, or with a name
+        longer than any PostgreSQL role's.
+      type: int
+    pending_events:
+      description: Failed logins dropped from the memory of 10000 processes still waiting for
+        their DETAIL, so their reason, if one came, was not read.
+      type: int
+    reason_keys:
+      description: Reasons and C(pg_hba.conf) lines beyond 16 distinct ones per role.
+      type: int
+    unreadable_events:
+      description: Failed-login messages whose role could not be read (a role name with a
+        line break in it, or a forged line).
+      type: int
 lines_scanned:
   description: Lines read.
   returned: always

@@ -15,9 +15,18 @@ description:
     for example V(store_password_mismatch), V(iam_role_blocks_password), V(tls_required).
   - The password is never returned, logged or shown in diffs.
   - With O(password_from), the probe uses the store's credential the way the application
-    does. Its username, host, port, dbname and sslmode win where it has them, O(user) and
-    the C(login_*) options fill the gaps, and a credential with C(auth=iam) is probed with a
-    fresh IAM token.
+    does, and that credential only. Its username, host, port, dbname and sslmode win where
+    it has them; O(user), O(login_host), O(login_port) and O(login_db) fill the gaps.
+    O(login_user) and O(login_password) (the admin's) are never used for it; a store with no
+    password is probed with no password, so an endpoint written into an application's
+    config never receives the admin's secret.
+  - A credential with C(auth=iam) is probed with a fresh IAM token, minted only when the
+    store's host and port are the configured O(login_host) and O(login_port); otherwise the
+    probe fails with category V(store_target_mismatch) and no token is made.
+  - Over anything but O(ssl_mode=verify-full), the probe refuses a server's request for the
+    password in cleartext (libpq's C(require_auth=!password)); SCRAM logins work as usual.
+    IAM tokens, which only travel in cleartext, need V(verify-full) unless
+    O(iam_allow_unverified_tls=true).
 options:
   user:
     description:
@@ -25,7 +34,7 @@ options:
     type: str
   password:
     description:
-      - Password to try. Defaults to O(login_password).
+      - Password to try. Defaults to O(login_password) (not with O(password_from)).
       - Ignored with O(login_iam=true), which tries a fresh IAM token for O(user) instead.
     type: str
   fail_on_error:
@@ -118,8 +127,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
     PgError,
-    connect_kwargs,
     describe_target,
+    login_kwargs,
     postgres_argument_spec,
     probe,
     run_pg_module,
@@ -133,14 +142,21 @@ from ansible_collections.credops.pgauth.plugins.module_utils.store import (
 def run(module: AnsibleModule) -> dict:
     params = module.params
     if params["password_from"]:
+        # the store's credential only: never the admin's login_password (see store.py)
         params = with_store_credential(params, params["password_from"], module.no_log_values.add)
+        password = params["password"]
+    else:
+        password = params["password"] if params["password"] is not None \
+            else params["login_password"]
     user = params["user"] or params["login_user"]
     if not user:
         raise PgError("give user (or login_user / PGUSER)")
-    result = probe(params, user, params["password"]).as_dict()
+    result = probe(params, user, password).as_dict()
     result.pop("authenticated")
+    if result.get("warning"):
+        module.warn(result["warning"])
     if params["fail_on_error"] and not result["ok"]:
-        target = describe_target(connect_kwargs(params, user=user))
+        target = describe_target(login_kwargs(params, user, None))
         module.fail_json(msg=f"pg_login_probe: login as {target} failed ({result['category']}): "
                              f"{result['message']}", changed=False, **result)
     return {"changed": False, **result}

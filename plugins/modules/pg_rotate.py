@@ -61,7 +61,11 @@ options:
         V(12h)) and logs in. Without it every run rotates.
     type: str
   force:
-    description: Rotate even when O(min_age) says it is not due.
+    description:
+      - Rotate even when O(min_age) says it is not due.
+      - With O(strategy=iam), also go on when the IAM policy check cannot decide whether the
+        application's principal may C(rds-db:connect) (permission boundaries, SCPs, session
+        policies, conditions); the report's notes say the run was forced.
     type: bool
     default: false
   valid_until:
@@ -123,6 +127,14 @@ options:
     description: V(rds_api). Seconds to wait for RDS to apply the new master password.
     type: int
     default: 300
+  lock_db:
+    description:
+      - The database in which the role's advisory lock is taken. Roles belong to the whole
+        cluster and advisory locks to one database, so runs that work in different databases
+        still exclude each other only when they lock in the same one; keep the default unless
+        the admin cannot connect to V(postgres).
+    type: str
+    default: postgres
 extends_documentation_fragment:
   - credops.pgauth.postgres
   - credops.pgauth.aws
@@ -191,12 +203,16 @@ versions_after:
   type: dict
 """
 
+import contextlib
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import DEFAULT_EXCLUDE
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
+    PgError,
     admin_connect,
     postgres_argument_spec,
+    psycopg2,
     run_pg_module,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation import (
@@ -206,18 +222,41 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rotation import (
 from ansible_collections.credops.pgauth.plugins.module_utils.store import prepare_runbook_params
 
 
+def lock_connection(params: dict, conn):
+    """The connection that holds the role's advisory lock.  Advisory locks belong to one
+    database while roles belong to the cluster, so every run locks in the same database
+    (lock_db), whichever database it works in."""
+    if (params.get("login_db") or "postgres") == params["lock_db"]:
+        return conn
+    try:
+        conn = admin_connect({**params, "login_db": params["lock_db"]})
+    except PgError as err:
+        raise PgError(f"{err} (the rotation lock is taken in database {params['lock_db']!r}: "
+                      "set lock_db to a database every admin of this cluster can connect "
+                      "to)") from None
+    # idle while the run works elsewhere: a server-side idle timeout would drop the lock
+    # (servers before 14 lack the setting, and then cannot time out)
+    with contextlib.suppress(psycopg2.Error):
+        conn.cursor().execute("SET idle_session_timeout = 0")
+    return conn
+
+
 def run(module: AnsibleModule) -> dict:
     params = prepare_runbook_params(module.params, module.no_log_values.add)
     conn = admin_connect(params)
+    lock_conn = None
     try:
+        lock_conn = lock_connection(params, conn)
         result = run_rotation(params, conn.cursor(), module.no_log_values.add,
-                              module.check_mode)
+                              module.check_mode, lock_cur=lock_conn.cursor())
     except RotationError as err:
         outcome = getattr(err, "outcome", {})
         done = [step for step in outcome.get("steps", []) if step["status"] == "done"]
         module.fail_json(msg=f"pg_rotate {params['role']!r}: {err}", changed=bool(done),
                          **outcome)
     finally:
+        if lock_conn is not None and lock_conn is not conn:
+            lock_conn.close()
         conn.close()
     return result
 
@@ -247,6 +286,7 @@ def main() -> None:
             login_password_from={"type": "dict", "no_log": False},
             rotate_via={"type": "str", "default": "sql", "choices": ["sql", "rds_api"]},
             rds_apply_timeout={"type": "int", "default": 300},
+            lock_db={"type": "str", "default": "postgres"},
         ),
         mutually_exclusive=[("db_instance_identifier", "db_cluster_identifier")],
         supports_check_mode=True,

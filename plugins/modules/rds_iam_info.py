@@ -11,11 +11,21 @@ description:
   - Read-only. For an RDS instance or Aurora cluster, returns whether IAM database
     authentication is enabled, the endpoint, the resource id (C(DbiResourceId) or
     C(DbClusterResourceId)) and the exact C(rds-db:connect) resource ARN for O(db_user).
-  - With O(principal_arn) (the role or user the application runs as), says whether its policies
-    allow C(rds-db:connect) on that ARN and which statements decide it. It asks IAM's policy
-    simulator; where that does not answer, it evaluates the principal's inline and attached
-    policies itself (Deny wins; Action/NotAction, Resource/NotResource with wildcards) and
-    answers V(undecided) for statements with conditions rather than guessing.
+  - With O(principal_arn) (the role, user or assumed-role session the application runs as),
+    says whether its policies allow C(rds-db:connect) on that ARN and which statements decide
+    it; V(allowed), V(denied), or V(undecided) with RV(reasons) naming what could not be
+    decided. It never answers V(allowed) where AWS might deny.
+  - It asks IAM's policy simulator (C(iam:SimulatePrincipalPolicy)); an answer that depended
+    on context keys the simulator did not have (C(MissingContextValues)) is V(undecided).
+    Where the simulator does not answer, it reads every page of the principal's inline and
+    attached policies (and its groups') and evaluates them itself; an explicit Deny wins, then
+    an Allow. Undecided there are statements with a C(Condition) or a policy variable, a
+    statement that applies only through C(NotAction) or C(NotResource), a wildcard that would
+    have to match across a C(:) of the ARN, and an Allow that a permissions boundary, an SCP
+    (the account is in an AWS Organization, or that cannot be read) or a session policy (an
+    assumed-role ARN) could take away. A V(denied) stays V(denied) whatever those say.
+  - For an Aurora cluster, or an instance of one, the ARN names the cluster's
+    C(DbClusterResourceId) (C(cluster-...)), and the IAM flag is the cluster's.
   - With O(generate_token), also returns a fresh IAM auth token (15 minutes, new connections
     only). Set C(no_log) on the task when you ask for one.
 options:
@@ -74,10 +84,16 @@ port:
   returned: always
   type: int
 resource_id:
-  description: DbiResourceId or DbClusterResourceId.
+  description:
+    - The id the connect ARN names, DbiResourceId (C(db-...)), or for Aurora (a cluster or one
+      of its instances) the cluster's DbClusterResourceId (C(cluster-...)).
   returned: always
   type: str
   sample: db-ABCDEFGHIJKLMNOPQRSTUVWXY
+aurora_cluster:
+  description: The Aurora cluster whose resource id and IAM flag an instance's facts use.
+  returned: always (null unless db_instance_identifier is an Aurora cluster member)
+  type: str
 connect_arn:
   description: The resource ARN an IAM policy must allow for rds-db:connect.
   returned: always
@@ -88,14 +104,35 @@ connect_allowed:
   returned: when principal_arn is given
   type: bool
 decision:
-  description: V(allowed), V(explicit_deny), V(implicit_deny) or V(undecided).
+  description: V(allowed), V(denied) (explicitly or implicitly) or V(undecided).
   returned: when principal_arn is given
   type: str
+  choices: [allowed, denied, undecided]
+reasons:
+  description:
+    - What could not be decided, when RV(decision) is V(undecided); empty otherwise.
+    - V(condition), V(policy_variable), V(not_action), V(not_resource),
+      V(wildcard_across_segments), V(wildcard_in_service) (statements),
+      V(permissions_boundary), V(scp), V(session_policy), V(cross_account) (what could
+      take an Allow away), V(missing_context_values), V(simulator_decision) (the simulator),
+      V(principal_in_other_account), V(policies_unreadable), V(listing_incomplete) (reading
+      the policies).
+  returned: when principal_arn is given
+  type: list
+  elements: str
+  sample: [permissions_boundary]
 statements:
-  description: The policy statements behind the decision.
+  description:
+    - The policy statements behind the decision (C(policy), C(sid), C(effect); C(undecided)
+      lists a statement's own reasons).
   returned: when principal_arn is given
   type: list
   elements: dict
+notes:
+  description: How the decision was reached, in words.
+  returned: when principal_arn is given
+  type: list
+  elements: str
 method:
   description: V(simulate_principal_policy) or V(local_evaluation).
   returned: when principal_arn is given
@@ -124,6 +161,9 @@ def run(module: AnsibleModule) -> dict:
     if not result["iam_enabled"]:
         module.warn("IAM database authentication is disabled on this database: tokens are "
                     "refused whatever the policies say")
+    if result.get("decision") == "undecided":
+        module.warn(f"whether {params['principal_arn']} may rds-db:connect could not be "
+                    f"decided ({', '.join(result.get('reasons') or [])}); see notes")
     if params["generate_token"] is not None:
         host = params["generate_token"].get("host") or result["endpoint"]
         port = params["generate_token"].get("port") or result["port"]

@@ -9,7 +9,7 @@ short_description: Write a runbook's report (JSON and Markdown) and hand its ver
 version_added: 0.1.0
 description:
   - Runs on the controller (an action plugin; no module process). Writes
-    C(<dir>/<host>/<runbook>.json) and C(<runbook>.md), returns a short summary to print,
+    C(<dir>/<host directory>/<runbook>.json) and C(<runbook>.md), returns a short summary to print,
     and attaches the verdict and finding ids to the play stats (as M(ansible.builtin.set_stats)
     would), so AWX workflow nodes can branch on them.
   - The report is the JSON of DESIGN section 4, C({runbook, target, generated_at, verdict,
@@ -17,6 +17,19 @@ description:
     only what the modules return, and the modules return no secret.
   - Reports are written in check mode too. They are the runbook's output, not a change to
     the systems it looks at.
+  - The host directory's name is P(credops.pgauth.report_host_dir#filter) of the host name.
+    That is the name itself when it is made only of lower-case letters, digits and C(_),
+    C(.), C(@), C(:) and C(-) (and does not start with C(.) or C(-), holds no C(..), is at
+    most 128 characters long and does not end like a hashed name), otherwise a readable form
+    followed by C(-) and 8 hexadecimal digits of the SHA-256 of the exact name (C(db 1)
+    becomes C(db_1-4e0107b2)). No two host names share a directory, and a name is never a
+    path.
+  - The host directory is refused when it is a symlink or not a directory (the runbooks run
+    as root); files are written to a new file and renamed over the old one, never through a
+    symlink. O(dir) itself may be a symlink.
+  - In the Markdown, text that came from logs, stores, servers or the inventory is escaped,
+    or set in code spans and fences longer than any run of backticks in it, and kept on one
+    line, so it cannot close a code block or add HTML or links.
 options:
   runbook:
     description: The runbook the report is for; also the files' base name.
@@ -47,7 +60,9 @@ options:
     type: path
     default: ./pgauth-reports
   host:
-    description: The subdirectory's name. Defaults to C(inventory_hostname).
+    description:
+      - The host the report is for; its subdirectory's name is made from it as described
+        above. Defaults to C(inventory_hostname).
     type: str
 extends_documentation_fragment:
   - credops.pgauth.attributes

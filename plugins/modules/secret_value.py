@@ -69,8 +69,10 @@ extends_documentation_fragment:
   - credops.pgauth.attributes
   - credops.pgauth.attributes.change_module
 notes:
-  - Secrets Manager writes use a deterministic C(ClientRequestToken), so a retried write does
-    not create a second version.
+  - Secrets Manager writes use a random C(ClientRequestToken) (botocore resends it on its own
+    retries), and a write first reads the stage; if it already holds this value, no second
+    version is made. A version id is never derived from the value, which would let anyone
+    who can call DescribeSecret test password guesses offline.
   - KV v2 writes use check-and-set; a concurrent change makes the task fail, naming the store.
 author:
   - credops maintainers (@credops)

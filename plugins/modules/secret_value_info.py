@@ -25,6 +25,10 @@ options:
     description:
       - Key for C(password_fingerprint), an HMAC-SHA256 of the password. Use one random key
         for all the stores you compare in a run; without it no fingerprint is returned.
+      - Whoever knows the key can test password guesses against a fingerprint offline, so
+        the key must be random, made for the run and kept secret (never written in a
+        playbook); at least 32 characters, such as
+        C({{ lookup('ansible.builtin.password', '/dev/null', chars=['hexdigits'], length=64) }}).
     type: str
   include_password:
     description:
@@ -140,8 +144,18 @@ def main() -> None:
     run_module(module, run, "")
 
 
+# a key shorter than this is a word someone chose, not a random one made for the run
+MIN_FINGERPRINT_KEY = 32
+
+
 def run(module: AnsibleModule) -> dict:
     params = module.params
+    key = params["fingerprint_key"]
+    if key is not None and (len(key) < MIN_FINGERPRINT_KEY or len(set(key)) < 8):
+        module.fail_json(msg=f"fingerprint_key must be a random key of at least "
+                             f"{MIN_FINGERPRINT_KEY} characters made for this run: with a key "
+                             "that can be guessed, the fingerprint lets anyone test password "
+                             "guesses offline")
     try:
         store = Store(params["store"], params)
         return {"changed": False, **describe(store, params["stage"], params["fingerprint_key"],

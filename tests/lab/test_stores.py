@@ -56,7 +56,7 @@ def test_secrets_manager_retried_write_makes_one_version(options, lab):
     store.write(store.plan_write({"username": "a", "password": "one-Pw-11"}))
     plan = store.plan_write({"password": "two-Pw-22"})
     first = store.write(plan)
-    again = store.write(plan)  # a retry after a lost response: same token, same version
+    again = store.write(plan)  # retried after a lost response: the stage holds it already
     assert first == again
     versions = lab_client(lab, "secretsmanager").list_secret_version_ids(
         SecretId=spec["secret_id"])["Versions"]

@@ -8,6 +8,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lab"))
 
-from labfixtures import admin, iam_lab, lab, temp_role  # noqa: E402
+from labfixtures import admin, iam_lab, lab, temp_role, vault  # noqa: E402
 
-__all__ = ["admin", "iam_lab", "lab", "temp_role"]
+__all__ = ["admin", "iam_lab", "lab", "temp_role", "vault"]

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import re
 import string
+import time
 from collections import Counter
 
 import pytest
@@ -28,6 +29,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
     parse_dsn,
     same_value,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.hba_redact import redact_hba_rule
 from ansible_collections.credops.pgauth.plugins.module_utils.logscan import (
     Scanner,
     parse_since,
@@ -397,7 +399,10 @@ def log_streams(draw):
                     reasons[user, "store_password_mismatch"] += 1
             elif detail is not None:
                 lines.append(maker("DETAIL", detail[0].format(user=user), pid, user))
-                reasons[user, detail[1]] += 1
+                # PostgreSQL gives a reason only with a failed password or PAM exchange; a
+                # DETAIL after any other FATAL is not that FATAL's and must not count
+                if category in ("password_failed", "pam_failed"):
+                    reasons[user, detail[1]] += 1
         elif kind == "success":
             lines.append(maker("LOG", "connection authorized: user=app database=appdb", pid,
                                user))
@@ -516,6 +521,75 @@ def test_redact_removes_passwords_in_every_known_form(secret, form, prefix):
                              "postgresql://app:{left}@{mark}@db/appdb"]))
 def test_redact_sql_escaped_and_unencoded_url_passwords(left, form):
     assert MARK not in redact(form.format(left=left, mark=MARK))
+
+
+# fixed texts of the messages the scanner reads: lines made of them are what made the old
+# patterns try every (start, separator, quote) combination
+FRAGMENTS = [', user "', '", database "', '"', ", ", 'for user "', 'for role "', 'Role "',
+             '" does not exist', "Connection matched pg_hba.conf line 1: ", "postgres://a:",
+             "PASSWORD ", "password=", "$a$", "'", "''", "\\", "@", " FATAL:  ", "x", " "]
+
+
+@QUICK
+@given(parts=st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=12),
+       start=st.sampled_from(["password authentication failed for user \"",
+                              "no pg_hba.conf entry for host \"h\", user \"",
+                              'invalid value for parameter "replication": "', ""]),
+       maker=st.sampled_from(sorted(LINE_MAKERS)))
+def test_scanning_a_long_crafted_line_takes_linear_time(parts, start, maker):
+    unit = "".join(parts)
+    crafted = start + unit * (15000 // len(unit))
+    scanner = Scanner()
+    began = time.process_time()
+    scanner.feed(LINE_MAKERS[maker]("FATAL", crafted, 7, "u"))
+    scanner.feed(LINE_MAKERS[maker]("DETAIL", unit * (15000 // len(unit)), 7, "u"))
+    redact(crafted)
+    # linear: a few ms; the old patterns took seconds to hours on such lines
+    assert time.process_time() - began < 0.5
+
+
+@FUZZ
+@given(user=role_names, maker=st.sampled_from(sorted(LINE_MAKERS)),
+       other=st.sampled_from(["pid", "stamp", "line between"]),
+       detail=st.sampled_from(DETAILS))
+def test_a_detail_of_another_message_never_counts(user, maker, other, detail):
+    make = LINE_MAKERS[maker]
+    lines = [make("FATAL", FATAL_TEMPLATES[0][0].format(user=user), 7, user)]
+    if other == "pid":
+        lines.append(make("DETAIL", detail[0].format(user=user), 8, user))
+    elif other == "stamp":
+        lines.append(make("DETAIL", detail[0].format(user=user), 7, user,
+                          stamp="2026-11-22 06:50:30 UTC"))
+    else:
+        lines.append(make("LOG", "pam_authenticate failed: x", 7, user))
+        lines.append(make("DETAIL", detail[0].format(user=user), 7, user))
+    scanner = Scanner()
+    for line in lines:
+        scanner.feed(line)
+    assert scanner.result()["roles"][user]["by_reason"] == {}
+
+
+hba_char = st.one_of(st.sampled_from(list(' ,#"=\'\t')), printable_char)
+hba_secret = st.builds(lambda left, right: left + MARK + right,
+                       st.text(hba_char, max_size=10), st.text(hba_char, max_size=10))
+
+
+@FUZZ
+@given(secret=hba_secret, option=st.sampled_from(["ldapbindpasswd", "radiussecrets",
+                                                  "radiussecret"]),
+       before=st.sampled_from(["", "ldapserver=h ", "ldapserver=h,", '"ldapbinddn=cn=a b" ']),
+       after=st.sampled_from(["", " ldaptls=1", ",ldaptls=1", "  # a comment"]),
+       quoted=st.booleans())
+def test_redact_hba_rule_never_leaves_a_secret(secret, option, before, after, quoted):
+    # pg_hba.conf quoting: a value with a blank, ',', '#' or '"' is quoted, '"' doubled;
+    # unquoted, the server would cut the value there (and reject the line), but the logged
+    # line is still all there
+    value = f'"{secret.replace(chr(34), chr(34) * 2)}"' if quoted else secret
+    rule = f"host all all 0.0.0.0/0 ldap {before}{option}={value}{after}"
+    redacted = redact_hba_rule(rule)
+    if quoted or not any(char in secret for char in ' \t#"'):
+        assert MARK not in redacted, redacted
+    assert redact_hba_rule(redacted) == redacted
 
 
 # -- 3. store value formats --------------------------------------------------------------------

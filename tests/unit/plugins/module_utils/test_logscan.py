@@ -5,11 +5,14 @@ import datetime as dt
 
 import pytest
 
+from ansible_collections.credops.pgauth.plugins.module_utils import logscan
 from ansible_collections.credops.pgauth.plugins.module_utils.logscan import (
+    LINE_LIMIT,
     Scanner,
     parse_since,
     redact,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.logsources import file_lines
 
 LAB = """\
 2026-11-22 06:50:29.075 UTC [3148] [unknown]@[unknown] LOG:  connection received: host=127.0.0.1 port=42378
@@ -88,8 +91,9 @@ def test_iam_verifier_log():
 
 
 def test_samples_are_redacted():
-    text = ("2026-11-22 06:50:29.084 UTC [1] a@b FATAL:  password authentication failed for "
-            'user "a" X-Amz-Signature=abcdef0123 postgresql://a:hunter2@h/d\n')
+    # a client that passed a presigned URL and a connection URL as its database name
+    text = ("2026-11-22 06:50:29.084 UTC [1] a@X-Amz-Signature=abcdef0123 postgresql://a:hunter2@h/d"
+            ' FATAL:  password authentication failed for user "a"\n')
     sample = scan(text)["roles"]["a"]["samples"][0]
     assert "abcdef0123" not in sample and "hunter2" not in sample
     assert redact("PASSWORD 'SCRAM-SHA-256$4096:abc'") == "PASSWORD ********"
@@ -180,3 +184,165 @@ def test_since_too_far_back_is_a_value_error(text):
 def test_redact_keeps_the_words_of_a_failed_login():
     line = 'FATAL:  password authentication failed for user "app"'
     assert redact(line) == line
+
+
+# -- which DETAIL belongs to which FATAL ------------------------------------------------------
+
+def lab_line(pid: int, level: str, msg: str, stamp: str = "2026-11-22 06:50:29.084") -> str:
+    return f"{stamp} UTC [{pid}] app@appdb {level}:  {msg}\n"
+
+
+FAILED = 'password authentication failed for user "app"'
+MISSING = 'Role "app" does not exist.'
+
+
+@pytest.mark.parametrize(("lines", "reasons"), [
+    # the same process and timestamp, next line of the process: its reason
+    ([lab_line(1, "FATAL", FAILED), lab_line(1, "DETAIL", MISSING)], {"role_missing": 1}),
+    # lines of other processes in between do not matter
+    ([lab_line(1, "FATAL", FAILED), lab_line(2, "LOG", "connection authorized: user=x"),
+      lab_line(1, "DETAIL", MISSING)], {"role_missing": 1}),
+    # another timestamp: another message (a reused pid, or a forged line)
+    ([lab_line(1, "FATAL", FAILED), lab_line(1, "DETAIL", MISSING, "2026-11-22 06:50:29.085")],
+     {}),
+    # another line of the process in between ends the wait
+    ([lab_line(1, "FATAL", FAILED), lab_line(1, "LOG", "pam_authenticate failed: x"),
+      lab_line(1, "DETAIL", MISSING)], {}),
+    # one DETAIL per FATAL
+    ([lab_line(1, "FATAL", FAILED), lab_line(1, "DETAIL", MISSING),
+      lab_line(1, "DETAIL", 'User "app" has an expired password.')], {"role_missing": 1}),
+    # PostgreSQL explains no connection limit with a DETAIL: one after it is not its reason
+    ([lab_line(1, "FATAL", 'too many connections for role "app"'),
+      lab_line(1, "DETAIL", MISSING)], {}),
+])
+def test_a_detail_counts_only_for_its_own_fatal(lines, reasons):
+    assert scan("".join(lines))["roles"]["app"]["by_reason"] == reasons
+
+
+def test_continuation_lines_count_only_after_a_detail_line():
+    text = (lab_line(1, "FATAL", FAILED) + lab_line(1, "DETAIL", MISSING)
+            + '\tConnection matched pg_hba.conf line 6: "host all all 0.0.0.0/0 scram-sha-256"\n'
+            # a user name with a line break: the rest of its FATAL is no DETAIL of process 1
+            + "2026-11-22 06:50:30.000 UTC [2] \n"
+            + 'x@appdb FATAL:  password authentication failed for user "\n'
+            + '\tConnection matched pg_hba.conf line 1: "host all all 0.0.0.0/0 trust"\n')
+    roles = scan(text)["roles"]
+    assert roles["app"]["hba_lines"] == {"line 6: host all all 0.0.0.0/0 scram-sha-256": 1}
+    assert roles["app"]["by_reason"] == {"role_missing": 1}
+
+
+def test_a_fatal_that_only_contains_the_words_of_one_is_none():
+    # what an unauthenticated client gets logged with replication=<anything>
+    line = lab_line(1, "FATAL", 'invalid value for parameter "replication": "password '
+                    'authentication failed for user "app""')
+    assert scan(line)["failures"] == 0
+
+
+def test_a_role_name_cut_by_a_line_break_is_counted_as_unreadable():
+    result = scan(lab_line(1, "FATAL", 'password authentication failed for user "app')
+                  + '\tmore"\n')
+    assert result["roles"] == {} and result["failures"] == 0
+    assert result["dropped"]["unreadable_events"] == 1 and result["truncated"] is True
+
+
+def test_tls_required_is_read_after_the_names():
+    # a role named "SSL off" is no TLS problem
+    msg = ('pg_hba.conf rejects connection for host "10.0.0.7", user "SSL off", database "d", '
+           'SSL encryption')
+    assert scan(lab_line(1, "FATAL", msg))["roles"]["SSL off"]["by_category"] == {"hba_reject": 1}
+
+
+def test_ldap_and_radius_failures_with_their_masked_hba_lines():
+    text = (lab_line(1, "FATAL", 'LDAP authentication failed for user "app"')
+            + lab_line(1, "DETAIL", 'Connection matched pg_hba.conf line 2: "host all app '
+                       '0.0.0.0/0 ldap ldapserver=h ldapbindpasswd=hunter2"')
+            + lab_line(2, "FATAL", 'RADIUS authentication failed for user "app"')
+            + lab_line(2, "DETAIL", 'Connection matched pg_hba.conf line 3: "host all app '
+                       '0.0.0.0/0 radius radiusservers=r radiussecrets=hunter3"'))
+    stats = scan(text)["roles"]["app"]
+    assert stats["by_category"] == {"ldap_failed": 1, "radius_failed": 1}
+    assert stats["hba_lines"] == {
+        "line 2: host all app 0.0.0.0/0 ldap ldapserver=h ldapbindpasswd=********": 1,
+        "line 3: host all app 0.0.0.0/0 radius radiusservers=r radiussecrets=********": 1}
+    assert stats["by_reason"] == {}  # a wrong password is a password login's reason only
+
+
+# -- bounds -----------------------------------------------------------------------------------
+
+def test_roles_beyond_the_bound_are_counted_not_kept(monkeypatch):
+    monkeypatch.setattr(logscan, "MAX_ROLES", 3)
+    text = "".join(lab_line(i, "FATAL", f'password authentication failed for user "r{i}"')
+                   for i in range(5))
+    result = scan(text)
+    assert sorted(result["roles"]) == ["r0", "r1", "r2"]
+    assert result["failures"] == 5
+    assert result["dropped"]["role_events"] == 2 and result["truncated"] is True
+
+
+def test_a_name_longer_than_any_role_is_not_kept():
+    result = scan(lab_line(1, "FATAL", f'password authentication failed for user "{"r" * 300}"'))
+    assert result["roles"] == {} and result["dropped"]["role_events"] == 1
+
+
+def test_reasons_per_role_are_bounded(monkeypatch):
+    monkeypatch.setattr(logscan, "KEY_LIMIT", 2)
+    text = "".join(lab_line(i, "FATAL", FAILED)
+                   + lab_line(i, "DETAIL", f'Connection matched pg_hba.conf line {i}: "rule {i}"')
+                   for i in range(1, 5))
+    result = scan(text)
+    assert len(result["roles"]["app"]["hba_lines"]) == 2
+    assert result["dropped"]["reason_keys"] == 2
+    assert result["roles"]["app"]["failures"] == 4
+
+
+def test_waiting_fatals_are_bounded_and_expire(monkeypatch):
+    monkeypatch.setattr(logscan, "PENDING_LIMIT", 3)
+    # five at once: two dropped while they could still get a DETAIL
+    text = "".join(lab_line(i, "FATAL", FAILED) for i in range(5))
+    result = scan(text)
+    assert result["dropped"]["pending_events"] == 2
+    # one a minute: none is waiting any more when the next comes, so none is dropped
+    text = "".join(lab_line(i, "FATAL", FAILED, f"2026-11-22 06:{i:02d}:29.084")
+                   for i in range(5))
+    assert scan(text)["dropped"]["pending_events"] == 0
+
+
+def test_samples_are_cut():
+    line = lab_line(1, "FATAL", FAILED).replace("app@appdb", "app@" + "d." * 2500)
+    (sample,) = scan(line)["roles"]["app"]["samples"]
+    assert len(sample) < 1100 and sample.endswith("...[cut]")
+
+
+def test_a_line_over_the_bound_is_counted_and_not_read():
+    long = lab_line(1, "FATAL", FAILED).replace("app@appdb", "app@" + "d" * LINE_LIMIT)
+    result = scan(long + lab_line(1, "DETAIL", MISSING))
+    assert result["roles"] == {} and result["lines_scanned"] == 2
+    assert result["dropped"]["long_lines"] == 1
+
+
+def test_file_lines_cut_a_long_line_and_skip_its_rest(tmp_path):
+    forged = lab_line(9, "FATAL", 'password authentication failed for user "forged"')
+    path = tmp_path / "postgresql.log"
+    path.write_text("x" * (LINE_LIMIT + 1) + forged.rstrip("\n") + "y" * 40000 + "\n"
+                    + lab_line(1, "FATAL", FAILED))
+    lines = list(file_lines(str(path), None))
+    assert len(lines) == 2 and len(lines[0]) == LINE_LIMIT + 1 and lines[1].startswith("2026")
+    result = scan("".join(lines[:1]) + "\n" + lines[1])
+    assert list(result["roles"]) == ["app"] and result["dropped"]["long_lines"] == 1
+
+
+def test_file_lines_keep_a_line_of_exactly_the_bound(tmp_path):
+    path = tmp_path / "postgresql.log"
+    path.write_text("a" * LINE_LIMIT + "\nb\n")
+    assert [len(line) for line in file_lines(str(path), None)] == [LINE_LIMIT + 1, 2]
+
+
+@pytest.mark.parametrize("statement", [
+    "ALTER ROLE app PASSWORD U&'SECRET'", "ALTER ROLE app PASSWORD N'SECRET'",
+    "ALTER ROLE app PASSWORD /* c */ 'SECRET'", "ALTER ROLE app PASSWORD -- c\n'SECRET'",
+    "ALTER ROLE app PASSWORD $a$SEC$b$SECRET$a$", "ALTER ROLE app PASSWORD'SECRET'",
+    "ALTER ROLE app PASSWORD 'SEC'\n  'SECRET'", "ldap passwd=SECRET",
+])
+def test_redact_sql_literal_forms(statement):
+    assert "SECRET" not in redact(statement)
+    assert redact(redact(statement)) == redact(statement)

@@ -4,9 +4,14 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
+    NO_PASSFILE,
     classify_login_error,
     connect_kwargs,
+    effective_sslmode,
+    explain_cleartext_refusal,
     first_fatal,
+    login_kwargs,
+    transport_guard,
 )
 
 PREFIX = 'connection to server at "127.0.0.1", port 55432 failed: '
@@ -66,13 +71,66 @@ def test_first_fatal_strips_client_prefix_and_keeps_first_line():
     assert first_fatal(message) == 'PAM authentication failed for user "iamu"'
 
 
-def test_connect_kwargs_override_and_drop_empty():
-    params = {"login_host": "db", "login_port": 5432, "login_user": "admin",
-              "login_password": "pw", "login_db": None, "login_unix_socket": None,
-              "ssl_mode": "verify-full", "ssl_rootcert": "/ca.pem", "connect_timeout": 3}
-    kwargs = connect_kwargs(params, password="candidate", user="app")
-    assert kwargs["user"] == "app" and kwargs["password"] == "candidate"
+PARAMS = {"login_host": "db", "login_port": 5432, "login_user": "admin",
+          "login_password": "pw", "login_db": None, "login_unix_socket": None,
+          "ssl_mode": "verify-full", "ssl_rootcert": "/ca.pem", "connect_timeout": 3}
+
+
+def test_connect_kwargs_is_the_admin_login():
+    kwargs = connect_kwargs(PARAMS)
+    assert kwargs["user"] == "admin" and kwargs["password"] == "pw"
     assert kwargs["dbname"] == "postgres" and kwargs["host"] == "db"
     assert "login_db" not in kwargs and kwargs["connect_timeout"] == 3
-    socket = connect_kwargs({**params, "login_unix_socket": "/run/pg"})
+    socket = connect_kwargs({**PARAMS, "login_unix_socket": "/run/pg"})
     assert socket["host"] == "/run/pg" and socket["user"] == "admin"
+
+
+@pytest.mark.parametrize("password", [None, ""])
+def test_login_kwargs_never_fall_back_to_the_admin_secret(password):
+    kwargs = login_kwargs(PARAMS, "app", password)
+    assert kwargs["user"] == "app"
+    # an empty password, not a missing one (libpq would take PGPASSWORD), and no .pgpass
+    assert kwargs["password"] == "" and kwargs["passfile"] == NO_PASSFILE
+    assert "pw" not in kwargs.values()
+
+
+@pytest.mark.parametrize("sslmode, rootcert, expected", [
+    (None, None, "prefer"), (None, "/ca.pem", "verify-full"), ("require", "/ca.pem", "require"),
+    ("disable", None, "disable"), ("verify-full", None, "verify-full")])
+def test_effective_sslmode(sslmode, rootcert, expected):
+    assert effective_sslmode(sslmode, rootcert) == expected
+
+
+# (sslmode, host, auth, opt out) -> require_auth set, warning given
+GUARD_TABLE = [
+    ("verify-full", "db", "password", False, None, False),
+    ("verify-full", "db", "iam", False, None, False),
+    ("verify-full", "/run/pg", "password", False, "!password,!md5", False),
+    ("verify-full", "@abstract", "password", False, "!password,!md5", False),
+    ("verify-full", "db,/tmp", "password", False, "!password,!md5", False),
+    ("verify-full", None, "password", False, "!password,!md5", False),
+    ("require", "db", "password", False, "!password,!md5", False),
+    ("prefer", "db", "password", False, "!password,!md5", False),
+    ("disable", "db", "password", True, "!password,!md5", False),
+    ("verify-ca", "db", "iam", False, "!password,!md5", False),
+    ("require", "db", "iam", False, "!password,!md5", False),
+    ("require", "db", "iam", True, None, True),
+    ("prefer", "db", "iam", True, None, True),
+]
+
+
+@pytest.mark.parametrize("sslmode, host, auth, opt_out, require_auth, warned", GUARD_TABLE)
+def test_transport_guard(sslmode, host, auth, opt_out, require_auth, warned):
+    kwargs, warning = transport_guard({"sslmode": sslmode, "host": host}, auth, opt_out)
+    assert kwargs.get("require_auth") == require_auth
+    assert bool(warning) == warned
+
+
+def test_the_cleartext_refusal_is_explained_and_classified():
+    message = ('connection to server at "db" (10.0.0.1), port 5432 failed: authentication '
+               'method requirement "!password,!md5" failed: server requested a cleartext '
+               'password')
+    assert classify_login_error(message, "iam") == ("iam_tls_missing", None)
+    assert classify_login_error(message, "password") == ("login_failed", None)
+    assert "was not sent" in explain_cleartext_refusal(message, "password")
+    assert explain_cleartext_refusal("password authentication failed", "password") is None

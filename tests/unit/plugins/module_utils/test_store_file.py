@@ -4,10 +4,15 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ansible_collections.credops.pgauth.plugins.module_utils.store import Store, StoreError
+from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+    Store,
+    StoreError,
+    StoreValueError,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.store_file import (
     FileBackend,
     dotenv_get,
+    dotenv_lines,
     dotenv_quote,
     dotenv_set,
     dotenv_unquote,
@@ -129,3 +134,52 @@ def test_yaml_edit_skips_a_same_named_key_of_a_sibling():
     text = "a0: '0'\nb:\n  a: '0'  # nested\n  b: null\na: 0  # top\n"
     edited = yaml_set_in_place(text, ["a"], "new")
     assert edited == "a0: '0'\nb:\n  a: '0'  # nested\n  b: null\na: new  # top\n"
+
+
+DUPLICATED = "A=1\nDATABASE_URL=first-secret\n# note\nexport DATABASE_URL='last-secret'\n"
+
+
+def _dotenv_store(path, **extra) -> FileBackend:
+    return FileBackend({"name": "app-env", "type": "file", "path": str(path), "format": "dotenv",
+                        "key": "DATABASE_URL", **extra}, {})
+
+
+def test_dotenv_lines_finds_every_definition():
+    assert dotenv_lines(DUPLICATED, "DATABASE_URL") == [2, 4]
+    assert dotenv_lines(DUPLICATED, "A") == [1]
+    assert dotenv_lines("# DATABASE_URL=x\n", "DATABASE_URL") == []
+
+
+def test_a_duplicated_dotenv_key_is_a_store_error_naming_the_lines_not_the_values(tmp_path):
+    path = tmp_path / "app.env"
+    path.write_text(DUPLICATED)
+    backend = _dotenv_store(path)
+    for action in (lambda: backend.read("current"), lambda: backend.write("new", "current", None)):
+        with pytest.raises(StoreError) as err:
+            action()
+        # not a StoreValueError: that one a rotation may replace, and this file must not be
+        assert isinstance(err.value, StoreError) and not isinstance(err.value, StoreValueError)
+        message = str(err.value)
+        assert message.startswith("store 'app-env'")
+        assert ("DATABASE_URL is defined 2 times (lines 2 and 4); bash and python-dotenv use "
+                "the last one: remove the duplicates") in message
+        assert "secret" not in message
+    assert path.read_text() == DUPLICATED
+
+
+@pytest.mark.parametrize("keep", [0, -1, True, "2"])
+def test_backup_keep_must_be_a_positive_number(keep):
+    with pytest.raises(StoreError, match="backup_keep must be"):
+        _dotenv_store("/nonexistent/app.env", backup=True, backup_keep=keep)
+
+
+def test_a_write_with_backup_keep_keeps_the_newest_copies(tmp_path):
+    path = tmp_path / "app.env"
+    path.write_text("DATABASE_URL=v0\n")
+    backend = _dotenv_store(path, backup=True, backup_keep=2)
+    for number in range(1, 5):
+        backend.write(f"v{number}", "current", None)
+        assert backend.read("current").value == f"v{number}"
+    copies = sorted(p.read_text() for p in tmp_path.iterdir() if p.name.endswith("~"))
+    assert copies == ["DATABASE_URL=v2\n", "DATABASE_URL=v3\n"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith("~")) == ["app.env"]
