@@ -18,67 +18,32 @@ the fingerprints secret_value_info returns.
 """
 from __future__ import annotations
 
-import json
 import shlex
 
-# the vars file the user gave diagnose: the fix runs with the same inputs plus extra_vars
-VARS_FILE_HINT = "@vars.yml"
-SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
-
-TITLES = {
-    "server_unreachable": "The database server cannot be reached",
-    "tls_required": "The server requires TLS for this connection and the client did not use it",
-    "no_hba_entry": "No pg_hba.conf rule accepts this connection",
-    "database_missing": "The database does not exist",
-    "role_missing": "The role does not exist",
-    "role_cannot_login": "The role is NOLOGIN",
-    "role_password_expired": "The role's password has expired (VALID UNTIL is in the past)",
-    "role_password_missing": "The role has no password",
-    "role_password_hash_incompatible": "The role's password is stored as md5, but logins "
-                                       "require SCRAM",
-    "connection_limit_reached": "The role has reached its connection limit",
-    "store_unreadable": "A secret store cannot be read",
-    "store_password_mismatch": "A store holds a password the database does not accept",
-    "stores_disagree": "The secret stores hold different passwords",
-    "store_placeholder_password": "A store holds a placeholder, not a password",
-    "store_dsn_invalid": "A DATABASE_URL cannot be parsed the same way by every client",
-    "iam_role_not_granted": "The role is not in rds_iam, so IAM tokens are compared as passwords",
-    "iam_role_blocks_password": "The role is in rds_iam, so password logins are refused",
-    "iam_disabled_on_instance": "IAM database authentication is disabled on the instance",
-    "iam_policy_denies_connect": "The application's IAM principal may not rds-db:connect as "
-                                 "this role",
-    "iam_token_stale": "IAM logins worked, then new connections fail: a token is reused",
-    "iam_tls_missing": "IAM logins need TLS and the client does not use it",
-    "auth_failures_in_logs": "The server log shows failed logins for the role",
-}
-FINDING_IDS = tuple(TITLES)
+from ansible_collections.credops.pgauth.plugins.module_utils.findings_catalogue import (
+    SEVERITY_ORDER,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.findings_catalogue import (
+    finding as _finding,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.findings_catalogue import (
+    manual as _manual,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.findings_catalogue import (
+    rotate as _rotate,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.findings_checks import (
+    conflict_findings,
+    expiry_findings,
+    invariant_findings,
+    rotation_findings,
+    target_mismatch_findings,
+)
 
 
-def fix_command(runbook: str | None, extra_vars: dict) -> str | None:
-    """The command line that applies a fix: the runbook with diagnose's vars plus extra_vars."""
-    if not runbook:
-        return None
-    command = f"ansible-playbook credops.pgauth.{runbook} -e {VARS_FILE_HINT}"
-    if extra_vars:
-        command += " -e " + shlex.quote(json.dumps(extra_vars, sort_keys=True))
-    return command
-
-
-def _finding(fid: str, severity: str, evidence: dict, fix: dict, explains=()) -> dict:
-    extra_vars = fix.get("extra_vars", {})
-    return {"id": fid, "severity": severity, "title": TITLES[fid], "evidence": evidence,
-            "fix": {"runbook": fix.get("runbook"), "extra_vars": extra_vars,
-                    "manual": fix.get("manual"),
-                    "command": fix_command(fix.get("runbook"), extra_vars)},
-            "explains": list(explains)}
-
-
-def _rotate(**extra) -> dict:
-    return {"runbook": "rotate", "extra_vars": {"pgauth_strategy": "single_user", **extra}}
-
-
-def _manual(text: str) -> dict:
-    return {"runbook": None, "manual": text}
+def quote_ident(name: str) -> str:
+    """A PostgreSQL identifier, quoted (for the statements a fix names)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def app_auth(facts: dict) -> str:
@@ -109,9 +74,31 @@ def _connection_findings(facts: dict, failed: dict) -> list[dict]:
                                "stores": failed.get("server_unreachable", [])},
                               _manual(f"Check DNS, routes and security groups to {where}; "
                                       "the server must accept TCP connections.")))
+    role, dbname = target.get("role"), target.get("dbname")
+    if "database_connect_denied" in failed:
+        grant = (f'GRANT CONNECT ON DATABASE {quote_ident(dbname or "")} TO '
+                 f'{quote_ident(role or "")}')
+        found.append(_finding("database_connect_denied", "critical",
+                              {"database": dbname, "role": role,
+                               "stores": failed["database_connect_denied"]},
+                              _manual(f"Grant the role CONNECT on the database (as its owner "
+                                      f"or an admin): {grant}",
+                                      f"psql -h {shlex.quote(str(target.get('host')))} -p "
+                                      f"{target.get('port') or 5432} -d postgres -c "
+                                      f"{shlex.quote(grant)}")))
+    if "server_too_many_clients" in failed:
+        found.append(_finding("server_too_many_clients", "critical",
+                              {"target": where, "stores": failed["server_too_many_clients"]},
+                              _manual("Every connection slot not reserved for superusers is in "
+                                      "use: find the client that holds them (pg_stat_activity "
+                                      "by client_addr and application_name), put a pooler in "
+                                      "front, or raise max_connections.")))
     advice = {
         "tls_required": "Connect with sslmode=require or stricter (verify-full with the "
                         "server's CA).",
+        "database_not_accepting": f"ALTER DATABASE {quote_ident(dbname or '')} "
+                                  "ALLOW_CONNECTIONS true (it was turned off, often for "
+                                  "maintenance or before a drop).",
         "no_hba_entry": "Add a pg_hba.conf rule for this host, user and database (on RDS: "
                         "check the parameter group and rds.force_ssl).",
         "database_missing": f"Create database {target.get('dbname')!r} or fix dbname in the "
@@ -238,15 +225,27 @@ def _store_findings(facts: dict, failed: dict) -> list[dict]:
         return target_auth == "iam" or (store.get("credential") or {}).get("auth") == "iam"
 
     probes = {probe.get("store"): probe for probe in facts.get("probes") or []}
-    found, explained = [], set()
+    found, explained = target_mismatch_findings(facts)
+    rotation, also_explained = rotation_findings(facts)
+    found += rotation
+    explained |= also_explained
     for store in stores:
         name = store.get("store")
-        if not store.get("readable", True):
+        if store.get("readable", True) and not store.get("exists", True):
+            # a typo in a path, secret id or key: there is nothing to log in with
+            found.append(_finding("store_unreadable", "critical",
+                                  {"store": name, "error": "the store holds no value: the "
+                                   "secret, path, key or file does not exist"},
+                                  _manual("Fix the store's address (secret id, path, key) or "
+                                          "restore its value.")))
+            explained.add(name)
+        elif not store.get("readable", True):
             error = store.get("error") or ""
             fid = "store_dsn_invalid" if "percent-encoded" in error or "'@'" in error \
                 else "store_unreadable"
             fix = _rotate() if fid == "store_dsn_invalid" else _manual(
-                "Restore access to the store (credentials, policy, network).")
+                "The error says what to fix: access (credentials, policy, network), or the "
+                "store's address or content.")
             found.append(_finding(fid, "critical", {"store": name, "error": error}, fix))
             explained.add(name)
         elif store.get("exists") and store.get("placeholder") and not uses_iam(store):
@@ -289,6 +288,7 @@ def diagnose(facts: dict) -> list[dict]:
     """Findings, root causes first, each with the symptoms it explains folded under it."""
     failed = _probe_categories(facts)
     candidates = (_connection_findings(facts, failed) + _role_findings(facts, failed)
+                  + expiry_findings(facts) + conflict_findings(facts)
                   + _iam_findings(facts, failed) + _store_findings(facts, failed)
                   + _log_findings(facts))
     roots: list[dict] = []
@@ -301,6 +301,9 @@ def diagnose(facts: dict) -> list[dict]:
             roots.append(finding)
     for finding in roots:
         finding.setdefault("folded", [])
+    for finding in invariant_findings(facts, roots):
+        finding["folded"] = []
+        roots.append(finding)
     return sorted(roots, key=lambda f: SEVERITY_ORDER[f["severity"]])
 
 

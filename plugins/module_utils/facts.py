@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError
+from ansible_collections.credops.pgauth.plugins.module_utils.conflicts import other_rotators
 from ansible_collections.credops.pgauth.plugins.module_utils.logsources import (
     LogSourceError,
     scan_logs,
@@ -26,7 +27,12 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
     probe,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.pg_info import gather
+from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import fetch_role
 from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import iam_facts
+from ansible_collections.credops.pgauth.plugins.module_utils.scram import (
+    hash_type,
+    verify_password,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.secret_ops import describe
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     Store,
@@ -59,8 +65,26 @@ def store_part(spec: dict, params: dict, fingerprint_key: str) -> dict:
                 "error": str(err)}
 
 
-def probe_part(spec: dict, params: dict, hide) -> dict:
-    """pg_login_probe with the store's credential, the way the application logs in."""
+PENDING_TYPES = ("aws_secretsmanager", "vault_kv2", "vault_kv1")
+
+
+def _whitespace(password: str) -> dict | None:
+    """Which end of a password has whitespace, and what kind: never the value."""
+    stripped = password.strip()
+    if not password or stripped == password:
+        return None
+    ends = [end for end, edge in (("leading", password[:len(password) - len(password.lstrip())]),
+                                  ("trailing", password[len(password.rstrip()):])) if edge]
+    edges = password[:len(password) - len(password.lstrip())] + password[len(password.rstrip()):]
+    kinds = sorted({"newline" if char in "\r\n" else "tab" if char == "\t" else "space"
+                    if char == " " else "other" for char in edges})
+    return {"ends": ends, "characters": kinds}
+
+
+def probe_part(spec: dict, params: dict, hide, candidates: dict) -> dict:
+    """pg_login_probe with the store's credential, the way the application logs in.  When it
+    fails: the pending value's login too (a rotation that died before promote), and a
+    password padded with whitespace is noted in candidates (checked once, by gather_facts)."""
     name = spec.get("name") or spec.get("type")
     try:
         login = with_store_credential(params, {"store": spec, "stage": "current"}, hide)
@@ -69,7 +93,48 @@ def probe_part(spec: dict, params: dict, hide) -> dict:
                 "message": str(err), "probed": False}
     result = probe(login, login["user"], login.get("password")).as_dict()
     result.pop("authenticated", None)
-    return {"store": name, "probed": True, **result}
+    out = {"store": name, "probed": True, **result}
+    if result["ok"]:
+        return out
+    padded = _whitespace(login.get("password") or "")
+    if padded and result["category"] == "store_password_mismatch":
+        out["whitespace"] = padded
+        candidates[name] = (login, login["password"].strip())
+    if spec.get("type") in PENDING_TYPES:
+        try:
+            pending = with_store_credential(params, {"store": spec, "stage": "pending"}, hide)
+        except StoreError:
+            return out  # no pending value: nothing was interrupted
+        tried = probe(pending, pending["user"], pending.get("password"))
+        out["pending"] = {"ok": tried.ok, "category": tried.category}
+    return out
+
+
+def check_stripped(params: dict, candidates: dict, probes: list[dict]) -> None:
+    """For each padded password: does the stripped one match the role's SCRAM verifier (read
+    from pg_authid, no login), or, where that is hidden, log in?  Sets stripped_matches."""
+    if not candidates:
+        return
+    verifier = None
+    try:
+        conn = admin_connect(params)
+        try:
+            state = fetch_role(conn.cursor(), params["role"])
+            verifier = state.stored_password if state.authid_readable else None
+        finally:
+            conn.close()
+    except PgError:
+        pass
+    for found in probes:
+        if found["store"] not in candidates:
+            continue
+        login, stripped = candidates[found["store"]]
+        if verifier is not None and hash_type(verifier) == "scram":
+            found["whitespace"]["stripped_matches"] = verify_password(stripped, verifier)
+            found["whitespace"]["checked_by"] = "pg_authid"
+        else:
+            found["whitespace"]["stripped_matches"] = probe(login, login["user"], stripped).ok
+            found["whitespace"]["checked_by"] = "login"
 
 
 def _timed(timings: dict, label: str, work, *args):
@@ -88,6 +153,7 @@ def gather_facts(params: dict, hide) -> dict:
     # the log scan stops where this run starts: its own probes are not the incident
     started = dt.datetime.now(dt.timezone.utc)
     stores, timings, errors = params.get("stores") or [], {}, []
+    candidates: dict = {}  # store -> (login, stripped password): never returned
     # the application's login: the admin's user, password and IAM choice do not apply
     probe_params = {**params, "user": params["role"], "login_user": None, "login_password": None,
                     "login_db": params.get("dbname") or params.get("login_db"),
@@ -97,8 +163,10 @@ def gather_facts(params: dict, hide) -> dict:
         infos = [pool.submit(_timed, timings, f"store:{index}", store_part, spec, params, key)
                  for index, spec in enumerate(stores)]
         probes = ([pool.submit(_timed, timings, f"probe:{index}", probe_part, spec,
-                               probe_params, hide)
+                               probe_params, hide, candidates)
                    for index, spec in enumerate(stores)] if params.get("probe", True) else [])
+        rotators = pool.submit(_timed, timings, "rotators", other_rotators, stores, params,
+                               params["role"])
         iam = logs = None
         if params.get("db_instance_identifier") or params.get("db_cluster_identifier"):
             iam = pool.submit(_timed, timings, "iam", iam_facts, params,
@@ -119,8 +187,16 @@ def gather_facts(params: dict, hide) -> dict:
                 facts[part] = future.result()
             except GATHER_ERRORS as err:
                 errors.append(f"{part}: {err}")
+    facts["rotators"], rotator_errors = rotators.result()
+    # a store that cannot be read is its own finding: its rotator check adds nothing
+    unread = tuple(f"store {store['store']!r}" for store in facts["stores"]
+                   if not store.get("readable", True))
+    errors += [error for error in rotator_errors if not unread or not error.startswith(unread)]
+    check_stripped(params, candidates, facts["probes"])
     facts["errors"] = errors
     facts["timings"] = timings
+    # the findings compare VALID UNTIL with this, not with the time they are computed
+    facts["gathered_at"] = started.isoformat(timespec="seconds")
     # an opted-out IAM login over unverified TLS says so in the output and the report
     facts["warnings"] = sorted({probe["warning"] for probe in facts["probes"]
                                 if probe.get("warning")})

@@ -240,9 +240,15 @@ LOGIN_RULES: tuple[LoginRule, ...] = (
               "28000"),
     LoginRule(r"no pg_hba\.conf entry|pg_hba\.conf rejects connection", "no_hba_entry", "28000"),
     LoginRule(r"database \".*\" does not exist", "database_missing", "3D000"),
+    LoginRule(r"permission denied for database|does not have CONNECT privilege",
+              "database_connect_denied", "42501"),
+    LoginRule(r"is not currently accepting connections", "database_not_accepting", "55000"),
     LoginRule(r"too many connections for role", "connection_limit_reached", "53300"),
     LoginRule(r"too many clients already|remaining connection slots are reserved",
-              "connection_limit_reached", "53300"),
+              "server_too_many_clients", "53300"),
+    LoginRule(r"the database system is (starting up|shutting down|in recovery mode|"
+              r"not yet accepting connections|not accepting connections)",
+              "server_unreachable", "57P03"),
     LoginRule(r"server does not support SSL", "tls_required", "08P01"),
     LoginRule(r"certificate verify failed|SSL error|root certificate file|"
               r"server certificate for .* does not match", "tls_required", "08006"),
@@ -265,7 +271,7 @@ def classify_login_error(message: str, auth: str = "password") -> tuple[str, str
 # Failures PostgreSQL reports only after the password was accepted: they prove it right.
 _AFTER_AUTHENTICATION = re.compile(
     r"is not permitted to log in|too many connections for role|database \".*\" does not exist|"
-    r"permission denied for database", re.IGNORECASE)
+    r"permission denied for database|is not currently accepting connections", re.IGNORECASE)
 
 
 def password_was_accepted(message: str) -> bool:

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError
+from ansible_collections.credops.pgauth.plugins.module_utils.conflicts import other_rotators
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
     Credential,
     CredentialError,
@@ -670,6 +671,18 @@ class Rotation:
         self.out.promoted = not self.check_mode
 
 
+def refuse_other_rotators(params: dict) -> None:
+    """Two rotators on one password break it in turn: refuse unless forced."""
+    if params.get("force"):
+        return
+    rotators, _errors = other_rotators(params.get("stores") or [], params, params["role"])
+    if rotators:
+        names = "; ".join(f"{other['store']}: {other['rotator']}" for other in rotators)
+        raise RotationError(f"another rotator already manages this credential ({names}); "
+                            "let one of them own it, or run with pgauth_force: true; nothing "
+                            "was changed")
+
+
 def run_rotation(params: dict, cur, hide, check_mode: bool, lock_cur=None) -> dict:
     """The module's work: lock (on lock_cur, default cur), run the strategy, describe what
     happened.  Errors come out as RotationError with the steps so far attached as
@@ -677,6 +690,7 @@ def run_rotation(params: dict, cur, hide, check_mode: bool, lock_cur=None) -> di
     if not check_mode:
         take_lock(lock_cur or cur, params["role"])
         failpoint("lock")
+    refuse_other_rotators(params)
     if params["strategy"] == "iam":
         from ansible_collections.credops.pgauth.plugins.module_utils.rotation_iam import (
             IamConversion,

@@ -19,6 +19,24 @@ BIN = Path(sys.executable).parent
 TOKEN_PARTS = re.compile(r"X-Amz-Signature=|X-Amz-Credential=")
 
 
+def read_report(path: Path) -> dict:
+    """A diagnose, verify or rotate report, checked against the invariant (DESIGN §5): a
+    healthy verdict only when every store yielded a credential and every login worked."""
+    report = json.loads(Path(path).read_text())
+    if report.get("verdict") != "healthy":
+        return report
+    facts = report.get("facts") or {}
+    failed = [probe.get("store") for probe in facts.get("probes") or [] if not probe.get("ok")]
+    empty = [store.get("store") for store in facts.get("stores") or []
+             if not store.get("readable", True) or not store.get("exists", True)]
+    broken = [check.get("check") for check in report.get("checks") or [] if not check.get("ok")
+              and check.get("severity") in ("critical", "warning")]
+    assert not (failed or empty or broken), (
+        f"{path}: verdict healthy, but failed logins {failed}, stores without a credential "
+        f"{empty}, failed checks {broken}")
+    return report
+
+
 def vars_for(meta: dict, lab: dict, report_dir: Path) -> dict:
     return {"pgauth_target": meta["target"], "pgauth_stores": meta["stores"],
             "pgauth_admin": {"user": lab["PGAUTH_LAB_ADMIN_USER"],

@@ -7,14 +7,20 @@ read-only: the role, every store and the config file are the same after it ran.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 from labfixtures import run_labctl, scenario
-from runbooks import assert_no_leak, lab_secrets, run_playbook, snapshot, vars_for
+from runbooks import (
+    assert_no_leak,
+    lab_secrets,
+    read_report,
+    run_playbook,
+    snapshot,
+    vars_for,
+)
 
 IAM_SCENARIOS = {"iam_role_blocks_password", "iam_role_not_granted", "iam_disabled_on_instance",
                  "iam_tls_missing", "iam_token_stale", "iam_policy_denies_connect"}
@@ -37,7 +43,7 @@ def test_diagnose_names_the_scenario_first(name, lab, tmp_path):
             handle.seek(log_offset)
             server_log = handle.read()
     report_json = tmp_path / "reports" / "localhost" / "diagnose.json"
-    report = json.loads(report_json.read_text())
+    report = read_report(report_json)
     markdown = report_json.with_suffix(".md").read_text()
     assert before == after, "diagnose changed something"
     assert_no_leak({"the -vvv output": done.stdout + done.stderr, "diagnose.json":
@@ -64,7 +70,7 @@ def test_check_mode_is_the_same_read(lab, tmp_path):
         done = run_playbook(lab, tmp_path, vars_for(meta, lab, tmp_path / "reports"), "--check")
         assert done.returncode == 0, done.stdout[-3000:]
         assert snapshot(lab) == before
-    report = json.loads((tmp_path / "reports" / "localhost" / "diagnose.json").read_text())
+    report = read_report(tmp_path / "reports" / "localhost" / "diagnose.json")
     assert report["findings"][0]["id"] == "store_password_mismatch"
 
 
@@ -83,7 +89,7 @@ def test_a_fleet_is_inventory_and_forks(lab, tmp_path):
         del variables["pgauth_target"], variables["pgauth_stores"]
         done = run_playbook(lab, tmp_path, variables, "--forks", "2", inventory=str(inventory))
     assert done.returncode == 0, done.stdout[-3000:]
-    verdicts = {host: json.loads((reports / host / "diagnose.json").read_text())["verdict"]
+    verdicts = {host: read_report(reports / host / "diagnose.json")["verdict"]
                 for host in ("app-db", "ghost-db")}
     assert verdicts == {"app-db": "healthy", "ghost-db": "broken"}
     stats = done.stdout[done.stdout.index("CUSTOM STATS"):]

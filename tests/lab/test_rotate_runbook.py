@@ -21,6 +21,7 @@ from runbooks import (
     assert_no_leak,
     lab_secrets,
     logs_in,
+    read_report,
     read_stores,
     run_playbook,
     snapshot,
@@ -339,6 +340,8 @@ FIXED_BY_ROTATE = {
     "store_placeholder_password": "password", "stores_disagree": "password",
     "store_dsn_invalid": "password", "iam_role_blocks_password": "iam",
     "iam_role_not_granted": "iam", "iam_disabled_on_instance": "iam",
+    "role_password_expiring": "password", "store_target_mismatch": "password",
+    "rotation_incomplete": "password", "store_password_whitespace": "password",
 }
 
 
@@ -351,8 +354,8 @@ def test_the_fix_diagnose_names_is_accepted_and_works(lab, tmp_path, name):
     with scenario(name) as meta:
         first = run_playbook(lab, tmp_path, vars_for(meta, lab, tmp_path / "before"))
         assert first.returncode == 0, first.stdout[-2000:]
-        finding = json.loads((tmp_path / "before" / "localhost" / "diagnose.json")
-                             .read_text())["findings"][0]
+        finding = read_report(tmp_path / "before" / "localhost" / "diagnose.json")[
+            "findings"][0]
         assert finding["fix"]["runbook"] == "rotate", finding
         fixed = rotate(lab, tmp_path, meta, **finding["fix"]["extra_vars"])
         assert fixed.returncode == 0, fixed.stdout[-3000:]
@@ -362,9 +365,12 @@ def test_the_fix_diagnose_names_is_accepted_and_works(lab, tmp_path, name):
         after_vars["pgauth_logs"] = {**meta["logs"], "since": since}
         second = run_playbook(lab, tmp_path, after_vars)
         assert second.returncode == 0, second.stdout[-2000:]
-    after = json.loads((tmp_path / "after" / "localhost" / "diagnose.json").read_text())
+    after = read_report(tmp_path / "after" / "localhost" / "diagnose.json")
     assert after["verdict"] == "healthy", [f["id"] for f in after["findings"]]
-    assert report(tmp_path)["outcome"] in ("rotated", "converged", "converted")
+    # an interrupted rotation is finished with the password it had set, not a second one
+    outcomes = ("resumed",) if name == "rotation_incomplete" else (
+        "rotated", "converged", "converted")
+    assert report(tmp_path)["outcome"] in outcomes
 
 
 def test_two_stores_in_one_file_both_get_the_new_password(lab, tmp_path):
@@ -397,3 +403,32 @@ def test_two_stores_in_one_file_both_get_the_new_password(lab, tmp_path):
             assert dotenv_get(text, "PGPASSWORD") == new.password
             assert quote(new.password, safe="") in dotenv_get(text, "DATABASE_URL")
         assert logs_in(lab, "app_user", new.password) and new.password != old.password
+
+
+def test_rotate_refuses_a_credential_another_rotator_manages(lab, tmp_path):
+    """rotation_conflict: OpenBao's database engine owns app_user; rotate changes nothing
+    and names it, unless forced."""
+    with scenario("rotation_conflict") as meta:
+        before = snapshot(lab)
+        refused = rotate(lab, tmp_path, meta)
+        assert refused.returncode != 0
+        assert "another rotator already manages this credential" in refused.stdout
+        assert "vault_database_static_role" in refused.stdout
+        assert snapshot(lab) == before, "a refused rotation changed something"
+        forced = rotate(lab, tmp_path, meta, pgauth_force=True)
+        assert forced.returncode == 0, forced.stdout[-3000:]
+
+
+def test_remediate_applies_the_fix_of_a_warning_a_runbook_fixes(lab, tmp_path, admin):
+    """role_password_expiring is a warning (degraded), and rotate fixes it: remediate applies
+    it, and VALID UNTIL is gone."""
+    with scenario("role_password_expiring") as meta:
+        variables = vars_for(meta, lab, tmp_path / "reports")
+        variables.update(pgauth_apply=True)
+        done = run_playbook(lab, tmp_path, variables, playbook="remediate")
+        assert done.returncode == 0, done.stdout[-3000:]
+        assert "role_password_expiring: ansible-playbook credops.pgauth.rotate" in done.stdout
+        admin.execute("SELECT rolvaliduntil::text FROM pg_roles WHERE rolname = 'app_user'")
+        assert admin.fetchone()[0] in (None, "infinity")
+        assert read_report(tmp_path / "reports" / "localhost" / "verify.json")["verdict"] \
+            == "healthy"

@@ -33,6 +33,14 @@ PROBE_OF_PRIMARY = {
     "no_hba_entry": "no_hba_entry",
     "iam_token_stale": "ok",            # a fresh token logs in; the log shows the stale one
     "iam_policy_denies_connect": "ok",  # the operator's key may connect; the app's role not
+    "database_connect_denied": "database_connect_denied",
+    "database_not_accepting": "database_not_accepting",
+    "role_password_expiring": "ok",
+    "store_target_mismatch": "ok",      # the primary is right; the app's DATABASE_URL is not
+    "store_unreadable_missing": "ok",   # the primary is right; the Vault path is the typo
+    "rotation_incomplete": "store_password_mismatch",  # AWSCURRENT is stale
+    "store_password_whitespace": "ok",  # the primary is right; Vault has the newline
+    "rotation_conflict": "ok",          # today's logins work; the next rotation would not
 }
 IAM_SCENARIOS = {"iam_role_blocks_password", "iam_role_not_granted",
                  "iam_disabled_on_instance", "iam_tls_missing", "iam_token_stale",
@@ -49,8 +57,11 @@ def test_scenario_probe(name, lab):
     if name in IAM_SCENARIOS and lab["PGAUTH_LAB_IAM_ENABLED"] != "1":
         pytest.skip("IAM emulation off (not root)")
     with scenario(name) as meta:
-        assert meta["expect"] == ([] if name == "healthy" else [
-            "store_password_mismatch" if name == "password_mismatch" else name])
+        # scenarios are named after the finding diagnose names first (a second scenario of
+        # one id carries a suffix: store_unreadable_missing)
+        named = {"password_mismatch": "store_password_mismatch",
+                 "store_unreadable_missing": "store_unreadable"}.get(name, name)
+        assert meta["expect"] == ([] if name == "healthy" else [named])
         options = lab_store_options(lab)
         cred = read_credential({"store": meta["stores"][0], "stage": "current"}, options)
         params = {**options, "login_host": cred.host, "login_port": cred.port,

@@ -20,6 +20,7 @@ import botocore.auth
 import psycopg2
 from psycopg2 import sql
 
+from .bao_database import disable_database_engine, enable_database_engine
 from .postgres import Postgres
 from .services import Moto, OpenBao, aws_client, vault_client
 from .settings import HOST, RDS_INSTANCE, REGION, Lab
@@ -294,6 +295,61 @@ def auth_failures_in_logs(seed: Seeder) -> None:
                              connect_timeout=5).close()
 
 
+def database_connect_denied(seed: Seeder) -> None:
+    """The database's CONNECT privilege was revoked from PUBLIC, and the role has no grant of
+    its own (the database belongs to someone else)."""
+    _role_state("ALTER DATABASE appdb OWNER TO postgres",
+                "REVOKE CONNECT ON DATABASE appdb FROM PUBLIC")(seed)
+
+
+def role_password_expiring(seed: Seeder) -> None:
+    """VALID UNTIL is tomorrow: everything works today."""
+    tomorrow = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).isoformat(
+        timespec="seconds")
+    _role_state(f"ALTER ROLE {{role}} VALID UNTIL '{tomorrow}'")(seed)
+
+
+def store_target_mismatch(seed: Seeder) -> None:
+    """The app's DATABASE_URL names the role with a typo; its password is the right one."""
+    secret = new_password()
+    seed.create_role(secret)
+    seed.write_stores(secret, dsn=(
+        f"postgresql://app_usr:{quote(secret, safe='')}@{HOST}:{seed.lab.pg_port}/{APP_DB}"
+        f"?sslmode=verify-full&sslrootcert={quote(str(seed.pg.ca_cert), safe='/')}"))
+
+
+def store_unreadable_missing(seed: Seeder) -> None:
+    """A Vault path with a typo: the secret the store names does not exist."""
+    healthy(seed)
+    seed.store_overrides = {"vault-app": {"path": VAULT_PATH + "_typo"}}
+    seed.expect = ["store_unreadable"]
+
+
+def rotation_incomplete(seed: Seeder) -> None:
+    """A rotation died after ALTER ROLE: Secrets Manager's AWSPENDING holds what the database
+    has, AWSCURRENT and the other stores the old password."""
+    old, new = new_password(), new_password()
+    seed.create_role(new)
+    seed.write_stores(old)
+    sm = aws_client(seed.lab, "secretsmanager", seed.state)
+    sm.put_secret_value(SecretId=SECRET_ID, VersionStages=["AWSPENDING"],
+                        SecretString=json.dumps({**seed.credential(new), "engine": "postgres"}))
+
+
+def store_password_whitespace(seed: Seeder) -> None:
+    """`echo "$PW" | vault kv put ...`: the Vault copy ends with a newline."""
+    secret = new_password()
+    seed.create_role(secret)
+    seed.write_stores(secret, vault_password=secret + "\n")
+
+
+def rotation_conflict(seed: Seeder) -> None:
+    """OpenBao's database engine manages app_user with a static role; the stores hold the
+    password it set, so every login works today."""
+    seed.create_role(new_password())
+    seed.write_stores(enable_database_engine(seed.lab, seed.pg, seed.state, APP_ROLE))
+
+
 MISMATCH_DESCRIPTION = ("app_user's password in Secrets Manager, Vault, the app's config "
                         "file and its DATABASE_URL differs from the database (28P01)")
 _EXPIRED = "ALTER ROLE {role} VALID UNTIL '2001-01-01'"
@@ -333,10 +389,27 @@ SCENARIOS: dict[str, tuple[Callable[[Seeder], None], str]] = {
                                   "the app's IAM role may connect only as another user"),
     "auth_failures_in_logs": (auth_failures_in_logs,
                               "logins work, the log shows recent failures"),
+    "database_connect_denied": (database_connect_denied,
+                                "CONNECT on appdb was revoked from PUBLIC; app_user has no grant"),
+    "database_not_accepting": (_role_state("ALTER DATABASE appdb ALLOW_CONNECTIONS false"),
+                               "appdb has ALLOW_CONNECTIONS false"),
+    "role_password_expiring": (role_password_expiring, "app_user's VALID UNTIL is tomorrow"),
+    "store_target_mismatch": (store_target_mismatch,
+                              "the app's DATABASE_URL names app_usr, not app_user"),
+    "rotation_incomplete": (rotation_incomplete,
+                            "AWSPENDING holds the database's password, the rest the old one"),
+    "store_password_whitespace": (store_password_whitespace,
+                                  "the Vault copy of the password ends with a newline"),
+    "rotation_conflict": (rotation_conflict,
+                          "OpenBao's database engine manages app_user (a static role)"),
+    "store_unreadable_missing": (store_unreadable_missing,
+                                 "the Vault store's path has a typo: no such secret"),
 }
 
 
 def reset(lab: Lab, pg: Postgres, state: dict) -> None:
+    # before the roles go: a mount left behind would rotate a dropped role every day
+    disable_database_engine(lab)
     pg.reset_objects()
     Moto(lab).reset(state)
     OpenBao(lab).reset()

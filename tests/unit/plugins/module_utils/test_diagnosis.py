@@ -7,9 +7,11 @@ import json
 import pytest
 
 from ansible_collections.credops.pgauth.plugins.module_utils.diagnosis import (
-    FINDING_IDS,
     diagnose,
     verdict,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.findings_catalogue import (
+    FINDING_IDS,
 )
 
 HEALTHY = {
@@ -138,6 +140,61 @@ CASES = [
     ("connection limit", facts(**{"role.conn_limit": 3, "role.connections": 3}),
      ["connection_limit_reached"]),
     ("failures in the logs only", facts(**{"logs": LOG_FAILURES}), ["auth_failures_in_logs"]),
+    # the three setups issue 15 found called healthy
+    ("a Vault path with a typo: the secret does not exist",
+     facts(**{"stores.1.exists": False, "stores.1.password_fingerprint": None,
+              "probes.1": {"store": "vault", "ok": False, "category": "store_unreadable",
+                           "message": "store 'vault': no current value"}}),
+     ["store_unreadable"]),
+    ("CONNECT revoked", facts(**{
+        "probes.0": {"store": "aws", "ok": False, "category": "database_connect_denied",
+                     "sqlstate": "42501"},
+        "probes.1": {"store": "vault", "ok": False, "category": "database_connect_denied",
+                     "sqlstate": "42501"}}), ["database_connect_denied"]),
+    ("ALLOW_CONNECTIONS false", facts(**{
+        "probes.0": {"store": "aws", "ok": False, "category": "database_not_accepting",
+                     "sqlstate": "55000"}}), ["database_not_accepting"]),
+    ("a failure nothing else explains", facts(**{
+        "probes.1": {"store": "vault", "ok": False, "category": "unknown",
+                     "message": "LDAP authentication failed for user \"app_user\""}}),
+     ["login_failed"]),
+    ("no connection slots left", facts(**{
+        "probes.0": {"store": "aws", "ok": False, "category": "server_too_many_clients"}}),
+     ["server_too_many_clients"]),
+    ("a misspelt username in one store",
+     facts(**{"stores.1.credential": {"username": "app_usr"},
+              "probes.1": {"store": "vault", **MISMATCH}}), ["store_target_mismatch"]),
+    ("the clone of alternating_users is the target too",
+     facts(**{"stores.1.credential": {"username": "app_user_clone"}}), []),
+    ("VALID UNTIL tomorrow", facts(**{"gathered_at": "2026-12-01T10:00:00+00:00",
+                                      "role.valid_until": "2026-12-02 10:00:00+00"}),
+     ["role_password_expiring"]),
+    ("VALID UNTIL next year is no warning",
+     facts(**{"gathered_at": "2026-12-01T10:00:00+00:00",
+              "role.valid_until": "2027-12-02 10:00:00+00"}), []),
+    ("a rotation died between the database and promote",
+     both_fail(**{"probes.0": {"store": "aws", **MISMATCH,
+                               "pending": {"ok": True, "category": "ok"}},
+                  "stores.0.type": "aws_secretsmanager",
+                  "stores.0.stages": ["AWSCURRENT"]}), ["rotation_incomplete"]),
+    ("an AWSPENDING label left on the current version",
+     facts(**{"stores.0.type": "aws_secretsmanager",
+              "stores.0.stages": ["AWSCURRENT", "AWSPENDING"]}), ["rotation_incomplete"]),
+    ("echo put a newline after the password",
+     facts(**{"probes.1": {"store": "vault", **MISMATCH,
+                           "whitespace": {"ends": ["trailing"], "characters": ["newline"],
+                                          "stripped_matches": True}}}),
+     ["store_password_whitespace"]),
+    ("whitespace that is not the cause is not named",
+     facts(**{"probes.1": {"store": "vault", **MISMATCH,
+                           "whitespace": {"ends": ["trailing"], "characters": ["space"],
+                                          "stripped_matches": False}}}),
+     ["store_password_mismatch"]),
+    ("the IAM policy cannot be decided",
+     facts(**{"target.auth": "iam", "role.rds_iam_member": True,
+              "iam": {"iam_enabled": True, "connect_allowed": None, "decision": "undecided",
+                      "reasons": ["permissions_boundary"]}}),
+     ["iam_policy_denies_connect"]),
 ]
 
 
@@ -194,3 +251,28 @@ def test_iam_token_stale_never_claims_open_connections_drop():
     assert finding["id"] == "iam_token_stale"
     assert "new connections only" in finding["fix"]["manual"]
     assert "stay up" in finding["fix"]["manual"]
+
+
+def test_store_target_mismatch_names_the_field_and_both_values():
+    found = diagnose(facts(**{"stores.1.credential": {"username": "app_usr", "port": 6432},
+                              "probes.1": {"store": "vault", **MISMATCH}}))
+    mismatch = found[0]
+    assert mismatch["id"] == "store_target_mismatch" and mismatch["evidence"]["store"] == "vault"
+    fields = {diff["field"]: (diff["store"], diff["target"])
+              for diff in mismatch["evidence"]["differences"]}
+    assert fields == {"username": ("app_usr", "app_user"), "port": (6432, 5432)}
+    assert mismatch["fix"]["runbook"] is None  # an endpoint is the user's to fix
+
+
+def test_connect_denied_names_the_grant_as_a_command():
+    found = diagnose(facts(**{"probes.0": {"store": "aws", "ok": False,
+                                           "category": "database_connect_denied"}}))
+    assert 'GRANT CONNECT ON DATABASE "appdb" TO "app_user"' in found[0]["fix"]["command"]
+
+
+def test_login_failed_carries_the_message_and_sqlstate():
+    found = diagnose(facts(**{"probes.1": {"store": "vault", "ok": False, "category": "unknown",
+                                           "sqlstate": "XX000", "message": "odd failure"}}))
+    assert found[0]["id"] == "login_failed"
+    assert found[0]["evidence"] == {"store": "vault", "category": "unknown",
+                                    "sqlstate": "XX000", "message": "odd failure"}

@@ -46,7 +46,21 @@ CASES = [
     (PREFIX + 'FATAL:  too many connections for role "app_user"\n',
      "password", "connection_limit_reached", "53300"),
     (PREFIX + 'FATAL:  sorry, too many clients already\n',
-     "password", "connection_limit_reached", "53300"),
+     "password", "server_too_many_clients", "53300"),
+    # the real texts of the lab's PostgreSQL 15 (collected by hand: REVOKE CONNECT, ALTER
+    # DATABASE ... ALLOW_CONNECTIONS false, non-superuser slots exhausted)
+    (PREFIX + 'FATAL:  permission denied for database "msgtest"\nDETAIL:  User does not have '
+     'CONNECT privilege.\n', "password", "database_connect_denied", "42501"),
+    (PREFIX + 'FATAL:  database "msgtest" is not currently accepting connections\n',
+     "password", "database_not_accepting", "55000"),
+    (PREFIX + 'FATAL:  remaining connection slots are reserved for non-replication superuser '
+     'connections\n', "password", "server_too_many_clients", "53300"),
+    (PREFIX + 'FATAL:  the database system is shutting down\n', "password",
+     "server_unreachable", "57P03"),
+    (PREFIX + 'FATAL:  the database system is starting up\n', "password",
+     "server_unreachable", "57P03"),
+    ('connection to server at "127.0.0.1", port 5 failed: fe_sendauth: no password supplied\n',
+     "password", "store_placeholder_password", None),
     (('connection to server at "127.0.0.1", port 1 failed: Connection refused\n\tIs the server '
      'running on that host and accepting TCP/IP connections?\n'),
      "password", "server_unreachable", "08001"),

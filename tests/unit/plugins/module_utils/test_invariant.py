@@ -1,0 +1,98 @@
+"""The invariant of the findings engine (DESIGN §5), as properties over generated fact
+sets: a failed probe or a store without a credential never gives `healthy`, and every
+failed probe is explained by some finding."""
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.credops.pgauth.plugins.module_utils.diagnosis import diagnose, verdict
+from ansible_collections.credops.pgauth.plugins.module_utils.findings_catalogue import (
+    FINDING_IDS,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.findings_checks import (
+    _explains,
+)
+
+CATEGORIES = [*FINDING_IDS, "unknown", "something_new"]
+NAMES = ["aws", "vault", "env", "config"]
+role_facts = st.fixed_dictionaries({
+    "exists": st.booleans(), "can_login": st.booleans(), "expired": st.booleans(),
+    "password_set": st.booleans(), "password_hash": st.sampled_from(["scram", "md5", None]),
+    "conn_limit": st.sampled_from([-1, 0, 5]), "connections": st.integers(0, 6),
+    "rds_iam_member": st.booleans(),
+    "valid_until": st.sampled_from([None, "infinity", "2026-12-02 10:00:00+00"])})
+credential = st.fixed_dictionaries({}, optional={
+    "username": st.sampled_from(["app_user", "app_usr", "app_user_clone", None]),
+    "host": st.sampled_from(["db", "other", None]), "port": st.sampled_from([5432, 6432]),
+    "dbname": st.sampled_from(["appdb", "other"]), "auth": st.sampled_from(["iam", "password"])})
+
+
+@st.composite
+def fact_sets(draw):
+    names = draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=4, unique=True))
+    stores, probes = [], []
+    for name in names:
+        readable = draw(st.booleans())
+        store = {"store": name, "readable": readable,
+                 "type": draw(st.sampled_from(["aws_secretsmanager", "vault_kv2", "file"])),
+                 "stages": draw(st.sampled_from([["AWSCURRENT"], ["AWSCURRENT", "AWSPENDING"]]))}
+        if readable:
+            store.update(exists=draw(st.booleans()), placeholder=draw(st.booleans()),
+                         password_fingerprint=draw(st.sampled_from(["f1", "f2", None])),
+                         credential=draw(credential))
+        else:
+            store["error"] = draw(st.sampled_from(["cannot reach Vault", "percent-encoded",
+                                                   "denied"]))
+        stores.append(store)
+        if draw(st.booleans()):
+            ok = draw(st.booleans())
+            probe = {"store": name, "ok": ok,
+                     "category": "ok" if ok else draw(st.sampled_from(CATEGORIES)),
+                     "sqlstate": None, "message": "m"}
+            if not ok and draw(st.booleans()):
+                probe["pending"] = {"ok": draw(st.booleans()), "category": "ok"}
+            if not ok and draw(st.booleans()):
+                probe["whitespace"] = {"ends": ["trailing"], "characters": ["newline"],
+                                       "stripped_matches": draw(st.booleans())}
+            probes.append(probe)
+    return {"target": {"host": "db", "port": 5432, "dbname": "appdb", "role": "app_user",
+                       "auth": draw(st.sampled_from(["password", "iam"])),
+                       "sslmode": draw(st.sampled_from(["verify-full", "disable"]))},
+            "admin_error": draw(st.sampled_from([None, "server_unreachable: refused"])),
+            "server": {"password_encryption": "scram-sha-256"},
+            "role": draw(st.one_of(st.none(), role_facts)),
+            "stores": stores, "probes": probes,
+            "iam": draw(st.one_of(st.none(), st.fixed_dictionaries({
+                "iam_enabled": st.booleans(),
+                "connect_allowed": st.sampled_from([True, False, None]),
+                "decision": st.sampled_from(["allowed", "denied", "undecided"])}))),
+            "logs": None, "gathered_at": "2026-12-01T10:00:00+00:00"}
+
+
+@settings(max_examples=400, deadline=None)
+@given(fact_sets())
+def test_a_failed_probe_or_a_store_without_credential_is_never_healthy(facts):
+    found = diagnose(facts)
+    failed = [probe for probe in facts["probes"] if not probe["ok"]]
+    empty = [store for store in facts["stores"]
+             if not store["readable"] or not store.get("exists", True)]
+    if failed or empty:
+        assert verdict(found) != "healthy", (failed, empty, found)
+
+
+@settings(max_examples=400, deadline=None)
+@given(fact_sets())
+def test_every_failed_probe_is_explained_by_some_finding(facts):
+    found = diagnose(facts)
+    for probe in facts["probes"]:
+        if not probe["ok"]:
+            assert _explains(found, probe["store"], probe["category"]), (probe, found)
+
+
+@settings(max_examples=200, deadline=None)
+@given(fact_sets())
+def test_every_finding_is_a_catalogue_id(facts):
+    for finding in diagnose(facts):
+        assert finding["id"] in FINDING_IDS
+        assert finding["severity"] in ("critical", "warning", "info")
