@@ -29,13 +29,14 @@ def labctl(*args: str) -> None:
 
 def playbook_env(ours: bool = True) -> dict:
     """The environment an ansible-playbook run gets: the lab's admin as PGUSER/PGPASSWORD,
-    no localhost warnings, and (ours) this collection from .build."""
+    no localhost warnings, and (ours) this collection from .build, or from PGAUTH_BUILD (an
+    older commit's copy, to compare with it)."""
     env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false",
                ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
                PGUSER=os.environ["PGAUTH_LAB_ADMIN_USER"],
                PGPASSWORD=os.environ["PGAUTH_LAB_ADMIN_PASSWORD"])
     if ours:
-        env["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / ".build")
+        env["ANSIBLE_COLLECTIONS_PATH"] = os.environ.get("PGAUTH_BUILD") or str(REPO / ".build")
     return env
 
 

@@ -87,12 +87,7 @@ def _connection_findings(facts: dict, failed: dict) -> list[dict]:
                                       f"{target.get('port') or 5432} -d postgres -c "
                                       f"{shlex.quote(grant)}")))
     if "server_too_many_clients" in failed:
-        found.append(_finding("server_too_many_clients", "critical",
-                              {"target": where, "stores": failed["server_too_many_clients"]},
-                              _manual("Every connection slot not reserved for superusers is in "
-                                      "use: find the client that holds them (pg_stat_activity "
-                                      "by client_addr and application_name), put a pooler in "
-                                      "front, or raise max_connections.")))
+        found.append(_too_many_clients(facts, where, failed["server_too_many_clients"]))
     advice = {
         "tls_required": "Connect with sslmode=require or stricter (verify-full with the "
                         "server's CA).",
@@ -108,6 +103,28 @@ def _connection_findings(facts: dict, failed: dict) -> list[dict]:
         if fid in failed:
             found.append(_finding(fid, "critical", {"stores": failed[fid]}, _manual(text)))
     return found
+
+
+def _too_many_clients(facts: dict, where: str, stores: list[str]) -> dict:
+    server, target = facts.get("server") or {}, facts.get("target") or {}
+    holders = server.get("connections_by_user") or []
+    top = holders[0]["user"] if holders else None
+    query = ("SELECT usename, application_name, client_addr, state, count(*) "
+             "FROM pg_stat_activity GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC LIMIT 20")
+    lead = (f"{top} holds {holders[0]['connections']} of the {server.get('connections')} "
+            "client connections: " if top else "")
+    return _finding("server_too_many_clients", "critical",
+                    {"target": where, "stores": stores,
+                     "connections": server.get("connections"),
+                     "max_connections": server.get("max_connections"),
+                     "reserved_connections": server.get("reserved_connections"),
+                     "connections_by_user": holders or None},
+                    _manual(f"{lead}every slot not reserved for superusers is in use. Find the "
+                            "client that holds them and fix its pool (or its leak), put a "
+                            "pooler in front, or raise max_connections.",
+                            f"psql -h {shlex.quote(str(target.get('host')))} -p "
+                            f"{target.get('port') or 5432} -d postgres -c "
+                            f"{shlex.quote(query)}"))
 
 
 def _role_findings(facts: dict, failed: dict) -> list[dict]:

@@ -15,6 +15,8 @@ def server_facts(cur) -> dict:
         "SELECT current_setting('server_version'), current_setting('server_version_num')::int, "
         "  current_setting('password_encryption'), current_setting('ssl'), "
         "  current_setting('max_connections')::int, "
+        "  current_setting('superuser_reserved_connections')::int "
+        "  + coalesce(nullif(current_setting('reserved_connections', true), ''), '0')::int, "
         "  (SELECT count(*) FROM pg_catalog.pg_stat_activity "
         "   WHERE backend_type = 'client backend'), "
         "  EXISTS (SELECT 1 FROM pg_catalog.pg_roles "
@@ -24,14 +26,25 @@ def server_facts(cur) -> dict:
         "  (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), "
         "  has_function_privilege('pg_catalog.pg_hba_file_rules()', 'EXECUTE')",
         (IAM_GROUP,))
-    (version, version_num, encryption, ssl, max_conn, in_use, rds_like, has_iam_group,
-     user, is_super, hba_readable) = cur.fetchone()
+    (version, version_num, encryption, ssl, max_conn, reserved, in_use, rds_like,
+     has_iam_group, user, is_super, hba_readable) = cur.fetchone()
     return {
         "version": version, "version_num": version_num, "password_encryption": encryption,
-        "ssl": ssl == "on", "max_connections": max_conn, "connections": in_use,
+        "ssl": ssl == "on", "max_connections": max_conn, "reserved_connections": reserved,
+        "connections": in_use, "connections_by_user": connections_by_user(cur),
         "rds_like": rds_like, "has_rds_iam_role": has_iam_group, "login_user": user,
         "login_user_is_superuser": is_super, "hba_readable": bool(hba_readable and is_super),
     }
+
+
+def connections_by_user(cur, limit: int = 5) -> list[dict]:
+    """Who holds the client connections, most first: when the slots run out, the first row is
+    usually the leak."""
+    cur.execute(
+        "SELECT usename, count(*) FROM pg_catalog.pg_stat_activity "
+        "WHERE backend_type = 'client backend' GROUP BY usename ORDER BY 2 DESC, 1 LIMIT %s",
+        (limit,))
+    return [{"user": user, "connections": count} for user, count in cur.fetchall()]
 
 
 def role_facts(cur, name: str) -> dict:

@@ -8,6 +8,9 @@ import re
 from urllib.parse import unquote, urlsplit
 
 from ansible_collections.credops.pgauth.plugins.module_utils.diagnosis import app_auth
+from ansible_collections.credops.pgauth.plugins.module_utils.findings_checks import (
+    expiry_findings,
+)
 
 # RDS IAM tokens are good for new connections for 15 minutes; sessions outlive them
 TOKEN_LIFETIME_SECONDS = 900
@@ -18,6 +21,10 @@ def _check(name: str, ok: bool, detail: str, severity: str = "critical") -> dict
 
 
 def _store_checks(facts: dict, iam: bool) -> list[dict]:
+    if not facts.get("stores"):
+        # the invariant: healthy means every store gave a credential that logs in; with no
+        # store nothing was proven
+        return [_check("stores_configured", False, "no store is configured (pgauth_stores)")]
     checks = []
     probes = {probe.get("store"): probe for probe in facts.get("probes") or []}
     for store in facts.get("stores") or []:
@@ -70,6 +77,12 @@ def _role_checks(facts: dict, iam: bool) -> list[dict]:
     checks = [_check("role_healthy", not problems,
                      "exists, can log in, not expired" if not problems
                      else "the role " + ", ".join(problems))]
+    for expiring in expiry_findings(facts):
+        evidence = expiring["evidence"]
+        checks.append(_check("role_password_not_expiring", False,
+                             f"VALID UNTIL {evidence['valid_until']}: the password expires in "
+                             f"{evidence['seconds_left'] // 3600} h (pgauth_valid_until)",
+                             "warning"))
     limit, used = role.get("conn_limit"), role.get("connections") or 0
     if role.get("exists") and limit not in (None, -1):
         headroom = limit - used

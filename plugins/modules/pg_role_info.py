@@ -78,7 +78,9 @@ role:
       returned: always
     rds_iam_member: {description: Whether the role is in rds_iam., type: bool, returned: always}
 server:
-  description: Server facts.
+  description: Server facts. C(reserved_connections) is C(superuser_reserved_connections) plus
+    C(reserved_connections) (PostgreSQL 16); C(connections_by_user) lists who holds the client
+    connections, most first, at most five users.
   returned: always
   type: dict
   sample:
@@ -87,7 +89,9 @@ server:
     password_encryption: scram-sha-256
     ssl: true
     max_connections: 200
+    reserved_connections: 3
     connections: 4
+    connections_by_user: [{user: app_user, connections: 3}, {user: postgres, connections: 1}]
     rds_like: true
     has_rds_iam_role: true
     login_user: postgres

@@ -18,6 +18,8 @@ from psycopg2 import sql
 LAB_SRC = Path(__file__).resolve().parent
 LABCTL = LAB_SRC / "labctl"
 sys.path.insert(0, str(LAB_SRC))
+from lab import slot_holder  # noqa: E402  (the lab package is on the path from here)
+from lab.settings import Lab  # noqa: E402
 
 
 def _lab_env() -> dict[str, str]:
@@ -119,7 +121,12 @@ def run_labctl(*args: str, env: dict | None = None) -> subprocess.CompletedProce
 def scenario(name: str):
     done = run_labctl("scenario", name)
     assert done.returncode == 0, done.stderr
-    yield json.loads(Path(_lab_env()["PGAUTH_LAB_SCENARIO_FILE"]).read_text())
+    try:
+        yield json.loads(Path(_lab_env()["PGAUTH_LAB_SCENARIO_FILE"]).read_text())
+    finally:
+        # the one scenario that outlives its seeding in a process: a test after it that
+        # makes no scenario of its own must find free connection slots
+        slot_holder.stop(Lab.from_env())
 
 
 # The store backends are tested here against the real servers: the collection copy that

@@ -41,6 +41,7 @@ PROBE_OF_PRIMARY = {
     "rotation_incomplete": "store_password_mismatch",  # AWSCURRENT is stale
     "store_password_whitespace": "ok",  # the primary is right; Vault has the newline
     "rotation_conflict": "ok",          # today's logins work; the next rotation would not
+    "server_too_many_clients": "server_too_many_clients",
 }
 IAM_SCENARIOS = {"iam_role_blocks_password", "iam_role_not_granted",
                  "iam_disabled_on_instance", "iam_tls_missing", "iam_token_stale",

@@ -7,7 +7,7 @@ import shlex
 import sys
 import time
 
-from . import scenarios
+from . import scenarios, slot_holder
 from .postgres import ADMIN_USER, Postgres, is_root
 from .services import Moto, OpenBao
 from .settings import HOST, RDS_INSTANCE, REGION, VAULT_ROOT_TOKEN, Lab
@@ -36,6 +36,7 @@ def cmd_down(lab: Lab) -> int:
         print("lab is not set up here; nothing to stop")
         return 0
     pg, moto, bao = _components(lab)
+    slot_holder.stop(lab)
     pg.down()
     pg.remove_pam()
     moto.down()

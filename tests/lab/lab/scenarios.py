@@ -20,6 +20,7 @@ import botocore.auth
 import psycopg2
 from psycopg2 import sql
 
+from . import slot_holder
 from .bao_database import disable_database_engine, enable_database_engine
 from .postgres import Postgres
 from .services import Moto, OpenBao, aws_client, vault_client
@@ -350,6 +351,16 @@ def rotation_conflict(seed: Seeder) -> None:
     seed.write_stores(enable_database_engine(seed.lab, seed.pg, seed.state, APP_ROLE))
 
 
+def server_too_many_clients(seed: Seeder) -> None:
+    """Another client leaks connections until no slot is left: the app's logins are refused
+    (53300); superusers still get in on the reserved slots."""
+    healthy(seed)
+    with seed.pg.admin_cursor() as cur:
+        cur.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(
+            slot_holder.HOLDER_ROLE)))
+    slot_holder.start(seed.lab, seed.pg.sock)
+
+
 MISMATCH_DESCRIPTION = ("app_user's password in Secrets Manager, Vault, the app's config "
                         "file and its DATABASE_URL differs from the database (28P01)")
 _EXPIRED = "ALTER ROLE {role} VALID UNTIL '2001-01-01'"
@@ -404,12 +415,15 @@ SCENARIOS: dict[str, tuple[Callable[[Seeder], None], str]] = {
                           "OpenBao's database engine manages app_user (a static role)"),
     "store_unreadable_missing": (store_unreadable_missing,
                                  "the Vault store's path has a typo: no such secret"),
+    "server_too_many_clients": (server_too_many_clients,
+                                "another client holds every connection slot"),
 }
 
 
 def reset(lab: Lab, pg: Postgres, state: dict) -> None:
     # before the roles go: a mount left behind would rotate a dropped role every day
     disable_database_engine(lab)
+    slot_holder.stop(lab)
     pg.reset_objects()
     Moto(lab).reset(state)
     OpenBao(lab).reset()

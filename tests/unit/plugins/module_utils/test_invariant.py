@@ -13,6 +13,10 @@ from ansible_collections.credops.pgauth.plugins.module_utils.findings_catalogue 
 from ansible_collections.credops.pgauth.plugins.module_utils.findings_checks import (
     _explains,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.verification import (
+    checks_verdict,
+    verify_checks,
+)
 
 CATEGORIES = [*FINDING_IDS, "unknown", "something_new"]
 NAMES = ["aws", "vault", "env", "config"]
@@ -96,3 +100,25 @@ def test_every_finding_is_a_catalogue_id(facts):
     for finding in diagnose(facts):
         assert finding["id"] in FINDING_IDS
         assert finding["severity"] in ("critical", "warning", "info")
+
+
+@settings(max_examples=400, deadline=None)
+@given(fact_sets())
+def test_verify_is_never_healthy_while_a_store_gives_no_working_login(facts):
+    logged_in = {probe["store"] for probe in facts["probes"] if probe["ok"]}
+    failing = [store["store"] for store in facts["stores"]
+               if not store["readable"] or not store.get("exists", True)
+               or store["store"] not in logged_in]
+    checks = verify_checks(facts)
+    if failing:
+        assert checks_verdict(checks) != "healthy", (failing, checks)
+        for name in failing:
+            assert not next(check for check in checks if check["check"] == f"login:{name}")["ok"] \
+                or not next(check for check in checks
+                            if check["check"] == f"store_readable:{name}")["ok"]
+
+
+def test_verify_with_no_store_proves_nothing():
+    facts = {"target": {"role": "app_user"}, "stores": [], "probes": [],
+             "role": {"exists": True, "can_login": True}}
+    assert checks_verdict(verify_checks(facts)) == "broken"

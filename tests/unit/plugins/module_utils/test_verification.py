@@ -93,3 +93,21 @@ def test_health_checks_of_ones_own_uri_loop_are_redacted_too():
     names = [check["check"] for check in checks][-2:]
     assert names == ["health:http://***@app/h", "health:https://app/h?key=***"]
     assert "pw-1234" not in str(checks) and "k-999" not in str(checks)
+
+
+@pytest.mark.parametrize(("valid_until", "warned"), [
+    ("2026-12-02T10:00:00+00:00", True),      # tomorrow
+    ("2027-06-01T00:00:00+00:00", False),     # months ahead
+    ("infinity", False), (None, False),
+])
+def test_verify_warns_of_a_password_that_expires_soon(valid_until, warned):
+    facts = {"target": {"role": "app_user"}, "gathered_at": "2026-12-01T10:00:00+00:00",
+             "role": {"exists": True, "can_login": True, "expired": False,
+                      "valid_until": valid_until},
+             "stores": [{"store": "aws", "readable": True, "password_fingerprint": "f"}],
+             "probes": [{"store": "aws", "ok": True}]}
+    checks = {check["check"]: check for check in verify_checks(facts)}
+    assert ("role_password_not_expiring" in checks) is warned
+    if warned:
+        assert checks["role_password_not_expiring"]["severity"] == "warning"
+        assert "24 h" in checks["role_password_not_expiring"]["detail"]
