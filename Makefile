@@ -13,6 +13,9 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(BUILD)
 # a fresh shell per recipe line: this loads the lab's exports into it
 LAB_ENV = eval "$$($(LABCTL) env)"
+# tests/run_all.sh builds the copy once and runs two lanes side by side (PGAUTH_BUILT=1):
+# then no target may rebuild it under the other lane
+BUILT := $(if $(PGAUTH_BUILT),,collection)
 
 .PHONY: help venv collection lab-up lab-down lab-status lab-test reliability security demo test lint \
         sanity units integration molecule ruff changelog bench clean
@@ -50,15 +53,15 @@ lab-down:
 lab-status: venv
 	$(LABCTL) status
 
-lab-test: collection lab-up
+lab-test: $(BUILT) lab-up
 	$(LAB_ENV) && $(BIN)/pytest -q -p no:cacheprovider --durations=8 tests/lab
 
 # the reliability harness; its tally goes to .build/test-results/faults.json
-reliability: collection lab-up
+reliability: $(BUILT) lab-up
 	$(LAB_ENV) && $(BIN)/pytest -q -p no:cacheprovider --durations=8 tests/reliability
 
 # attacks performed for real against the collection (docs/reliability.md, "security")
-security: collection lab-up
+security: $(BUILT) lab-up
 	$(LAB_ENV) && $(BIN)/pytest -q -p no:cacheprovider --durations=8 tests/security
 
 demo: collection lab-up
@@ -72,23 +75,23 @@ ruff: venv
 	$(BIN)/ruff check plugins tests bench
 	$(BIN)/pycodestyle --max-line-length=160 --ignore=$(PEP8_IGNORE) plugins tests bench
 
-lint: collection
+lint: $(BUILT)
 	cd $(COLL) && NO_COLOR=1 $(BIN)/ansible-lint
 
-sanity: collection
+sanity: $(BUILT)
 	cd $(COLL) && $(BIN)/ansible-test sanity --venv --python $(PYVER) --color no
 
-units: collection
+units: $(BUILT)
 	cd $(COLL) && $(BIN)/ansible-test units --python $(PYVER) --color no
 
 # ansible-test passes no environment to targets: the lab's settings go in as vars.
-integration: collection lab-up
+integration: $(BUILT) lab-up
 	$(LABCTL) env --json > $(COLL)/tests/integration/integration_config.yml
 	cd $(COLL) && $(BIN)/ansible-test integration --python $(PYVER) --color no
 
 # reset first: the delegated scenarios have no create/destroy, so a stale "prepared" state
 # from an earlier run would skip prepare (and its lab scenario)
-molecule: collection lab-up
+molecule: $(BUILT) lab-up
 	$(BIN)/molecule reset --all >/dev/null
 	$(LAB_ENV) && NO_COLOR=1 ANSIBLE_NOCOLOR=1 $(BIN)/molecule test --all
 

@@ -5,6 +5,7 @@ endpoint check that the AWS and Vault client factories share (DESIGN §7)."""
 from __future__ import annotations
 
 import ipaddress
+import threading
 import traceback
 from urllib.parse import urlsplit
 
@@ -122,18 +123,36 @@ def endpoint_refusal(url: str | None, service: str, source: str, params: dict) -
             "(of the module or lookup, not of a store) to allow it")
 
 
+# One boto3 session per set of credentials, for the life of the process: a new session loads
+# botocore's endpoint and service models again (about 0.1 s of CPU per client), and one
+# diagnose makes clients for every store, the IAM checks and the rotator check at once.
+# A session is not thread-safe: it is made, and makes clients, under the lock; the clients
+# it makes are.
+_SESSIONS: dict[tuple, object] = {}
+_SESSION_LOCK = threading.Lock()
+
+
+def _session_key(params: dict) -> tuple:
+    return tuple(params.get(name) for name in
+                 ("profile", "access_key", "secret_key", "session_token", "region"))
+
+
 def session(params: dict):
+    """The process's boto3 session for these credentials (call under _SESSION_LOCK)."""
     if boto3 is None:
         raise AwsError("boto3 is required for AWS access (pip install boto3)")
-    try:
-        return boto3.session.Session(
-            profile_name=params.get("profile"),
-            aws_access_key_id=params.get("access_key"),
-            aws_secret_access_key=params.get("secret_key"),
-            aws_session_token=params.get("session_token"),
-            region_name=params.get("region"))
-    except botocore.exceptions.ProfileNotFound as err:
-        raise AwsError(f"AWS profile {params.get('profile')!r} not found") from err
+    key = _session_key(params)
+    if key not in _SESSIONS:
+        try:
+            _SESSIONS[key] = boto3.session.Session(
+                profile_name=params.get("profile"),
+                aws_access_key_id=params.get("access_key"),
+                aws_secret_access_key=params.get("secret_key"),
+                aws_session_token=params.get("session_token"),
+                region_name=params.get("region"))
+        except botocore.exceptions.ProfileNotFound as err:
+            raise AwsError(f"AWS profile {params.get('profile')!r} not found") from err
+    return _SESSIONS[key]
 
 
 def client(params: dict, service: str, max_attempts: int | None = None,
@@ -141,7 +160,8 @@ def client(params: dict, service: str, max_attempts: int | None = None,
     """A boto3 client for service; AwsError when the settings are not valid or the endpoint
     it would send the credentials to is refused (endpoint_refusal).  endpoint_source says
     where the endpoint came from, for that error (default: the option or the environment)."""
-    sess = session(params)
+    with _SESSION_LOCK:
+        sess = session(params)
     if not sess.region_name:
         raise AwsError(f"{service}: no AWS region (set region, or AWS_REGION)")
     config = dict(RETRY_CONFIG)
@@ -156,8 +176,9 @@ def client(params: dict, service: str, max_attempts: int | None = None,
     if max_attempts is not None:  # the caller's own limit wins (a one-shot check)
         config["retries"] = {**config["retries"], "max_attempts": max_attempts}
     try:
-        made = sess.client(service, endpoint_url=params.get("endpoint_url") or None,
-                           config=botocore.config.Config(**config))
+        with _SESSION_LOCK:
+            made = sess.client(service, endpoint_url=params.get("endpoint_url") or None,
+                               config=botocore.config.Config(**config))
     except (TypeError, ValueError, AttributeError, botocore.exceptions.BotoCoreError) as err:
         raise AwsError(f"{service}: the client settings are not valid (check aws_config and "
                        f"endpoint_url): {type(err).__name__}: {err}") from None

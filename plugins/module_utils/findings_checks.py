@@ -192,8 +192,10 @@ def _explains(roots: list[dict], store: str, category: str) -> bool:
         if category in root.get("explains", []) and (not _store_specific(root)
                                                      or _mentions(root, store)):
             return True
-        # a finding about the store itself (placeholder, unreadable, target mismatch)
-        if (root.get("evidence") or {}).get("store") == store:
+        # a finding about the store itself (placeholder, unreadable, target mismatch), or the
+        # invariant's own login_failed for the stores it names
+        if (root.get("evidence") or {}).get("store") == store or (
+                root.get("id") == "login_failed" and _mentions(root, store)):
             return True
     return False
 
@@ -214,14 +216,18 @@ def invariant_findings(facts: dict, roots: list[dict]) -> list[dict]:
                                   or "the store holds no value at all"},
                                  manual("Fix the store's address (a path, key or secret id "
                                         "with a typo?) or restore its value.")))
+    # stores that failed the same way share one finding (an hba rule refuses them all)
+    unexplained: dict[tuple, list[str]] = {}
     for probe in facts.get("probes") or []:
         name, category = probe.get("store"), probe.get("category") or "unknown"
         if probe.get("ok") or _explains(roots + extra, name, category):
             continue
+        key = (category, probe.get("sqlstate"), redact(str(probe.get("message") or "")))
+        unexplained.setdefault(key, []).append(name)
+    for (category, sqlstate, message), names in unexplained.items():
         extra.append(finding("login_failed", "critical",
-                             {"store": name, "category": category,
-                              "sqlstate": probe.get("sqlstate"),
-                              "message": redact(str(probe.get("message") or ""))},
+                             {"stores": names, "category": category, "sqlstate": sqlstate,
+                              "message": message},
                              manual("Read the server's message: no known cause matches it. "
                                     "The server log has the DETAIL the client does not see.")))
     return extra

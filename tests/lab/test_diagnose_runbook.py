@@ -7,6 +7,7 @@ read-only: the role, every store and the config file are the same after it ran.
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from runbooks import (
 
 IAM_SCENARIOS = {"iam_role_blocks_password", "iam_role_not_granted", "iam_disabled_on_instance",
                  "iam_tls_missing", "iam_token_stale", "iam_policy_denies_connect"}
+RESULTS = Path(__file__).resolve().parents[2] / ".build" / "test-results" / "diagnose"
 SCENARIOS = sorted(line.split()[0] for line in run_labctl("scenarios").stdout.splitlines())
 
 
@@ -50,6 +52,11 @@ def test_diagnose_names_the_scenario_first(name, lab, tmp_path):
                     report_json.read_text(), "diagnose.md": markdown,
                     "the server log": server_log}, secrets)
     ids = [finding["id"] for finding in report["findings"]]
+    # the scenario -> findings table (docs/findings.md, the issue notes) is made from these
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(
+        {"scenario": name, "verdict": report["verdict"],
+         "findings": [[f["id"], f["severity"]] for f in report["findings"]]}))
     if not meta["expect"]:
         assert report["verdict"] == "healthy", ids
         assert not [f for f in report["findings"] if f["severity"] in ("critical", "warning")]

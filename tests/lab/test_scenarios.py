@@ -42,6 +42,7 @@ PROBE_OF_PRIMARY = {
     "store_password_whitespace": "ok",  # the primary is right; Vault has the newline
     "rotation_conflict": "ok",          # today's logins work; the next rotation would not
     "server_too_many_clients": "server_too_many_clients",
+    "login_failed": "unknown",          # no finding of its own: the invariant's login_failed
 }
 IAM_SCENARIOS = {"iam_role_blocks_password", "iam_role_not_granted",
                  "iam_disabled_on_instance", "iam_tls_missing", "iam_token_stale",

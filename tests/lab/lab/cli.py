@@ -76,6 +76,9 @@ def lab_env(lab: Lab) -> dict[str, str]:
         "PGAUTH_LAB_DIR": str(lab.dir),
         "PGAUTH_LAB_PGHOST": HOST,
         "PGAUTH_LAB_PGPORT": str(lab.pg_port),
+        # Lab.from_env() in a test must find this lab's servers, not the default ports'
+        "PGAUTH_LAB_MOTO_PORT": str(lab.moto_port),
+        "PGAUTH_LAB_VAULT_PORT": str(lab.vault_port),
         "PGAUTH_LAB_PGSOCKET": str(pg.sock),
         "PGAUTH_LAB_ADMIN_USER": ADMIN_USER,
         "PGAUTH_LAB_ADMIN_PASSWORD": state["admin_password"],

@@ -197,16 +197,21 @@ full_page_writes = off
 
     def hba_text(self, variant: str = "rds") -> str:
         """rds: the RDS-shaped rules.  force_ssl: plain TCP rejected for everyone (RDS with
-        rds.force_ssl=1).  admin_db_only: password logins only to the postgres database, so
+        rds.force_ssl=1).  ldap_app: app_user authenticates against an LDAP server that is
+        down.  admin_db_only: password logins only to the postgres database, so
         the app's database has no rule (a self-hosted hba edited too tightly)."""
         pam = f"pam pamservice={self.lab.pam_service}"
         databases = "postgres" if variant == "admin_db_only" else "all"
         plain = (f"hostnossl all      all        {HOST}/32     reject" if variant == "force_ssl"
                  else f"host    {databases:8} all        {HOST}/32     scram-sha-256")
+        # ldap_app: app_user's logins go to an LDAP server that is not there (port 1), a
+        # failure no finding but login_failed explains
+        ldap = (f"host    all      app_user   {HOST}/32     ldap ldapserver={HOST} ldapport=1 "
+                'ldapprefix="cn=" ldapsuffix=",dc=lab"\n' if variant == "ldap_app" else "")
         return f"""# RDS-shaped rules, written by labctl ({variant})
 # TYPE  DATABASE USER       ADDRESS          METHOD
 local   all      all                         trust
-hostssl all      +rds_iam   {HOST}/32     {pam}
+{ldap}hostssl all      +rds_iam   {HOST}/32     {pam}
 host    all      +rds_iam   {HOST}/32     reject
 hostssl {databases:8} all        {HOST}/32     scram-sha-256
 {plain}

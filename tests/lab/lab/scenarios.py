@@ -417,6 +417,8 @@ SCENARIOS: dict[str, tuple[Callable[[Seeder], None], str]] = {
                                  "the Vault store's path has a typo: no such secret"),
     "server_too_many_clients": (server_too_many_clients,
                                 "another client holds every connection slot"),
+    "login_failed": (_hba_variant("ldap_app", "verify-full"),
+                     "pg_hba.conf sends app_user to an LDAP server that is down"),
 }
 
 

@@ -274,5 +274,33 @@ def test_login_failed_carries_the_message_and_sqlstate():
     found = diagnose(facts(**{"probes.1": {"store": "vault", "ok": False, "category": "unknown",
                                            "sqlstate": "XX000", "message": "odd failure"}}))
     assert found[0]["id"] == "login_failed"
-    assert found[0]["evidence"] == {"store": "vault", "category": "unknown",
+    assert found[0]["evidence"] == {"stores": ["vault"], "category": "unknown",
                                     "sqlstate": "XX000", "message": "odd failure"}
+
+
+def test_stores_that_fail_the_same_way_share_one_login_failed():
+    ldap = {"ok": False, "category": "unknown", "sqlstate": None,
+            "message": 'LDAP authentication failed for user "app_user"'}
+    found = diagnose(facts(**{"probes.0": {"store": "aws", **ldap},
+                              "probes.1": {"store": "vault", **ldap, "sqlstate": "XX000"}}))
+    assert [(f["id"], f["evidence"]["stores"]) for f in found] == [
+        ("login_failed", ["aws"]), ("login_failed", ["vault"])]
+    found = diagnose(facts(**{"probes.0": {"store": "aws", **ldap},
+                              "probes.1": {"store": "vault", **ldap}}))
+    assert [(f["id"], f["evidence"]["stores"]) for f in found] == [
+        ("login_failed", ["aws", "vault"])]
+
+
+def test_too_many_clients_names_the_user_holding_the_slots():
+    found = diagnose(facts(**{
+        "server.connections": 198, "server.max_connections": 200,
+        "server.reserved_connections": 3,
+        "server.connections_by_user": [{"user": "leaky_worker", "connections": 190},
+                                       {"user": "postgres", "connections": 8}],
+        "probes.0": {"store": "aws", "ok": False, "category": "server_too_many_clients"}}))
+    first = found[0]
+    assert first["id"] == "server_too_many_clients"
+    assert first["evidence"]["connections_by_user"][0] == {"user": "leaky_worker",
+                                                           "connections": 190}
+    assert first["fix"]["manual"].startswith("leaky_worker holds 190 of the 198")
+    assert "pg_stat_activity" in first["fix"]["command"]
