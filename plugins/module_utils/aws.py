@@ -52,6 +52,37 @@ class AwsError(Exception):
     """An AWS call failed; the message names the service and what was asked."""
 
 
+ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException",
+                                 "UnauthorizedOperation", "UnrecognizedClientException"})
+
+
+def error_code(err: BaseException) -> str:
+    """The AWS error code of a botocore ClientError; '' for any other error."""
+    response = getattr(err, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str((response.get("Error") or {}).get("Code") or "")
+
+
+def describe_aws_error(err: BaseException, what: str, service: str,
+                       endpoint_url: str | None) -> str:
+    """One sentence for a failed AWS call (what: 'describe_secret', 'describing DB instance
+    x'), the same for every caller: never the request, never a credential.  Callers handle
+    the codes that mean something to them (not found) before asking for this."""
+    code = error_code(err)
+    if code in ACCESS_DENIED_CODES:
+        return f"access denied for {what} ({code})"
+    if code:
+        return f"{what} failed: {code}"
+    if boto3 is not None and isinstance(err, (botocore.exceptions.EndpointConnectionError,
+                                              botocore.exceptions.ConnectTimeoutError,
+                                              botocore.exceptions.ReadTimeoutError)):
+        return f"cannot reach {service} at {shown_url(endpoint_url or '')}"
+    if boto3 is not None and isinstance(err, botocore.exceptions.NoCredentialsError):
+        return "no AWS credentials found"
+    return f"{what} failed: {type(err).__name__}"
+
+
 # A character here can make URL parsers disagree about the host (urllib.parse here, urllib3 in
 # botocore and requests): with a backslash before an "@", one reads 127.0.0.1 and another the
 # attacker's host.  A loopback endpoint never needs any of them.

@@ -18,7 +18,11 @@ credentials are never read.  What cannot be asked is an error string naming the 
 """
 from __future__ import annotations
 
-from ansible_collections.credops.pgauth.plugins.module_utils.store import StoreError, make_backend
+from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+    StoreError,
+    StoreNotFound,
+    make_backend,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.vault import (
     VaultError,
     hvac,
@@ -46,7 +50,7 @@ def _secretsmanager(spec: dict, options: dict) -> list[dict]:
     try:
         # the backend's call wrapper: its errors name the store and carry no secret
         described = backend._call("describe_secret", SecretId=spec["secret_id"])
-    except LookupError:
+    except StoreNotFound:
         return []  # no such secret: store_unreadable's business, not a conflict
     rules = {key: value for key, value in (described.get("RotationRules") or {}).items()
              if key in _RULE_KEYS}

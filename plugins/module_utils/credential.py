@@ -29,7 +29,17 @@ PLACEHOLDERS = frozenset({"db", "changeme", "change_me", "password", "passw0rd",
 
 
 class CredentialError(ValueError):
-    """A value cannot be read as, or made into, the store's format.  Never holds a secret."""
+    """A value cannot be read as, or made into, the store's format.  Never holds a secret.
+    code says which kind, for code that decides on it (diagnosis): never match the text."""
+
+    def __init__(self, message: str, code: str = "invalid_value"):
+        super().__init__(message)
+        self.code = code
+
+
+# the code of a DSN whose user, password or database name needs percent-encoding (a rotation
+# that rewrites the value fixes it: store_dsn_invalid)
+DSN_NOT_ENCODED = "dsn_not_encoded"
 
 
 @dataclass
@@ -179,18 +189,20 @@ def parse_dsn(url: str) -> Credential:
     before_fragment, _hash, fragment = after.partition("#")
     path, _mark, query = before_fragment.partition("?")
     if authority.count("@") > 1 or (at and ("@" in path or "@" in fragment)):
-        raise CredentialError("the URL has more than one '@': the password is not URL-encoded")
+        raise CredentialError("the URL has more than one '@': the password is not URL-encoded",
+                              DSN_NOT_ENCODED)
     if "@" in path or "@" in fragment:
         raise CredentialError("the user, password or database name has characters "
-                              "that must be percent-encoded (an '@' after the host)")
+                              "that must be percent-encoded (an '@' after the host)",
+                              DSN_NOT_ENCODED)
     if "@" in query:
         # "user:?pw@host" and "user:#pw@host" put the host in the query; so does an '@' in
         # a query parameter's name ("u:a@b?c@h/d"): names never hold one
         bare = any("@" in part.partition("=")[0] for part in query.split("&"))
         if bare or (not at and not _PLAIN_HOSTPORT.fullmatch(authority)):
-            raise CredentialError(_NOT_ENCODED)
+            raise CredentialError(_NOT_ENCODED, DSN_NOT_ENCODED)
     if at and _USERINFO_RESERVED.search(userinfo):
-        raise CredentialError(_NOT_ENCODED)
+        raise CredentialError(_NOT_ENCODED, DSN_NOT_ENCODED)
     if "," in hostport:
         raise CredentialError("multi-host URLs are not supported")
     try:

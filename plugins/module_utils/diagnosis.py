@@ -6,6 +6,7 @@ Pure functions, no I/O.  ``facts`` is what the diagnose runbook gathers with the
 
     {"target": {host, port, dbname, role, auth, sslmode, rds_instance_id, ...},
      "admin_error": "<category>: <message>" | None,   # the admin connection itself failed
+     "admin_error_category": "<category>" | None,     # what the code below decides on
      "server": pg_role_info.server | None, "role": pg_role_info.role | None,
      "stores": [secret_value_info result, ...],       # first = primary
      "probes": [pg_login_probe result + {"store": name}, ...],
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import shlex
 
+from ansible_collections.credops.pgauth.plugins.module_utils.credential import DSN_NOT_ENCODED
 from ansible_collections.credops.pgauth.plugins.module_utils.findings_catalogue import (
     SEVERITY_ORDER,
 )
@@ -68,7 +70,7 @@ def _connection_findings(facts: dict, failed: dict) -> list[dict]:
     target, found = facts.get("target") or {}, []
     admin_error = facts.get("admin_error") or ""
     where = f"{target.get('host')}:{target.get('port')}"
-    if admin_error.startswith("server_unreachable") or "server_unreachable" in failed:
+    if facts.get("admin_error_category") == "server_unreachable" or "server_unreachable" in failed:
         found.append(_finding("server_unreachable", "critical",
                               {"target": where, "error": admin_error or None,
                                "stores": failed.get("server_unreachable", [])},
@@ -258,8 +260,8 @@ def _store_findings(facts: dict, failed: dict) -> list[dict]:
             explained.add(name)
         elif not store.get("readable", True):
             error = store.get("error") or ""
-            fid = "store_dsn_invalid" if "percent-encoded" in error or "'@'" in error \
-                else "store_unreadable"
+            fid = ("store_dsn_invalid" if store.get("error_code") == DSN_NOT_ENCODED
+                   else "store_unreadable")
             fix = _rotate() if fid == "store_dsn_invalid" else _manual(
                 "The error says what to fix: access (credentials, policy, network), or the "
                 "store's address or content.")

@@ -48,10 +48,13 @@ def role_part(params: dict) -> dict:
     try:
         conn = admin_connect(params)
     except PgError as err:
-        return {"admin_error": f"{err.category or 'unknown'}: {err}", "server": None,
+        # admin_error stays the text users read; admin_error_category is what code decides on
+        return {"admin_error": f"{err.category or 'unknown'}: {err}",
+                "admin_error_category": err.category or "unknown", "server": None,
                 "role": None, "sessions": [], "hba_rules": None}
     try:
-        return {"admin_error": None, **gather(conn.cursor(), params["role"])}
+        return {"admin_error": None, "admin_error_category": None,
+                **gather(conn.cursor(), params["role"])}
     finally:
         conn.close()
 
@@ -62,7 +65,7 @@ def store_part(spec: dict, params: dict, fingerprint_key: str) -> dict:
         return describe(Store(spec, params), "current", fingerprint_key, False)
     except StoreError as err:
         return {"store": spec.get("name") or spec.get("type"), "readable": False,
-                "error": str(err)}
+                "error": str(err), "error_code": err.code}
 
 
 PENDING_TYPES = ("aws_secretsmanager", "vault_kv2", "vault_kv1")

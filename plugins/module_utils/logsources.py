@@ -10,7 +10,12 @@ import gzip
 import os
 from collections.abc import Iterator
 
-from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError, client
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
+    AwsError,
+    client,
+    describe_aws_error,
+    error_code,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.logscan import (
     LINE_LIMIT,
     Scanner,
@@ -73,13 +78,11 @@ def cloudwatch_lines(params: dict, group: str, since: dt.datetime | None,
             for event in page.get("events", []):
                 # an event holds at most 256 KB; the scanner drops lines over LINE_LIMIT
                 yield from (event.get("message") or "").splitlines()
-    except botocore.exceptions.ClientError as err:
-        code = err.response.get("Error", {}).get("Code", "")
-        if code == "ResourceNotFoundException":
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+        if error_code(err) == "ResourceNotFoundException":
             raise LogSourceError(f"CloudWatch log group {group} does not exist") from None
-        raise LogSourceError(f"CloudWatch log group {group}: {code}") from None
-    except botocore.exceptions.BotoCoreError as err:
-        raise LogSourceError(f"CloudWatch log group {group}: {type(err).__name__}") from None
+        raise LogSourceError(f"CloudWatch log group {group}: " + describe_aws_error(
+            err, "filter_log_events", "CloudWatch Logs", logs.meta.endpoint_url)) from None
 
 
 def scan_logs(params: dict, files: list[str], groups: list[str], since: str | None,

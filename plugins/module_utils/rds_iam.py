@@ -8,7 +8,12 @@ import json
 import urllib.parse
 from dataclasses import dataclass
 
-from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError, client
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
+    AwsError,
+    client,
+    describe_aws_error,
+    error_code,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.iam_policy import (
     ALLOWED,
     DENIED,
@@ -42,10 +47,6 @@ def _account(arn: str) -> str:
     return parts[4] if len(parts) > 4 else ""
 
 
-def _code(err) -> str:
-    return err.response.get("Error", {}).get("Code", "") if hasattr(err, "response") else ""
-
-
 def describe_database(params: dict, instance: str | None, cluster: str | None) -> dict:
     """The IAM flag, endpoint and the resource id the connect ARN uses.  An Aurora cluster's
     IAM users are authorized on the cluster: the ARN names its DbClusterResourceId
@@ -72,18 +73,14 @@ def describe_database(params: dict, instance: str | None, cluster: str | None) -
             arn, resource_id = db["DBClusterArn"], db.get("DbClusterResourceId")
             address, port = db.get("Endpoint"), db.get("Port")
             iam_enabled = db.get("IAMDatabaseAuthenticationEnabled")
-    except botocore.exceptions.ClientError as err:
-        code = _code(err)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+        # a BotoCoreError (a timeout, a broken response) was a traceback here once
         what = f"DB instance {instance}" if instance else f"DB cluster {cluster}"
-        if code in ("DBInstanceNotFound", "DBInstanceNotFoundFault", "DBClusterNotFoundFault"):
+        if error_code(err) in ("DBInstanceNotFound", "DBInstanceNotFoundFault",
+                               "DBClusterNotFoundFault"):
             raise AwsError(f"{what} not found in {rds.meta.region_name}") from None
-        if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
-            raise AwsError(f"access denied describing {what} ({code})") from None
-        raise AwsError(f"describing {what} failed: {code}") from None
-    except botocore.exceptions.EndpointConnectionError:
-        raise AwsError(f"cannot reach RDS at {rds.meta.endpoint_url}") from None
-    except botocore.exceptions.NoCredentialsError:
-        raise AwsError("no AWS credentials found") from None
+        raise AwsError(describe_aws_error(err, f"describing {what}", "RDS",
+                                          rds.meta.endpoint_url)) from None
     _arn, partition, _rds, region, account = arn.split(":")[:5]
     return {"iam_enabled": bool(iam_enabled),
             "endpoint": address, "port": port, "resource_id": resource_id,
@@ -198,9 +195,9 @@ def _simulate(params: dict, source_arn: str, resource_arn: str) -> dict | str:
         simulated = simulator.simulate_principal_policy(
             PolicySourceArn=source_arn, ActionNames=[CONNECT], ResourceArns=[resource_arn])
     except botocore.exceptions.ClientError as err:
-        if _code(err) in ("NoSuchEntity", "NoSuchEntityException"):
+        if error_code(err) in ("NoSuchEntity", "NoSuchEntityException"):
             raise AwsError(f"principal {source_arn} does not exist") from None
-        return _code(err) or "error"
+        return error_code(err) or "error"
     except Exception as err:  # noqa: BLE001 - any simulator failure means: evaluate locally
         return type(err).__name__
     result = (simulated.get("EvaluationResults") or [{}])[0]
@@ -235,9 +232,9 @@ def _organization_note(params: dict) -> str | None:
     try:
         client(params, "organizations", max_attempts=1).describe_organization()
     except botocore.exceptions.ClientError as err:
-        if _code(err) == "AWSOrganizationsNotInUseException":
+        if error_code(err) == "AWSOrganizationsNotInUseException":
             return None
-        return f"whether SCPs apply could not be read ({_code(err) or 'error'})"
+        return f"whether SCPs apply could not be read ({error_code(err) or 'error'})"
     except Exception as err:  # noqa: BLE001 - unknown is undecided, not an error of the run
         return f"whether SCPs apply could not be read ({type(err).__name__})"
     return "the account is in an AWS Organization: its SCPs are not visible here"
@@ -251,11 +248,11 @@ def connect_decision(params: dict, principal_arn: str, resource_arn: str) -> dic
     iam = client(params, "iam")
     try:
         entity = _entity(iam, principal)
-    except botocore.exceptions.ClientError as err:
-        if _code(err) in ("NoSuchEntity", "NoSuchEntityException"):
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+        if error_code(err) in ("NoSuchEntity", "NoSuchEntityException"):
             raise AwsError(f"principal {principal_arn} does not exist") from None
         return _undecided("local_evaluation", [POLICIES_UNREADABLE],
-                          [f"reading {principal_arn} failed ({_code(err) or 'error'})"])
+                          [f"reading {principal_arn} failed ({error_code(err) or 'error'})"])
     entity_arn = entity.get("Arn") or principal_arn
     entity_account = _account(entity_arn)
     if entity_account != principal.account:
@@ -287,8 +284,9 @@ def connect_decision(params: dict, principal_arn: str, resource_arn: str) -> dic
         policies = principal_policies(iam, principal)
     except ListingIncomplete as err:
         return _undecided("local_evaluation", [LISTING_INCOMPLETE], [*notes, str(err)])
-    except botocore.exceptions.ClientError as err:
-        failed = f"reading the policies of {principal_arn} failed ({_code(err) or 'error'})"
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+        failed = (f"reading the policies of {principal_arn} failed "
+                  f"({error_code(err) or type(err).__name__})")
         return _undecided("local_evaluation", [POLICIES_UNREADABLE], [*notes, failed])
     verdict = evaluate(policies, CONNECT, resource_arn)
     local = {"decision": verdict.decision, "connect_allowed": verdict.allowed,
@@ -336,5 +334,5 @@ def modify_database(params: dict, instance: str | None, cluster: str | None, pur
         else:
             rds.modify_db_cluster(DBClusterIdentifier=cluster, ApplyImmediately=True, **changes)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
-        code = getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
+        code = error_code(err) or type(err).__name__
         raise AwsError(f"{purpose} for {instance or cluster} failed: {code}") from None

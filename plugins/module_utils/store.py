@@ -61,7 +61,18 @@ STORE_OPTION_SPEC = {
 
 class StoreError(Exception):
     """A store operation failed.  The message starts with the store's name and never
-    contains a secret."""
+    contains a secret; code, when set, is the CredentialError code of a value that cannot be
+    read (diagnosis decides on it, never on the text)."""
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.code = code
+
+
+class StoreNotFound(StoreError, LookupError):
+    """What the store was asked for does not exist (no such secret, path or version): a
+    caller may treat it as an empty stage, unlike a store that cannot be asked at all.
+    (Also a LookupError, for the callers that caught that before StoreNotFound existed.)"""
 
 
 class StoreValueError(StoreError):
@@ -93,8 +104,8 @@ class Backend:
     def describe(self) -> str:
         raise NotImplementedError
 
-    def error(self, message: str) -> StoreError:
-        return StoreError(f"store {self.label!r} ({self.describe()}): {message}")
+    def error(self, message: str, kind: type[StoreError] = StoreError) -> StoreError:
+        return kind(f"store {self.label!r} ({self.describe()}): {message}")
 
     def read(self, stage: str) -> StoredValue | None:
         raise NotImplementedError
@@ -203,7 +214,8 @@ class Store:
         try:
             return decode(stored.value, self._format_for(stored.value)), stored
         except CredentialError as err:
-            raise StoreValueError(str(self.backend.error(f"the {stage} value: {err}"))) from None
+            raise StoreValueError(str(self.backend.error(f"the {stage} value: {err}")),
+                                  err.code) from None
 
     def _read_or_replace(self, stage: str, replace_unreadable: bool):
         try:

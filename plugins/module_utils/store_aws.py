@@ -21,9 +21,15 @@ import uuid
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
     AwsError,
     client,
+    describe_aws_error,
+    error_code,
     shown_url,
 )
-from ansible_collections.credops.pgauth.plugins.module_utils.store import Backend, StoredValue
+from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+    Backend,
+    StoredValue,
+    StoreNotFound,
+)
 
 try:
     import botocore.exceptions
@@ -65,29 +71,22 @@ class SecretsManagerBackend(Backend):
     def _call(self, operation: str, **kwargs):
         try:
             return getattr(self.sm, operation)(**kwargs)
-        except botocore.exceptions.ClientError as err:
-            code = err.response.get("Error", {}).get("Code", "")
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+            code = error_code(err)
             if code == "ResourceNotFoundException":
-                raise LookupError(code) from None
-            if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
-                raise self.error(f"access denied for {operation} ({code})") from None
+                raise self.error("no such secret", StoreNotFound) from None
             if code == "DecryptionFailure":
                 raise self.error("Secrets Manager cannot decrypt the secret with its KMS key") \
                     from None
             if code == "InvalidRequestException" and "deletion" in str(err).lower():
                 raise self.error("the secret is scheduled for deletion") from None
-            raise self.error(f"{operation} failed: {code}") from None
-        except botocore.exceptions.EndpointConnectionError:
-            raise self.error(f"cannot reach Secrets Manager at {self.endpoint}") from None
-        except botocore.exceptions.NoCredentialsError:
-            raise self.error("no AWS credentials found") from None
-        except botocore.exceptions.BotoCoreError as err:
-            raise self.error(f"{operation} failed: {type(err).__name__}") from None
+            raise self.error(describe_aws_error(err, operation, "Secrets Manager",
+                                                self.sm.meta.endpoint_url)) from None
 
     def _stages(self) -> dict | None:
         try:
             described = self._call("describe_secret", SecretId=self.spec["secret_id"])
-        except LookupError:
+        except StoreNotFound:
             return None
         return described
 
@@ -118,7 +117,7 @@ class SecretsManagerBackend(Backend):
         try:
             got = self._call("get_secret_value", SecretId=self.spec["secret_id"],
                              VersionId=version)
-        except LookupError:
+        except StoreNotFound:
             return None
         if "SecretString" not in got:
             raise self.error("the secret holds binary data, not a string")
@@ -178,5 +177,5 @@ class SecretsManagerBackend(Backend):
         try:
             self._call("delete_secret", SecretId=self.spec["secret_id"],
                        RecoveryWindowInDays=7)
-        except LookupError:
+        except StoreNotFound:
             return

@@ -11,7 +11,11 @@ fails loudly instead of being overwritten, and an equal value writes no new vers
 """
 from __future__ import annotations
 
-from ansible_collections.credops.pgauth.plugins.module_utils.store import Backend, StoredValue
+from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+    Backend,
+    StoredValue,
+    StoreNotFound,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.vault import (
     VaultError,
     hvac,
@@ -59,7 +63,7 @@ class VaultKvBackend(Backend):
         try:
             return func(mount_point=self.mount, **kwargs)
         except hvac.exceptions.InvalidPath:
-            raise LookupError(what) from None
+            raise self.error(f"{what}: no such path", StoreNotFound) from None
         except hvac.exceptions.Forbidden:
             raise self.error(self._why_forbidden(what)) from None
         except hvac.exceptions.Unauthorized:
@@ -97,7 +101,7 @@ class VaultKvBackend(Backend):
         try:
             self._call("read metadata", self.client.secrets.kv.v2.read_secret_metadata,
                        path=self._path("current"))
-        except LookupError:
+        except StoreNotFound:
             return False
         return True
 
@@ -106,13 +110,13 @@ class VaultKvBackend(Backend):
         if self.version == 1:
             try:
                 got = self._call("read", self.client.secrets.kv.v1.read_secret, path=path)
-            except LookupError:
+            except StoreNotFound:
                 return None
             return StoredValue(self._select(got.get("data")), None, [stage])
         try:
             got = self._call("read", self.client.secrets.kv.v2.read_secret_version, path=path,
                              raise_on_deleted_version=False)
-        except LookupError:
+        except StoreNotFound:
             return None
         meta = (got.get("data") or {}).get("metadata") or {}
         data = (got.get("data") or {}).get("data")
@@ -131,7 +135,7 @@ class VaultKvBackend(Backend):
                     raise_on_deleted_version=False)
             data = current.get("data") if self.version == 1 else \
                 (current.get("data") or {}).get("data")
-        except LookupError:
+        except StoreNotFound:
             data = None
         return {**(data or {}), self.field: value}
 
@@ -160,7 +164,7 @@ class VaultKvBackend(Backend):
             else:
                 self._call("delete", self.client.secrets.kv.v2.delete_metadata_and_all_versions,
                            path=path)
-        except LookupError:
+        except StoreNotFound:
             return
 
     def delete(self) -> None:
@@ -171,5 +175,5 @@ class VaultKvBackend(Backend):
             else:
                 self._call("delete", self.client.secrets.kv.v2.delete_metadata_and_all_versions,
                            path=self.spec["path"])
-        except LookupError:
+        except StoreNotFound:
             return

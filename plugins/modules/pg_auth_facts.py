@@ -127,6 +127,10 @@ admin_error:
   description: Why the admin connection failed (the finding id, a colon, the message), or null.
   returned: always
   type: str
+admin_error_category:
+  description: The finding id of that failure alone (such as V(server_unreachable)), or null.
+  returned: always
+  type: str
 server:
   description: Server facts, as M(credops.pgauth.pg_role_info) returns them.
   returned: always
@@ -148,7 +152,8 @@ hba_rules:
 stores:
   description:
     - One item per store, in order, as M(credops.pgauth.secret_value_info) returns it
-      (C(readable=false) and C(error) for a store that cannot be read).
+      (C(readable=false) and C(error) for a store that cannot be read, with C(error_code)
+      V(dsn_not_encoded) when its DSN needs percent-encoding, or null).
   returned: always
   type: list
   elements: dict

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import psycopg2
 
-if __package__:
-    from .procs import read_pid, spawn, stop_group, wait_for
-    from .settings import Lab
+from .procs import read_pid, spawn, stop_group, wait_for
+from .settings import Lab
 
 HOLDER_ROLE = "lab_slot_holder"
-MARKER = "slot_holder.py"
+MARKER = "lab.slot_holder"
 # the server's texts for "no slot left for you" (53300): the holder stops taking slots there
 FULL = ("too many clients already", "remaining connection slots are reserved")
 
@@ -34,8 +33,9 @@ def start(lab: Lab, socket_dir: Path) -> int:
     stop(lab)
     pidfile, ready, logfile = _files(lab)
     ready.unlink(missing_ok=True)
-    spawn([sys.executable, str(Path(__file__).resolve()), str(socket_dir), str(lab.pg_port),
-           str(ready)], pidfile, logfile)
+    # run as the lab package's module (from tests/lab), so its imports work as here
+    spawn([sys.executable, "-m", MARKER, str(socket_dir), str(lab.pg_port), str(ready)],
+          pidfile, logfile, cwd=Path(__file__).resolve().parent.parent)
     wait_for(lambda: ready.exists() or read_pid(pidfile, MARKER) is None,
              "the slot holder to take every connection slot", timeout=60)
     if not ready.exists():

@@ -88,9 +88,14 @@ CASES = [
                            "error": "store 'vault': cannot reach Vault"}}),
      ["store_unreadable"]),
     ("unencoded DATABASE_URL", facts(**{"stores.1": {
-        "store": "env", "readable": False,
+        "store": "env", "readable": False, "error_code": "dsn_not_encoded",
         "error": "store 'env': the user or password part has characters that must be "
                  "percent-encoded"}}), ["store_dsn_invalid"]),
+    # the decision is on the code: a text that happens to say percent-encoded is not it
+    ("an unreadable store whose error mentions percent-encoding", facts(**{"stores.1": {
+        "store": "env", "readable": False, "error_code": None,
+        "error": "store 'env': cannot read /etc/app/percent-encoded.env"}}),
+     ["store_unreadable"]),
     ("password sent to an rds_iam member",
      both_fail(**{"role.rds_iam_member": True,
                   "probes.0": {"store": "aws", "ok": False, "category": "iam_role_blocks_password"},
@@ -131,6 +136,7 @@ CASES = [
                   "first_failure": "2026-11-22T06:16:00+00:00"}}}}),
      ["iam_token_stale"]),
     ("server down", facts(**{"admin_error": "server_unreachable: connection refused",
+                             "admin_error_category": "server_unreachable",
                              "probes.0": {"store": "aws", "ok": False,
                                           "category": "server_unreachable"}}),
      ["server_unreachable"]),

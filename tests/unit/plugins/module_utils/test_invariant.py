@@ -63,7 +63,10 @@ def fact_sets(draw):
     return {"target": {"host": "db", "port": 5432, "dbname": "appdb", "role": "app_user",
                        "auth": draw(st.sampled_from(["password", "iam"])),
                        "sslmode": draw(st.sampled_from(["verify-full", "disable"]))},
-            "admin_error": draw(st.sampled_from([None, "server_unreachable: refused"])),
+            **draw(st.sampled_from([
+                {"admin_error": None, "admin_error_category": None},
+                {"admin_error": "server_unreachable: refused",
+                 "admin_error_category": "server_unreachable"}])),
             "server": {"password_encryption": "scram-sha-256"},
             "role": draw(st.one_of(st.none(), role_facts)),
             "stores": stores, "probes": probes,
