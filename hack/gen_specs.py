@@ -47,9 +47,18 @@ class _IndentedDumper(yaml.SafeDumper):
         return super().increase_indent(flow, False)
 
 
-def dump_yaml(data: dict) -> str:
-    return yaml.dump(data, Dumper=_IndentedDumper, sort_keys=False, width=96,
-                     allow_unicode=True, default_flow_style=False)
+MAX_LINE = 100  # ruff's line length: the fragments are Python files
+
+
+def dump_yaml(data: dict, indent: int = 0) -> str:
+    """YAML whose lines, indented by indent, fit MAX_LINE.  PyYAML breaks a line only once it
+    is past its width, by up to a word: the widest width that fits is searched for."""
+    for width in range(MAX_LINE - indent - 8, 40, -2):
+        text = yaml.dump(data, Dumper=_IndentedDumper, sort_keys=False, width=width,
+                         allow_unicode=True, default_flow_style=False)
+        if max(len(line) for line in text.splitlines()) + indent <= MAX_LINE:
+            return text
+    raise SystemExit("a word too long for any YAML width")
 
 
 def _comment(text: str) -> str:
@@ -58,9 +67,9 @@ def _comment(text: str) -> str:
 
 def fragment_file(sources: str, attributes: dict[str, dict]) -> str:
     """A doc fragment module: one attribute per fragment, each a YAML document."""
-    parts = ["# Copyright (c) credops.pgauth contributors\n"
-             "# GNU General Public License v3.0+ (see LICENSE or "
-             "https://www.gnu.org/licenses/gpl-3.0.txt)\n",
+    parts = [("# Copyright (c) credops.pgauth contributors\n"
+              "# GNU General Public License v3.0+ (see LICENSE or "
+              "https://www.gnu.org/licenses/gpl-3.0.txt)\n"),
              _comment(GENERATED_NOTE.format(sources=sources)),
              "from __future__ import annotations\n\n\nclass ModuleDocFragment:\n"]
     blocks = [f'    {name} = r"""\n{dump_yaml(doc)}"""\n' for name, doc in attributes.items()]

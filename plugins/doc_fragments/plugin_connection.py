@@ -10,7 +10,8 @@ class ModuleDocFragment:
 options:
   region:
     description:
-      - AWS region. Falls back to E(AWS_REGION), then E(AWS_DEFAULT_REGION), then the profile.
+      - AWS region. Falls back to E(AWS_REGION), then E(AWS_DEFAULT_REGION), then
+        the profile.
     type: str
     aliases:
       - aws_region
@@ -27,10 +28,10 @@ options:
       - name: AWS_PROFILE
   endpoint_url:
     description:
-      - Use this endpoint instead of the AWS default (a VPC endpoint, or a test server). Falls back
-        to E(AWS_ENDPOINT_URL).
-      - Must be C(https://), or C(http://) to this machine, unless O(insecure_endpoint_ok); the same
-        holds for a store's C(endpoint_url), which receives these credentials.
+      - Use this endpoint instead of the AWS default (a VPC endpoint, or a test server).
+        Falls back to E(AWS_ENDPOINT_URL).
+      - Must be C(https://), or C(http://) to this machine, unless O(insecure_endpoint_ok);
+        the same holds for a store's C(endpoint_url), which receives these credentials.
     type: str
     aliases:
       - aws_endpoint_url
@@ -38,8 +39,8 @@ options:
       - name: AWS_ENDPOINT_URL
   access_key:
     description:
-      - AWS access key id. Falls back to E(AWS_ACCESS_KEY_ID), then boto3's credential chain (profile,
-        instance or task role, web identity).
+      - AWS access key id. Falls back to E(AWS_ACCESS_KEY_ID), then boto3's credential
+        chain (profile, instance or task role, web identity).
     type: str
     aliases:
       - aws_access_key_id
@@ -63,16 +64,17 @@ options:
       - name: AWS_SESSION_TOKEN
   aws_config:
     description:
-      - Settings for botocore's C(Config) that override this collection's defaults (C(connect_timeout=10),
-        C(read_timeout=30), standard retries with 8 attempts).
-      - For example a C(read_timeout) of 5 and C(retries) of C(max_attempts=2) give up quickly on
-        an endpoint that does not answer.
+      - Settings for botocore's C(Config) that override this collection's defaults
+        (C(connect_timeout=10), C(read_timeout=30), standard retries with 8 attempts).
+      - For example a C(read_timeout) of 5 and C(retries) of C(max_attempts=2) give
+        up quickly on an endpoint that does not answer.
     type: dict
   url:
     description:
       - Vault or OpenBao address. Falls back to E(VAULT_ADDR), then E(BAO_ADDR).
-      - Must be C(https://), or C(http://) to this machine, unless O(insecure_endpoint_ok); the same
-        holds for a store's C(url), which receives the token (or AppRole secret id).
+      - Must be C(https://), or C(http://) to this machine, unless O(insecure_endpoint_ok);
+        the same holds for a store's C(url), which receives the token (or AppRole
+        secret id).
     type: str
     aliases:
       - vault_addr
@@ -104,14 +106,16 @@ options:
     type: str
   namespace:
     description:
-      - Vault Enterprise / OpenBao namespace. Falls back to E(VAULT_NAMESPACE), then E(BAO_NAMESPACE).
+      - Vault Enterprise / OpenBao namespace. Falls back to E(VAULT_NAMESPACE), then
+        E(BAO_NAMESPACE).
     type: str
     env:
       - name: BAO_NAMESPACE
       - name: VAULT_NAMESPACE
   ca_cert:
     description:
-      - CA bundle for Vault's TLS certificate. Falls back to E(VAULT_CACERT), then E(BAO_CACERT).
+      - CA bundle for Vault's TLS certificate. Falls back to E(VAULT_CACERT), then
+        E(BAO_CACERT).
     type: path
     aliases:
       - cacert
@@ -130,18 +134,20 @@ options:
     default: 10
   insecure_endpoint_ok:
     description:
-      - Allow an AWS C(endpoint_url) or Vault C(url) that is neither C(https://) nor plain C(http://)
-        to this machine (C(127.0.0.0/8), C(::1), C(localhost)). Without it such an endpoint is refused
-        before anything is sent, naming the endpoint, where it came from (this option, E(AWS_ENDPOINT_URL),
-        E(VAULT_ADDR), E(BAO_ADDR), a profile, or a store's own C(endpoint_url) or C(url)) and the
-        store.
-      - The check applies to the endpoint wherever it came from, because the endpoint receives the
-        credentials (AWS keys and request signatures, the Vault token or AppRole secret id) and the
-        secrets read or written. A store's C(endpoint_url) or C(url) override receives them too, so
-        whoever may edit a store dict may choose where they go; this is an option of the module (or
-        lookup), not a store key, so that the same person cannot also allow cleartext.
-      - Turn it on only for a test server on another host or a network you trust with these credentials
-        in cleartext. amazon.aws and community.hashi_vault have no such check.
+      - Allow an AWS C(endpoint_url) or Vault C(url) that is neither C(https://) nor
+        plain C(http://) to this machine (C(127.0.0.0/8), C(::1), C(localhost)). Without
+        it such an endpoint is refused before anything is sent, naming the endpoint,
+        where it came from (this option, E(AWS_ENDPOINT_URL), E(VAULT_ADDR), E(BAO_ADDR),
+        a profile, or a store's own C(endpoint_url) or C(url)) and the store.
+      - The check applies to the endpoint wherever it came from, because the endpoint
+        receives the credentials (AWS keys and request signatures, the Vault token
+        or AppRole secret id) and the secrets read or written. A store's C(endpoint_url)
+        or C(url) override receives them too, so whoever may edit a store dict may
+        choose where they go; this is an option of the module (or lookup), not a store
+        key, so that the same person cannot also allow cleartext.
+      - Turn it on only for a test server on another host or a network you trust with
+        these credentials in cleartext. amazon.aws and community.hashi_vault have
+        no such check.
     type: bool
     default: false
 """

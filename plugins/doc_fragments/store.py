@@ -11,8 +11,9 @@ options:
   store:
     description:
       - The store, as one dict; the same dict as an item of C(pgauth_stores).
-      - Connection settings in the dict (O(store.region), O(store.url), ...) override the module-level
-        AWS and Vault options, so one list can mix regions and Vault servers.
+      - Connection settings in the dict (O(store.region), O(store.url), ...) override
+        the module-level AWS and Vault options, so one list can mix regions and Vault
+        servers.
     type: dict
     required: true
     suboptions:
@@ -44,23 +45,25 @@ options:
         type: str
       format:
         description:
-          - Secrets Manager and Vault, the value's format. V(json) is the RDS-style object C({username,
-            password, host, port, dbname, engine}) (unknown keys are kept on write), V(password) the
-            bare password, V(dsn) a C(postgresql://) URL (every part percent-encoded on write; query
-            parameters such as C(sslmode) kept).
+          - Secrets Manager and Vault, the value's format. V(json) is the RDS-style
+            object C({username, password, host, port, dbname, engine}) (unknown keys
+            are kept on write), V(password) the bare password, V(dsn) a C(postgresql://)
+            URL (every part percent-encoded on write; query parameters such as C(sslmode)
+            kept).
           - File stores, the file's syntax. V(yaml), V(json) or V(dotenv).
           - Defaults to V(json), or V(dotenv) for files.
         type: str
       key:
         description:
           - Vault, the field of the secret that holds a V(password) or V(dsn) value.
-          - File, a dotted path (V(database.password)) for yaml/json, or a variable name (V(DATABASE_URL))
-            for dotenv.
+          - File, a dotted path (V(database.password)) for yaml/json, or a variable
+            name (V(DATABASE_URL)) for dotenv.
         type: str
       value_format:
         description:
-          - File stores, what the value at C(key) is. Default is guessed from the current value (a
-            mapping is V(json), a C(postgresql://) string V(dsn), else V(password)).
+          - File stores, what the value at C(key) is. Default is guessed from the
+            current value (a mapping is V(json), a C(postgresql://) string V(dsn),
+            else V(password)).
         type: str
         choices:
           - password
@@ -80,16 +83,19 @@ options:
         type: dict
       backup:
         description:
-          - File stores, keep a copy of the file before writing, next to it, named C(<file>.<timestamp>.<random>~),
-            with the file's owner, group, mode, ACLs and xattrs.
-          - A backup holds the old secret, which may still log in (a C(alternating_users) rotation
-            keeps the old password valid for the other user); clean backups up, or set C(backup_keep).
+          - File stores, keep a copy of the file before writing, next to it, named
+            C(<file>.<timestamp>.<random>~), with the file's owner, group, mode, ACLs
+            and xattrs.
+          - A backup holds the old secret, which may still log in (a C(alternating_users)
+            rotation keeps the old password valid for the other user); clean backups
+            up, or set C(backup_keep).
         type: bool
         default: false
       backup_keep:
         description:
-          - File stores with C(backup=true), how many backups of the file to keep; older ones are
-            removed after a successful write. Default is to keep every backup.
+          - File stores with C(backup=true), how many backups of the file to keep;
+            older ones are removed after a successful write. Default is to keep every
+            backup.
         type: int
       region:
         description:
@@ -117,10 +123,10 @@ options:
 options:
   password_from:
     description:
-      - Read the credential from a store, inside the module, instead of taking a password from playbook
-        variables; the secret never passes through them.
-      - The module-level AWS and Vault options are used to reach the store; connection settings in
-        the store dict override them.
+      - Read the credential from a store, inside the module, instead of taking a password
+        from playbook variables; the secret never passes through them.
+      - The module-level AWS and Vault options are used to reach the store; connection
+        settings in the store dict override them.
     type: dict
     suboptions:
       store:
@@ -157,23 +163,25 @@ options:
             type: str
           format:
             description:
-              - Secrets Manager and Vault, the value's format. V(json) is the RDS-style object C({username,
-                password, host, port, dbname, engine}) (unknown keys are kept on write), V(password)
-                the bare password, V(dsn) a C(postgresql://) URL (every part percent-encoded on write;
-                query parameters such as C(sslmode) kept).
+              - Secrets Manager and Vault, the value's format. V(json) is the RDS-style
+                object C({username, password, host, port, dbname, engine}) (unknown keys
+                are kept on write), V(password) the bare password, V(dsn) a C(postgresql://)
+                URL (every part percent-encoded on write; query parameters such as C(sslmode)
+                kept).
               - File stores, the file's syntax. V(yaml), V(json) or V(dotenv).
               - Defaults to V(json), or V(dotenv) for files.
             type: str
           key:
             description:
               - Vault, the field of the secret that holds a V(password) or V(dsn) value.
-              - File, a dotted path (V(database.password)) for yaml/json, or a variable name (V(DATABASE_URL))
-                for dotenv.
+              - File, a dotted path (V(database.password)) for yaml/json, or a variable
+                name (V(DATABASE_URL)) for dotenv.
             type: str
           value_format:
             description:
-              - File stores, what the value at C(key) is. Default is guessed from the current value
-                (a mapping is V(json), a C(postgresql://) string V(dsn), else V(password)).
+              - File stores, what the value at C(key) is. Default is guessed from the
+                current value (a mapping is V(json), a C(postgresql://) string V(dsn),
+                else V(password)).
             type: str
             choices:
               - password
@@ -193,16 +201,19 @@ options:
             type: dict
           backup:
             description:
-              - File stores, keep a copy of the file before writing, next to it, named C(<file>.<timestamp>.<random>~),
-                with the file's owner, group, mode, ACLs and xattrs.
-              - A backup holds the old secret, which may still log in (a C(alternating_users) rotation
-                keeps the old password valid for the other user); clean backups up, or set C(backup_keep).
+              - File stores, keep a copy of the file before writing, next to it, named
+                C(<file>.<timestamp>.<random>~), with the file's owner, group, mode, ACLs
+                and xattrs.
+              - A backup holds the old secret, which may still log in (a C(alternating_users)
+                rotation keeps the old password valid for the other user); clean backups
+                up, or set C(backup_keep).
             type: bool
             default: false
           backup_keep:
             description:
-              - File stores with C(backup=true), how many backups of the file to keep; older ones
-                are removed after a successful write. Default is to keep every backup.
+              - File stores with C(backup=true), how many backups of the file to keep;
+                older ones are removed after a successful write. Default is to keep every
+                backup.
             type: int
           region:
             description:

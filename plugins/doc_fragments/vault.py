@@ -11,8 +11,9 @@ options:
   url:
     description:
       - Vault or OpenBao address. Falls back to E(VAULT_ADDR), then E(BAO_ADDR).
-      - Must be C(https://), or C(http://) to this machine, unless O(insecure_endpoint_ok); the same
-        holds for a store's C(url), which receives the token (or AppRole secret id).
+      - Must be C(https://), or C(http://) to this machine, unless O(insecure_endpoint_ok);
+        the same holds for a store's C(url), which receives the token (or AppRole secret
+        id).
     type: str
     aliases:
       - vault_addr
@@ -38,7 +39,8 @@ options:
     type: str
   namespace:
     description:
-      - Vault Enterprise / OpenBao namespace. Falls back to E(VAULT_NAMESPACE), then E(BAO_NAMESPACE).
+      - Vault Enterprise / OpenBao namespace. Falls back to E(VAULT_NAMESPACE), then
+        E(BAO_NAMESPACE).
     type: str
   ca_cert:
     description:
