@@ -113,7 +113,7 @@ def _compare(documented: dict, registry: dict, where: str, plugin: bool) -> None
 
 
 @pytest.mark.parametrize(("fragment", "attribute", "registry"), FRAGMENTS,
-                         ids=[f"{name}.{attr}" for name, attr, _ in FRAGMENTS])
+                         ids=[f"{entry[0]}.{entry[1]}" for entry in FRAGMENTS])
 def test_each_fragment_documents_the_registry(fragment, attribute, registry):
     _compare(_fragment(fragment, attribute), registry, f"{fragment}.{attribute}",
              plugin=fragment.startswith("plugin"))
