@@ -15,6 +15,7 @@ fails when an output differs from what this script would write.
 from __future__ import annotations
 
 import argparse
+import atexit
 import sys
 import tempfile
 from pathlib import Path
@@ -34,7 +35,9 @@ def _make_collection_importable() -> None:
     if ROOT.parent.name == "credops" and ROOT.parent.parent.name == "ansible_collections":
         sys.path.insert(0, str(ROOT.parents[2]))
         return
-    shim = Path(tempfile.mkdtemp(prefix="pgauth-specs-")) / "ansible_collections" / "credops"
+    workdir = tempfile.TemporaryDirectory(prefix="pgauth-specs-")
+    atexit.register(workdir.cleanup)
+    shim = Path(workdir.name) / "ansible_collections" / "credops"
     shim.mkdir(parents=True)
     (shim / "pgauth").symlink_to(ROOT)
     sys.path.insert(0, str(shim.parents[1]))
