@@ -18,7 +18,7 @@ LAB_ENV = eval "$$($(LABCTL) env)"
 BUILT := $(if $(PGAUTH_BUILT),,collection)
 
 .PHONY: help venv collection lab-up lab-down lab-status lab-test reliability security demo test lint \
-        sanity units integration molecule ruff changelog bench clean
+        sanity units integration molecule ruff changelog specs bench clean
 
 help:
 	@echo "make demo        bootstrap, start the lab, show the password_mismatch outage"
@@ -28,6 +28,7 @@ help:
 	@echo "make security    every attack of the security review, performed for real"
 	@echo "make lab-up | lab-down | lab-status | lab-test"
 	@echo "make lint | sanity | units | integration | molecule | ruff | changelog"
+	@echo "make specs       write the doc fragments and role argument specs from the option registry"
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: requirements.txt requirements-dev.txt tests/bootstrap.sh
@@ -97,6 +98,11 @@ molecule: $(BUILT) lab-up
 
 changelog: venv
 	$(BIN)/antsibull-changelog lint
+
+# doc fragments and roles/*/meta/argument_specs.yml from the one option registry
+# (hack/gen_specs.py; tests/unit/plugins/test_specs.py fails when they are stale)
+specs: venv
+	$(BIN)/python hack/gen_specs.py
 
 # The whole suite; the lab goes down at the end even when a step fails.
 test: venv

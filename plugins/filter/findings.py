@@ -39,21 +39,22 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.credops.pgauth.plugins.module_utils.diagnosis import diagnose, verdict
+from ansible_collections.credops.pgauth.plugins.module_utils import diagnosis
 
 
+# each filter's function has the filter's name (verdict.yml documents the verdict filter)
 def findings(facts: dict) -> list:
     if not isinstance(facts, dict):
         raise AnsibleFilterError("findings expects the diagnose facts as a dict")
-    return diagnose(facts)
+    return diagnosis.diagnose(facts)
 
 
-def findings_verdict(found: list) -> str:
+def verdict(found: list) -> str:
     if not isinstance(found, list):
         raise AnsibleFilterError("verdict expects a list of findings")
-    return verdict(found)
+    return diagnosis.verdict(found)
 
 
 class FilterModule:
     def filters(self):
-        return {"findings": findings, "verdict": findings_verdict}
+        return {"findings": findings, "verdict": verdict}

@@ -52,15 +52,15 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.credops.pgauth.plugins.module_utils.verification import health_requests
+from ansible_collections.credops.pgauth.plugins.module_utils import verification
 
 
-def requests(urls) -> list:
+def health_requests(urls) -> list:
     if not isinstance(urls, list) or not all(isinstance(url, str) for url in urls):
         raise AnsibleFilterError("health_requests expects a list of URLs")
-    return health_requests(urls)
+    return verification.health_requests(urls)
 
 
 class FilterModule:
     def filters(self):
-        return {"health_requests": requests}
+        return {"health_requests": health_requests}

@@ -44,15 +44,15 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.credops.pgauth.plugins.module_utils.report import report_host_dir
+from ansible_collections.credops.pgauth.plugins.module_utils import report
 
 
-def host_dir(host) -> str:
+def report_host_dir(host) -> str:
     if not isinstance(host, str):
         raise AnsibleFilterError("report_host_dir expects an inventory host name (a string)")
-    return report_host_dir(host)
+    return report.report_host_dir(host)
 
 
 class FilterModule:
     def filters(self):
-        return {"report_host_dir": host_dir}
+        return {"report_host_dir": report_host_dir}

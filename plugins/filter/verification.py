@@ -49,24 +49,22 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.credops.pgauth.plugins.module_utils.verification import (
-    checks_verdict,
-    verify_checks,
-)
+from ansible_collections.credops.pgauth.plugins.module_utils import verification
 
 
-def checks(facts: dict, health: list | None = None) -> list:
+# each filter's function has the filter's name (checks_verdict.yml documents checks_verdict)
+def verify_checks(facts: dict, health: list | None = None) -> list:
     if not isinstance(facts, dict):
         raise AnsibleFilterError("verify_checks expects the gathered facts as a dict")
-    return verify_checks(facts, health or [])
+    return verification.verify_checks(facts, health or [])
 
 
-def verdict(found: list) -> str:
+def checks_verdict(found: list) -> str:
     if not isinstance(found, list):
         raise AnsibleFilterError("checks_verdict expects a list of checks")
-    return checks_verdict(found)
+    return verification.checks_verdict(found)
 
 
 class FilterModule:
     def filters(self):
-        return {"verify_checks": checks, "checks_verdict": verdict}
+        return {"verify_checks": verify_checks, "checks_verdict": checks_verdict}

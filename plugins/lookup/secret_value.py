@@ -28,61 +28,11 @@ options:
     type: str
     choices: [current, pending]
     default: current
-  region:
-    description: AWS region.
-    type: str
-    env: [{name: AWS_REGION}, {name: AWS_DEFAULT_REGION}]
-  profile:
-    description: AWS profile.
-    type: str
-    env: [{name: AWS_PROFILE}]
-  endpoint_url:
-    description: AWS endpoint URL.
-    type: str
-    env: [{name: AWS_ENDPOINT_URL}]
-  access_key:
-    description: AWS access key id.
-    type: str
-    env: [{name: AWS_ACCESS_KEY_ID}]
-  secret_key:
-    description: AWS secret access key.
-    type: str
-    env: [{name: AWS_SECRET_ACCESS_KEY}]
-  session_token:
-    description: AWS session token.
-    type: str
-    env: [{name: AWS_SESSION_TOKEN}]
-  url:
-    description: Vault address.
-    type: str
-    env: [{name: VAULT_ADDR}]
-  token:
-    description: Vault token.
-    type: str
-    env: [{name: VAULT_TOKEN}]
-  namespace:
-    description: Vault namespace.
-    type: str
-    env: [{name: VAULT_NAMESPACE}]
-  ca_cert:
-    description: CA bundle for Vault's TLS certificate.
-    type: str
-    env: [{name: VAULT_CACERT}]
-  validate_certs:
-    description: Verify Vault's TLS certificate.
-    type: bool
-    default: true
-  insecure_endpoint_ok:
-    description:
-      - Allow an AWS O(endpoint_url) or Vault O(url) (or a store's C(endpoint_url) or C(url))
-        that is neither C(https://) nor plain C(http://) to this machine (C(127.0.0.0/8),
-        C(::1), C(localhost)). Without it such an endpoint is refused before the credentials
-        are sent, with an error naming the store and the endpoint.
-      - A store's C(endpoint_url) or C(url) receives these options' credentials; this is a
-        lookup option, not a store key, so whoever writes the store dict cannot also allow
-        cleartext.
-    type: bool
-    default: false
+extends_documentation_fragment:
+  - credops.pgauth.plugin_connection
+notes:
+  - The AWS and Vault options, their environment variables and their order are those of the
+    modules (first one set wins, E(VAULT_ADDR) before E(BAO_ADDR)).
 author:
   - credops maintainers (@credops)
 """
@@ -112,11 +62,15 @@ from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
     CredentialError,
     build_dsn,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import (
+    AWS_OPTIONS,
+    ENDPOINT_OPTIONS,
+    VAULT_OPTIONS,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.store import Store, StoreError
 
-OPTION_NAMES = ("region", "profile", "endpoint_url", "access_key", "secret_key",
-                "session_token", "url", "token", "namespace", "ca_cert", "validate_certs",
-                "insecure_endpoint_ok")
+# the module options of the same names (doc fragment credops.pgauth.plugin_connection)
+OPTION_NAMES = (*AWS_OPTIONS, *VAULT_OPTIONS, *ENDPOINT_OPTIONS)
 
 
 class LookupModule(LookupBase):

@@ -9,7 +9,11 @@ import threading
 import traceback
 from urllib.parse import urlsplit
 
-from ansible.module_utils.basic import env_fallback
+from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import (
+    AWS_OPTIONS,
+    ENDPOINT_OPTIONS,
+    argument_spec,
+)
 
 try:
     import boto3
@@ -20,28 +24,13 @@ except ImportError:  # pragma: no cover - reported through missing_required_lib
     boto3 = None
     BOTO3_IMPORT_ERROR = traceback.format_exc()
 
-# The opt-in for an endpoint that is neither https nor loopback, shared with VAULT_ARGSPEC (one
-# option for both: a module with stores takes both specs).  A module option only, not a store
-# key: whoever may point a store somewhere else must not also be able to allow cleartext.
+# The opt-in for an endpoint that is neither https nor loopback: one option (ENDPOINT_OPTIONS)
+# in both AWS_ARGSPEC and VAULT_ARGSPEC, since a module with stores takes both specs.
 INSECURE_ENDPOINT_OPTION = "insecure_endpoint_ok"
-INSECURE_ENDPOINT_SPEC = {"type": "bool", "default": False}
+INSECURE_ENDPOINT_SPEC = argument_spec(ENDPOINT_OPTIONS)[INSECURE_ENDPOINT_OPTION]
 
-AWS_ARGSPEC = {
-    "region": {"type": "str", "aliases": ["aws_region"],
-               "fallback": (env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])},
-    "profile": {"type": "str", "aliases": ["aws_profile"],
-                "fallback": (env_fallback, ["AWS_PROFILE"])},
-    "endpoint_url": {"type": "str", "aliases": ["aws_endpoint_url"],
-                     "fallback": (env_fallback, ["AWS_ENDPOINT_URL"])},
-    "access_key": {"type": "str", "aliases": ["aws_access_key_id"], "no_log": False,
-                   "fallback": (env_fallback, ["AWS_ACCESS_KEY_ID"])},
-    "secret_key": {"type": "str", "aliases": ["aws_secret_access_key"], "no_log": True,
-                   "fallback": (env_fallback, ["AWS_SECRET_ACCESS_KEY"])},
-    "session_token": {"type": "str", "aliases": ["aws_session_token"], "no_log": True,
-                      "fallback": (env_fallback, ["AWS_SESSION_TOKEN"])},
-    "aws_config": {"type": "dict"},
-    "insecure_endpoint_ok": dict(INSECURE_ENDPOINT_SPEC),
-}
+# the amazon.aws names and AWS_* fallbacks, from the option registry
+AWS_ARGSPEC = argument_spec({**AWS_OPTIONS, **ENDPOINT_OPTIONS})
 
 # Standard retry mode backs off on throttling (Secrets Manager and RDS both throttle).
 RETRY_CONFIG = {"retries": {"mode": "standard", "max_attempts": 8},

@@ -8,12 +8,14 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from ansible.module_utils.basic import env_fallback
-
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
     AWS_ARGSPEC,
     AwsError,
     rds_auth_token,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import (
+    POSTGRES_OPTIONS,
+    argument_spec,
 )
 
 try:
@@ -26,25 +28,9 @@ except ImportError:  # pragma: no cover - reported through missing_required_lib
 
 APPLICATION_NAME = "credops.pgauth"
 
-# One option model for every module that logs in to PostgreSQL; the doc fragment
-# credops.pgauth.postgres documents exactly these names and fallbacks.
-POSTGRES_ARGSPEC = {
-    "login_host": {"type": "str", "fallback": (env_fallback, ["PGHOST"])},
-    "login_port": {"type": "int", "default": 5432, "fallback": (env_fallback, ["PGPORT"])},
-    "login_user": {"type": "str", "fallback": (env_fallback, ["PGUSER"])},
-    "login_password": {"type": "str", "no_log": True,
-                       "fallback": (env_fallback, ["PGPASSWORD"])},
-    "login_db": {"type": "str", "fallback": (env_fallback, ["PGDATABASE"])},
-    "login_unix_socket": {"type": "str"},
-    # no fixed default: verify-full when ssl_rootcert is given, else prefer (effective_sslmode)
-    "ssl_mode": {"type": "str",
-                 "choices": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
-                 "fallback": (env_fallback, ["PGSSLMODE"])},
-    "ssl_rootcert": {"type": "path", "fallback": (env_fallback, ["PGSSLROOTCERT"])},
-    "connect_timeout": {"type": "int", "default": 10},
-    "login_iam": {"type": "bool", "default": False},
-    "iam_allow_unverified_tls": {"type": "bool", "default": False},
-}
+# One option model for every module that logs in to PostgreSQL (the community.postgresql
+# names and PG* fallbacks), from the option registry, as the postgres doc fragment shows it.
+POSTGRES_ARGSPEC = argument_spec(POSTGRES_OPTIONS)
 
 # libpq reads a password file when a connection has no password; for a login with a store's
 # credential that would hand the operator's own .pgpass entries to a host the store names.

@@ -8,20 +8,20 @@ import hmac
 
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
     ALIASES,
-    DEFAULT_EXCLUDE,
     FIELDS,
     Credential,
     CredentialError,
     generate_password,
     is_placeholder,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import (
+    GENERATE_OPTIONS,
+    argument_spec,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.store import Store, StoreError
 
-GENERATE_SPEC = {
-    "length": {"type": "int", "default": 32},
-    "exclude_characters": {"type": "str", "default": DEFAULT_EXCLUDE},
-    "require_each_type": {"type": "bool", "default": True},
-}
+# the one generate spec (pg_rotate takes the same), from the option registry
+GENERATE_SPEC = argument_spec(GENERATE_OPTIONS)
 
 
 # the fields of a credential that are not secret, under every name a store may use

@@ -29,34 +29,18 @@ from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
     looks_like_dsn,
     same_value,
 )
-
-STORE_TYPES = ("aws_secretsmanager", "vault_kv2", "vault_kv1", "file")
-STAGES = ("current", "pending")
+from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import (
+    STORE_KEYS,
+    STORE_OPTION,
+    STORE_REF_OPTIONS,
+    STORE_TYPES,
+    argument_spec,
+)
 
 # how a credential is written inside a secret (a file's own syntax is its format)
 VALUE_FORMATS = ("json", "password", "dsn")
 # The store dict as an argument spec (suboptions), shared by every module taking a store.
-STORE_OPTION_SPEC = {
-    "name": {"type": "str"},
-    "type": {"type": "str", "required": True, "choices": list(STORE_TYPES)},
-    "secret_id": {"type": "str"},
-    "mount_point": {"type": "str"},
-    "path": {"type": "str"},
-    "format": {"type": "str"},
-    "key": {"type": "str", "no_log": False},
-    "value_format": {"type": "str", "choices": ["password", "dsn", "json"]},
-    "description": {"type": "str"},
-    "kms_key_id": {"type": "str"},
-    "tags": {"type": "dict"},
-    "backup": {"type": "bool", "default": False},
-    "backup_keep": {"type": "int"},
-    # per-store connection overrides (a fleet mixes regions and Vault namespaces)
-    "region": {"type": "str"},
-    "endpoint_url": {"type": "str"},
-    "profile": {"type": "str"},
-    "url": {"type": "str"},
-    "namespace": {"type": "str"},
-}
+STORE_OPTION_SPEC = argument_spec(STORE_KEYS)
 
 
 class StoreError(Exception):
@@ -278,7 +262,7 @@ def store_argument_spec(**extra: dict) -> dict:
     """The store option plus the AWS and Vault connection options."""
     from ansible_collections.credops.pgauth.plugins.module_utils.aws import AWS_ARGSPEC
     from ansible_collections.credops.pgauth.plugins.module_utils.vault import VAULT_ARGSPEC
-    spec = {"store": {"type": "dict", "required": True, "options": STORE_OPTION_SPEC}}
+    spec = argument_spec(STORE_OPTION)
     spec.update({name: dict(option) for name, option in AWS_ARGSPEC.items()})
     spec.update({name: dict(option) for name, option in VAULT_ARGSPEC.items()})
     spec.update(extra)
@@ -298,10 +282,7 @@ def fail_if_store_libs_missing(module) -> None:
 
 
 # A reference to a store's credential, for modules that read the secret themselves.
-STORE_REF_SPEC = {
-    "store": {"type": "dict", "required": True, "options": STORE_OPTION_SPEC},
-    "stage": {"type": "str", "default": "current", "choices": list(STAGES)},
-}
+STORE_REF_SPEC = argument_spec(STORE_REF_OPTIONS)
 
 
 def read_credential(ref: dict, options: dict) -> Credential:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import traceback
 
-from ansible.module_utils.basic import env_fallback
-
 # the endpoint check is the one the AWS clients use (DESIGN §7: one rule, one place)
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
-    INSECURE_ENDPOINT_SPEC,
     endpoint_refusal,
     shown_url,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import (
+    ENDPOINT_OPTIONS,
+    VAULT_OPTIONS,
+    argument_spec,
 )
 
 try:
@@ -24,21 +26,8 @@ except ImportError:  # pragma: no cover - reported through missing_required_lib
     requests = None
     HVAC_IMPORT_ERROR = traceback.format_exc()
 
-VAULT_ARGSPEC = {
-    "url": {"type": "str", "aliases": ["vault_addr"],
-            "fallback": (env_fallback, ["VAULT_ADDR", "BAO_ADDR"])},
-    "token": {"type": "str", "no_log": True,
-              "fallback": (env_fallback, ["VAULT_TOKEN", "BAO_TOKEN"])},
-    "auth_method": {"type": "str", "default": "token", "choices": ["token", "approle"]},
-    "role_id": {"type": "str", "no_log": False},
-    "secret_id": {"type": "str", "no_log": True},
-    "namespace": {"type": "str", "fallback": (env_fallback, ["VAULT_NAMESPACE", "BAO_NAMESPACE"])},
-    "ca_cert": {"type": "path", "aliases": ["cacert"],
-                "fallback": (env_fallback, ["VAULT_CACERT", "BAO_CACERT"])},
-    "validate_certs": {"type": "bool", "default": True},
-    "vault_timeout": {"type": "int", "default": 10},
-    "insecure_endpoint_ok": dict(INSECURE_ENDPOINT_SPEC),
-}
+# the community.hashi_vault names, VAULT_* and BAO_* fallbacks, from the option registry
+VAULT_ARGSPEC = argument_spec({**VAULT_OPTIONS, **ENDPOINT_OPTIONS})
 
 
 class VaultError(Exception):

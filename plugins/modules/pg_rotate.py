@@ -75,19 +75,6 @@ options:
     description: How new passwords are generated.
     type: dict
     default: {}
-    suboptions:
-      length:
-        description: Password length.
-        type: int
-        default: 32
-      exclude_characters:
-        description: Characters never used (the default keeps passwords safe in URLs and shells).
-        type: str
-        default: ":/@\"'\\ "
-      require_each_type:
-        description: At least one lowercase, uppercase, digit and punctuation character.
-        type: bool
-        default: true
   clone_set_role:
     description:
       - V(alternating_users). Make the clone's sessions run C(SET ROLE ROLE), so objects it
@@ -139,6 +126,7 @@ extends_documentation_fragment:
   - credops.pgauth.postgres
   - credops.pgauth.aws
   - credops.pgauth.vault
+  - credops.pgauth.generate
   - credops.pgauth.attributes
 attributes:
   check_mode:
@@ -207,7 +195,10 @@ import contextlib
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.credops.pgauth.plugins.module_utils.credential import DEFAULT_EXCLUDE
+from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import (
+    GENERATE_OPTIONS,
+    argument_spec,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
     PgError,
     admin_connect,
@@ -274,10 +265,7 @@ def main() -> None:
             min_age={"type": "str"},
             force={"type": "bool", "default": False},
             valid_until={"type": "str"},
-            generate={"type": "dict", "default": {}, "options": {
-                "length": {"type": "int", "default": 32},
-                "exclude_characters": {"type": "str", "default": DEFAULT_EXCLUDE},
-                "require_each_type": {"type": "bool", "default": True}}},
+            generate={"type": "dict", "default": {}, "options": argument_spec(GENERATE_OPTIONS)},
             clone_set_role={"type": "bool", "default": True},
             db_instance_identifier={"type": "str"},
             db_cluster_identifier={"type": "str"},

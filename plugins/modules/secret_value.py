@@ -49,21 +49,9 @@ options:
     description:
       - Generate the password in the module instead of taking it from O(value).
     type: dict
-    suboptions:
-      length:
-        description: Password length.
-        type: int
-        default: 32
-      exclude_characters:
-        description: Characters never used (by default those that break URLs, shells and quoting).
-        type: str
-        default: ":/@\"'\\ "
-      require_each_type:
-        description: At least one lowercase, uppercase, digit and punctuation character.
-        type: bool
-        default: true
 extends_documentation_fragment:
   - credops.pgauth.store
+  - credops.pgauth.generate
   - credops.pgauth.aws
   - credops.pgauth.vault
   - credops.pgauth.attributes

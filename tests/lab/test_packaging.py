@@ -81,3 +81,25 @@ def test_ansible_doc_renders_every_role(role):
     for option, body in spec["options"].items():
         assert body.get("description"), f"{role}: {option} has no description"
         assert body.get("type"), f"{role}: {option} has no type"
+
+
+def test_ansible_doc_shows_every_shared_input_the_same_in_every_runbook():
+    """The three runbooks document the inputs they share with one text (issue 16): what
+    ansible-doc renders for an input is the same in every role that takes it."""
+    import json
+
+    shown = {}
+    for role in ("diagnose", "rotate", "verify"):
+        done = run("ansible-doc", "-t", "role", "--json", f"credops.pgauth.{role}")
+        assert done.returncode == 0, done.stderr
+        doc = json.loads(done.stdout)[f"credops.pgauth.{role}"]
+        shown[role] = doc["entry_points"]["main"]["options"]
+    shared = {name for role in shown for name in shown[role]
+              if sum(name in options for options in shown.values()) > 1}
+    assert {"pgauth_target", "pgauth_admin", "pgauth_stores", "pgauth_aws", "pgauth_vault",
+            "pgauth_report_dir", "pgauth_connect_timeout"} <= shared
+    for name in sorted(shared):
+        texts = {role: options[name] for role, options in shown.items() if name in options}
+        first_role, first = next(iter(texts.items()))
+        for role, text in texts.items():
+            assert text == first, f"{name}: {role} and {first_role} document it differently"
