@@ -18,7 +18,13 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
         return False
 
 
-def wait_for(predicate, what: str, timeout: float = 30.0, interval: float = 0.1) -> None:
+# generous: `make test` starts two labs while the other lane lints, on two cores (OpenBao
+# took over 30 s to answer there once)
+START_TIMEOUT = 120.0
+
+
+def wait_for(predicate, what: str, timeout: float = START_TIMEOUT,
+             interval: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
