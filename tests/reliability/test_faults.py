@@ -53,8 +53,8 @@ NOTHING_STAGED = ("lock", "ensure_clone")
 # what the re-run does after each kill point (resumed where not listed); inside the
 # parallel promote the other threads may all have finished before the kill, or not
 RERUN = {"promote:aws-app": {"converged"}, "switched:app-config": {"converged", "not_due"},
-         **dict.fromkeys(NOTHING_STAGED, {"not_due"}),
-         **dict.fromkeys(SINGLE_USER_POINTS[7:], {"not_due"})}
+         **dict.fromkeys(NOTHING_STAGED, frozenset({"not_due"})),
+         **dict.fromkeys(SINGLE_USER_POINTS[7:], frozenset({"not_due"}))}
 
 
 def lab_service(name: str):
