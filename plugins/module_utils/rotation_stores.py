@@ -5,6 +5,7 @@ writing a credential, and the promote - the primary first, then the others in pa
 with every read done before the database changes (promotion.py)."""
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import Credential
@@ -163,6 +164,7 @@ class RotationStores:
         groups: dict = {}
         for store in others:
             groups.setdefault(store.backend.shared_resource() or store.name, []).append(store)
+        self._first_lock, self._first = threading.Lock(), True
         with ThreadPoolExecutor(max_workers=max(len(groups), 1)) as pool:
             done: dict = {}
             for future in [pool.submit(self._promote_group, group, cred, ahead)
@@ -202,8 +204,9 @@ class RotationStores:
 
     def _promote_group(self, group: list[Store], cred: Credential, ahead: dict) -> dict:
         """store name -> (seconds, error or None), the stores one after the other.  The
-        boundary switched:<store> lies inside the parallel promote: that store switched,
-        others in other groups may not have yet."""
+        boundaries switched:<store> and switched_first (the first store of all groups to
+        switch) lie inside the parallel promote: the stores of other groups are still
+        being written then (switched_first: all but that one, barring a tie)."""
         done = {}
         for store in group:
             promotion = ahead.get(store.name)
@@ -217,6 +220,10 @@ class RotationStores:
                 done[store.name] = (0.0, err)
                 continue
             self.execute.boundary("switched:" + store.name)
+            with self._first_lock:
+                first, self._first = self._first, False
+            if first:  # the kill point inside the parallel promote: one store switched
+                self.execute.boundary("switched_first")
         return done
 
     def _tidy(self, name: str, promotion: Promotion) -> None:

@@ -26,8 +26,8 @@ from runbooks import logs_in, read_stores
 from tally import record
 
 # Each kill point leaves a different state (the rows of docs/rotate.md's state machine).
-# The other stores switch in parallel (switched:<store> fires inside that promote, once that
-# store has switched: the others in other threads may not have), then "switched" (all
+# The other stores switch in parallel (switched_first fires inside that promote, once the
+# first of them has switched: the others are still being written), then "switched" (all
 # switched, every pending value still there), then the pending values are dropped in
 # parallel (tidied:<store> inside that), then the promote steps end (promote:app-env: all
 # done).  promote:vault-app and promote:app-config were the same state as promote:app-env.
@@ -39,20 +39,19 @@ STATES = {
     "set_database": "database has the pending password, not yet tested",
     "test_login": "pending password tested, no store promoted",
     "promote:aws-app": "primary promoted, the others not",
-    "switched:app-config": "inside the parallel promote: some stores switched",
+    "switched_first": "inside the parallel promote: one other store switched",
     "switched": "every store switched, every pending value left",
     "tidied:vault-app": "inside the parallel tidy: some pending values dropped",
     "promote:app-env": "every store switched, pending values dropped",
 }
 SINGLE_USER_POINTS = ["lock", "stage:aws-app", "stage_others", "set_database", "test_login",
-                      "promote:aws-app", "switched:app-config", "switched", "tidied:vault-app",
+                      "promote:aws-app", "switched_first", "switched", "tidied:vault-app",
                       "promote:app-env"]
 ALTERNATING_POINTS = ["lock", "ensure_clone", *SINGLE_USER_POINTS[1:]]
 # killed before anything was staged: the re-run has nothing to finish and rotates afresh
 NOTHING_STAGED = ("lock", "ensure_clone")
-# what the re-run does after each kill point (resumed where not listed); inside the
-# parallel promote the other threads may all have finished before the kill, or not
-RERUN = {"promote:aws-app": {"converged"}, "switched:app-config": {"converged", "not_due"},
+# what the re-run does after each kill point (resumed where not listed)
+RERUN = {"promote:aws-app": {"converged"}, "switched_first": {"converged"},
          **dict.fromkeys(NOTHING_STAGED, frozenset({"not_due"})),
          **dict.fromkeys(SINGLE_USER_POINTS[7:], frozenset({"not_due"}))}
 

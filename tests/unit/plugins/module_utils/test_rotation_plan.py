@@ -131,8 +131,8 @@ ROWS = [
                          ids=[row[0] for row in ROWS])
 def test_decide(row, found, plan, outcome, steps, login_user):
     decision = decide(found, plan)
-    assert (decision.outcome, kinds(decision), decision.login_user) == (outcome, steps,
-                                                                         login_user)
+    found_row = (decision.outcome, kinds(decision), decision.login_user)
+    assert found_row == (outcome, steps, login_user)
     # exactly one step settles the outcome (it is reported from then on)
     assert sum(1 for step in decision.steps if step.settles) == 1
 
