@@ -235,6 +235,10 @@ class Boom(RotationError):
     pass
 
 
+def fail() -> None:
+    raise Boom("no")
+
+
 def test_executor_failpoint_hook_times_and_plans():
     seen: list[str] = []
     out = Outcome("single_user", ROLE)
@@ -242,7 +246,7 @@ def test_executor_failpoint_hook_times_and_plans():
     assert execute.run("stage:aws", [], lambda: 7) == 7
     execute.run("skipped", [], lambda: 1 / 0, needed=False, detail="why")
     with pytest.raises(Boom):
-        execute.run("set_database", [], lambda: (_ for _ in ()).throw(Boom("no")))
+        execute.run("set_database", [], fail)
     execute.boundary("switched")
     assert seen == ["stage:aws", "switched"]  # not after a skip or a failure
     assert [(s.name, s.status, s.detail) for s in out.steps] == [
