@@ -36,12 +36,11 @@ def clone_ready(cur, role: str, clone: str, set_role: bool = True) -> bool:
             and (not set_role or _role_setting(cur, clone) == role))
 
 
-def ensure_clone(cur, role: str, clone: str, set_role: bool = True) -> list[str]:
+def ensure_clone(cur, role: str, clone: str, set_role: bool = True) -> None:
     """CREATE the clone when missing, make it a member of role, and (set_role) make its
-    sessions act as role.  Returns the statements run, for the report."""
+    sessions act as role."""
     if not role_exists(cur, role):
         raise PgError(f"role {role!r} does not exist: alternating_users clones an existing role")
-    done = []
     statements = []
     if not role_exists(cur, clone):
         statements.append(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(clone)))
@@ -58,5 +57,3 @@ def ensure_clone(cur, role: str, clone: str, set_role: bool = True) -> list[str]
         except psycopg2.Error as err:
             raise PgError(f"alternating_users: {text} failed: "
                           f"{str(err).strip().splitlines()[0]}") from None
-        done.append(text)
-    return done

@@ -165,7 +165,7 @@ def check_password_current(state: RoleState, password: str, params: dict) -> Pas
     result = try_login(login_kwargs(params, state.name, password))
     if result.authenticated:
         return PasswordCheck(False, "login")
-    if result.category in ("store_password_mismatch", "role_password_expired"):
+    if result.category == "store_password_mismatch":
         return PasswordCheck(True, "login")
     return PasswordCheck(True, "unverifiable",
                          f"could not verify the current password by logging in as "

@@ -29,7 +29,6 @@ def same_secret(left: Credential | None, right: Credential | None) -> bool:
 class Promotion:
     """One store's promote of a credential: switch() makes it current, tidy() drops the
     pending value afterwards.  Either may be a no-op."""
-    store: Store
     switch: Callable[[], object]
     tidy: Callable[[], object]
 
@@ -50,13 +49,13 @@ def read_ahead(store: Store, cred: Credential,
         if pending is None or not same_secret(pending_cred, cred):
             return None
         current = store.backend.read("current")
-        return Promotion(store, lambda: store.backend.make_current(pending, current),
+        return Promotion(lambda: store.backend.make_current(pending, current),
                          lambda: store.backend.discard_pending(pending))
     try:
         current_cred, _stored = store.read("current")
     except StoreValueError:
         current_cred = None
     if same_secret(current_cred, cred):
-        return Promotion(store, nothing, nothing)
+        return Promotion(nothing, nothing)
     plan = plan_current(store, cred)
-    return Promotion(store, (lambda: store.write(plan)) if plan.changed else nothing, nothing)
+    return Promotion((lambda: store.write(plan)) if plan.changed else nothing, nothing)

@@ -29,39 +29,28 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import (
     iam_facts,
     modify_database,
 )
-from ansible_collections.credops.pgauth.plugins.module_utils.rotation import (
+from ansible_collections.credops.pgauth.plugins.module_utils.rotation_exec import (
+    Executor,
+    FailpointHook,
     Outcome,
     RotationError,
-    Step,
-    failpoint,
-    store_versions,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.rotation_stores import store_versions
 from ansible_collections.credops.pgauth.plugins.module_utils.store import Store
 
 
 class IamConversion:
-    def __init__(self, params: dict, cur, hide, check_mode: bool):
+    def __init__(self, params: dict, cur, hide, check_mode: bool,
+                 failpoint: FailpointHook | None = None):
         self.params, self.cur, self.hide, self.check_mode = params, cur, hide, check_mode
         self.role = params["role"]
         check_role_name(self.role)
         self.stores = [Store(spec, params) for spec in params.get("stores") or []]
         self.out = Outcome("iam", self.role, login_user=self.role)
+        self.execute = Executor(self.out, check_mode, failpoint)
 
     def step(self, name: str, stores: list, needed: bool, work, *args, detail=None) -> None:
-        step = Step(name, [store.name for store in stores], detail=detail)
-        self.out.steps.append(step)
-        if not needed:
-            step.status = "skipped"
-            return
-        if self.check_mode:
-            step.status = "planned"
-            return
-        try:
-            work(*args)
-        except Exception:
-            step.status = "failed"
-            raise
-        failpoint(name)
+        self.execute.run(name, stores, work, *args, needed=needed, detail=detail)
 
     def aws_side(self) -> None:
         """Nothing changes (not even the instance flag) until the AWS side is known to work:

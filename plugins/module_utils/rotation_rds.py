@@ -14,7 +14,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import (
     describe_database,
     modify_database,
 )
-from ansible_collections.credops.pgauth.plugins.module_utils.rotation import RotationError
+from ansible_collections.credops.pgauth.plugins.module_utils.rotation_exec import RotationError
 
 
 def set_master_password(params: dict, user: str, password: str, login_params,

@@ -208,8 +208,10 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation import (
     RotationError,
+    RotationFailed,
     run_rotation,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.rotation_exec import env_failpoint
 from ansible_collections.credops.pgauth.plugins.module_utils.store import prepare_runbook_params
 
 
@@ -239,9 +241,10 @@ def run(module: AnsibleModule) -> dict:
     try:
         lock_conn = lock_connection(params, conn)
         result = run_rotation(params, conn.cursor(), module.no_log_values.add,
-                              module.check_mode, lock_cur=lock_conn.cursor())
+                              module.check_mode, lock_cur=lock_conn.cursor(),
+                              failpoint=env_failpoint())
     except RotationError as err:
-        outcome = getattr(err, "outcome", {})
+        outcome = err.outcome if isinstance(err, RotationFailed) else {}
         done = [step for step in outcome.get("steps", []) if step["status"] == "done"]
         module.fail_json(msg=f"pg_rotate {params['role']!r}: {err}", changed=bool(done),
                          **outcome)

@@ -23,7 +23,11 @@ def summary_lines() -> list[str]:
                      f"{fault['samples']:>7} {fault['lost_samples']:>4}")
     converged = sum(1 for fault in FAULTS if fault["converged"])
     lost = sum(1 for fault in FAULTS if fault["lost"])
-    lines.append(f"{len(FAULTS)} faults injected, {converged} converged, {lost} credentials lost")
+    # a server fault at a boundary is its own state; a kill point's state is the point's
+    states = {(fault["strategy"], fault.get("state"), fault["fault"].split(" after ")[0])
+              for fault in FAULTS}
+    lines.append(f"{len(FAULTS)} faults injected, {converged} converged, {lost} credentials lost, "
+                 f"{len(states)} distinct states")
     return lines
 
 

@@ -6,11 +6,11 @@ import pytest
 
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import Credential
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation import (
-    Rotation,
     RotationError,
     clone_name,
     same_secret,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.rotation_plan import is_due
 from ansible_collections.credops.pgauth.plugins.module_utils.runbook_options import (
     connection_options,
 )
@@ -38,9 +38,8 @@ def test_clone_name_fits_63_bytes():
 
 
 def due(min_age: str | None, changed: dt.datetime | None, force: bool = False) -> bool:
-    rotation = Rotation.__new__(Rotation)
-    rotation.params = {"min_age": min_age, "force": force}
-    return rotation.due(changed.isoformat() if changed else None)
+    return is_due(min_age, force, changed.isoformat() if changed else None,
+                  dt.datetime.now(dt.timezone.utc))
 
 
 def test_min_age():
