@@ -23,6 +23,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rotation_exec impor
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     Store,
     StoreError,
+    StoreNotFound,
     StoreValueError,
     WritePlan,
 )
@@ -178,7 +179,7 @@ class RotationStores:
                            for store_name, promotion in ahead.items()]:
                 try:
                     future.result()
-                except (*STEP_ERRORS, LookupError) as err:
+                except STEP_ERRORS as err:
                     self.out.notes.append(f"the pending value was not dropped ({err}); the "
                                           "next run drops it")
         if errors:
@@ -197,7 +198,7 @@ class RotationStores:
                 step.seconds = seconds
             else:
                 step.status, step.detail = "failed", str(err)
-                errors.append(str(err) if not isinstance(err, LookupError) else
+                errors.append(str(err) if not isinstance(err, StoreNotFound) else
                               f"store {store.name!r}: the secret disappeared")
             self.execute.record(step)
         return errors
@@ -216,7 +217,7 @@ class RotationStores:
                 else:
                     seconds = Executor.timed(self.promote_store, store, cred)
                 done[store.name] = (seconds, None)
-            except (*STEP_ERRORS, LookupError) as err:
+            except STEP_ERRORS as err:
                 done[store.name] = (0.0, err)
                 continue
             self.execute.boundary("switched:" + store.name)

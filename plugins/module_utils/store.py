@@ -53,10 +53,9 @@ class StoreError(Exception):
         self.code = code
 
 
-class StoreNotFound(StoreError, LookupError):
+class StoreNotFound(StoreError):
     """What the store was asked for does not exist (no such secret, path or version): a
-    caller may treat it as an empty stage, unlike a store that cannot be asked at all.
-    (Also a LookupError, for the callers that caught that before StoreNotFound existed.)"""
+    caller may treat it as an empty stage, unlike a store that cannot be asked at all."""
 
 
 class StoreValueError(StoreError):
