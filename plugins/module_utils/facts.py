@@ -201,6 +201,6 @@ def gather_facts(params: dict, hide) -> dict:
     # the findings compare VALID UNTIL with this, not with the time they are computed
     facts["gathered_at"] = started.isoformat(timespec="seconds")
     # an opted-out IAM login over unverified TLS says so in the output and the report
-    facts["warnings"] = sorted({probe["warning"] for probe in facts["probes"]
-                                if probe.get("warning")})
+    facts["login_warnings"] = sorted({probe["warning"] for probe in facts["probes"]
+                                      if probe.get("warning")})
     return facts

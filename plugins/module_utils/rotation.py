@@ -112,6 +112,7 @@ class Rotation:
         if not specs:
             raise RotationError("give at least one store (the first one is the primary)")
         stores = [Store(spec, params) for spec in specs]
+        self.store_list = stores
         by_name = {store.name: store for store in stores}
         if len(by_name) != len(stores):
             raise RotationError("store names must be unique (they label reports)")
@@ -291,5 +292,11 @@ def run_rotation(params: dict, cur, hide, check_mode: bool, lock_cur=None,
     try:
         outcome = engine.run()
     except STEP_ERRORS as err:
-        raise RotationFailed(str(err), engine.out.as_dict()) from None
-    return result_of(outcome, check_mode)
+        raise RotationFailed(str(err), {**engine.out.as_dict(),
+                                        "store_warnings": store_warnings(engine)}) from None
+    return {**result_of(outcome, check_mode), "store_warnings": store_warnings(engine)}
+
+
+def store_warnings(engine) -> list[str]:
+    """What the stores' writes did that the user should know (a file's comments lost)."""
+    return [warning for store in engine.store_list for warning in store.warnings]

@@ -46,6 +46,7 @@ class IamConversion:
         self.role = params["role"]
         check_role_name(self.role)
         self.stores = [Store(spec, params) for spec in params.get("stores") or []]
+        self.store_list = self.stores
         self.out = Outcome("iam", self.role, login_user=self.role)
         self.execute = Executor(self.out, check_mode, failpoint)
 

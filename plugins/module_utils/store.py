@@ -83,6 +83,9 @@ class Backend:
         self.spec = spec
         self.options = options
         self.label = spec.get("name") or self.describe()
+        # what a write did that the user should know (a file's comments lost): every module
+        # that writes shows these as warnings, through Store.warnings
+        self.warnings: list[str] = []
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -175,6 +178,11 @@ class Store:
         if kind != "file" and spec.get("format") not in (None, *VALUE_FORMATS):
             raise self.backend.error(f"format must be one of {', '.join(VALUE_FORMATS)} for "
                                      f"a {kind} store")
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the writes so far did that the user should know, one sentence each."""
+        return list(self.backend.warnings)
 
     @property
     def value_format(self) -> str:

@@ -212,7 +212,6 @@ class FileBackend(Backend):
             raise self.error("backup_keep must be a whole number of at least 1 (leave it out "
                              "to keep every backup)")
         self.value_is_text = self.spec.get("value_format") in ("password", "dsn")
-        self.warnings: list[str] = []
 
     def describe(self) -> str:
         return f"file {self.path} [{self.key}]"

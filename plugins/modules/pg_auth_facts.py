@@ -177,9 +177,10 @@ errors:
   returned: always
   type: list
   elements: str
-warnings:
+login_warnings:
   description: What the output and the report must say about how logins were made (an IAM
     token sent over a connection that does not verify the server, by O(iam_allow_unverified_tls)).
+    Each is also a task warning. (Not C(warnings), a result key Ansible keeps for itself.)
   returned: always
   type: list
   elements: str
@@ -204,7 +205,7 @@ def run(module: AnsibleModule) -> dict:
     check_role_name(module.params["role"])
     params = prepare_runbook_params(module.params, module.no_log_values.add)
     facts = gather_facts(params, module.no_log_values.add)
-    for warning in facts["warnings"]:
+    for warning in facts["login_warnings"]:
         module.warn(warning)
     return {"changed": False, **facts}
 

@@ -244,7 +244,9 @@ def run(module: AnsibleModule) -> dict:
                               module.check_mode, lock_cur=lock_conn.cursor(),
                               failpoint=env_failpoint())
     except RotationError as err:
-        outcome = err.outcome if isinstance(err, RotationFailed) else {}
+        outcome = dict(err.outcome) if isinstance(err, RotationFailed) else {}
+        for warning in outcome.pop("store_warnings", []):
+            module.warn(warning)
         done = [step for step in outcome.get("steps", []) if step["status"] == "done"]
         module.fail_json(msg=f"pg_rotate {params['role']!r}: {err}", changed=bool(done),
                          **outcome)
@@ -252,6 +254,9 @@ def run(module: AnsibleModule) -> dict:
         if lock_conn is not None and lock_conn is not conn:
             lock_conn.close()
         conn.close()
+    # one channel for what a store's write did (a YAML file re-written without its comments)
+    for warning in result.pop("store_warnings", []):
+        module.warn(warning)
     return result
 
 

@@ -159,7 +159,7 @@ def run(module: AnsibleModule) -> dict:
         result = remove(store, params["stage"], module.check_mode)
     else:
         result = set_value(store, params, module.check_mode, module.no_log_values.add)
-    for warning in getattr(store.backend, "warnings", []):
+    for warning in store.warnings:
         module.warn(warning)
     return result
 

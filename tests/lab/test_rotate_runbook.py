@@ -432,3 +432,21 @@ def test_remediate_applies_the_fix_of_a_warning_a_runbook_fixes(lab, tmp_path, a
         assert admin.fetchone()[0] in (None, "infinity")
         assert read_report(tmp_path / "reports" / "localhost" / "verify.json")["verdict"] \
             == "healthy"
+
+
+def test_a_yaml_file_rewritten_without_its_comments_warns(lab, tmp_path):
+    """A flow-style mapping cannot be edited in place: the file is re-written, its comments
+    go, and the run says so (it said nothing before: only secret_value read the warning)."""
+    import yaml
+    with scenario("healthy") as meta:
+        config = Path(lab["PGAUTH_LAB_DIR"]) / "app" / "config.yml"
+        database = yaml.safe_load(config.read_text())["database"]
+        config.write_text("# the app's config: a comment the rewrite loses\n"
+                          f"database: {json.dumps(database)}\n")
+        done = rotate(lab, tmp_path, meta)
+        assert done.returncode == 0, done.stdout[-3000:]
+        new = converged(meta, lab)
+    output = done.stdout + done.stderr
+    assert "store 'app-config': database could not be edited in place" in output, output[-3000:]
+    assert "comments were lost" in output
+    assert new.password != database["password"]
