@@ -85,9 +85,7 @@ def _connection_findings(facts: dict, failed: dict) -> list[dict]:
                                "stores": failed["database_connect_denied"]},
                               _manual(f"Grant the role CONNECT on the database (as its owner "
                                       f"or an admin): {grant}",
-                                      f"psql -h {shlex.quote(str(target.get('host')))} -p "
-                                      f"{target.get('port') or 5432} -d postgres -c "
-                                      f"{shlex.quote(grant)}")))
+                                      _admin_psql(target, grant))))
     if "server_too_many_clients" in failed:
         found.append(_too_many_clients(facts, where, failed["server_too_many_clients"]))
     advice = {
@@ -107,6 +105,12 @@ def _connection_findings(facts: dict, failed: dict) -> list[dict]:
     return found
 
 
+def _admin_psql(target: dict, statement: str) -> str:
+    """The psql command line an admin runs a fix's statement with, on the target's server."""
+    return (f"psql -h {shlex.quote(str(target.get('host')))} -p {target.get('port') or 5432} "
+            f"-d postgres -c {shlex.quote(statement)}")
+
+
 def _too_many_clients(facts: dict, where: str, stores: list[str]) -> dict:
     server, target = facts.get("server") or {}, facts.get("target") or {}
     holders = server.get("connections_by_user") or []
@@ -124,9 +128,7 @@ def _too_many_clients(facts: dict, where: str, stores: list[str]) -> dict:
                     _manual(f"{lead}every slot not reserved for superusers is in use. Find the "
                             "client that holds them and fix its pool (or its leak), put a "
                             "pooler in front, or raise max_connections.",
-                            f"psql -h {shlex.quote(str(target.get('host')))} -p "
-                            f"{target.get('port') or 5432} -d postgres -c "
-                            f"{shlex.quote(query)}"))
+                            _admin_psql(target, query)))
 
 
 def _role_findings(facts: dict, failed: dict) -> list[dict]:
