@@ -12,6 +12,12 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v psql >/dev/null || missing+=(postgresql-client)
 [ -e /lib/x86_64-linux-gnu/security/pam_exec.so ] || [ -e /lib/aarch64-linux-gnu/security/pam_exec.so ] \
   || compgen -G "/usr/lib/*/security/pam_exec.so" >/dev/null || missing+=(libpam-modules)
+# the lab's other real parts: the pooler, a CLI store (pass, with gpg) and the JDBC driver
+command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+command -v pass >/dev/null || missing+=(pass)
+command -v gpg >/dev/null || missing+=(gnupg)
+compgen -G "/usr/share/java/postgresql*.jar" >/dev/null || missing+=(libpostgresql-jdbc-java)
+command -v java >/dev/null || missing+=(default-jre-headless)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "bootstrap: installing ${missing[*]}"

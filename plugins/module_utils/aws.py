@@ -9,6 +9,7 @@ import threading
 import traceback
 from urllib.parse import urlsplit
 
+from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError
 from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import (
     AWS_OPTIONS,
     ENDPOINT_OPTIONS,
@@ -37,7 +38,7 @@ RETRY_CONFIG = {"retries": {"mode": "standard", "max_attempts": 8},
                 "connect_timeout": 10, "read_timeout": 30}
 
 
-class AwsError(Exception):
+class AwsError(PgauthError):
     """An AWS call failed; the message names the service and what was asked."""
 
 

@@ -19,9 +19,9 @@ credentials are never read.  What cannot be asked is an error string naming the 
 from __future__ import annotations
 
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+    Store,
     StoreError,
     StoreNotFound,
-    make_backend,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.vault import (
     VaultError,
@@ -45,11 +45,11 @@ def _when(value) -> str | None:
 
 def _secretsmanager(spec: dict, options: dict) -> list[dict]:
     """The rotator owning a Secrets Manager store's secret, if any; StoreError otherwise."""
-    backend = make_backend(spec, options)  # the store's own client and endpoint checks
-    name = backend.label  # the name every other finding gives this store
+    store = Store(spec, options)  # the store's own client and endpoint checks
+    name = store.name  # the name every other finding gives this store
     try:
-        # the backend's call wrapper: its errors name the store and carry no secret
-        described = backend._call("describe_secret", SecretId=spec["secret_id"])
+        # errors name the store and carry no secret
+        described = store.metadata() or {}
     except StoreNotFound:
         return []  # no such secret: store_unreadable's business, not a conflict
     rules = {key: value for key, value in (described.get("RotationRules") or {}).items()

@@ -15,6 +15,8 @@ import string
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError
+
 FIELDS = ("username", "password", "host", "port", "dbname", "auth", "sslmode")
 # keys other tools write for the same things; read them, write back under the key found
 ALIASES = {"user": "username", "database": "dbname", "db": "dbname", "dbName": "dbname"}
@@ -28,13 +30,12 @@ PLACEHOLDERS = frozenset({"db", "changeme", "change_me", "password", "passw0rd",
                           "${password}", "{{ password }}"})
 
 
-class CredentialError(ValueError):
+class CredentialError(PgauthError, ValueError):
     """A value cannot be read as, or made into, the store's format.  Never holds a secret.
     code says which kind, for code that decides on it (diagnosis): never match the text."""
 
     def __init__(self, message: str, code: str = "invalid_value"):
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code)
 
 
 # the code of a DSN whose user, password or database name needs percent-encoding (a rotation

@@ -16,6 +16,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
     describe_aws_error,
     error_code,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError
 from ansible_collections.credops.pgauth.plugins.module_utils.logscan import (
     LINE_LIMIT,
     Scanner,
@@ -28,7 +29,7 @@ except ImportError:  # pragma: no cover - aws.client reports it
     botocore = None
 
 
-class LogSourceError(Exception):
+class LogSourceError(PgauthError):
     """A log source could not be read; the message names it."""
 
 

@@ -13,6 +13,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
     AwsError,
     rds_auth_token,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError
 from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import (
     POSTGRES_OPTIONS,
     argument_spec,
@@ -145,13 +146,13 @@ def explain_cleartext_refusal(message: str, auth: str) -> str | None:
             + (", or opt out with iam_allow_unverified_tls" if auth == "iam" else ""))
 
 
-class PgError(Exception):
+class PgError(PgauthError):
     """A PostgreSQL operation failed; the message names the server, role and statement kind.
 
     category: the finding id of a failed login (see LOGIN_RULES), when that is what failed."""
 
     def __init__(self, message: str, category: str | None = None):
-        super().__init__(message)
+        super().__init__(message, category)
         self.category = category
 
 

@@ -41,16 +41,16 @@ def read_ahead(store: Store, cred: Credential,
                plan_current: Callable[[Store, Credential], WritePlan]) -> Promotion | None:
     """The promote of cred in store as writes only, or None when the store is not in the
     simple state a fresh stage leaves (then the caller promotes the slow, careful way)."""
-    if store.backend.supports_pending:
+    if store.supports_pending:
         try:
             pending_cred, pending = store.read("pending")
         except StoreValueError:
             return None
         if pending is None or not same_secret(pending_cred, cred):
             return None
-        current = store.backend.read("current")
-        return Promotion(lambda: store.backend.make_current(pending, current),
-                         lambda: store.backend.discard_pending(pending))
+        current = store.read_stored("current")
+        return Promotion(lambda: store.make_current(pending, current),
+                         lambda: store.discard_stored(pending))
     try:
         current_cred, _stored = store.read("current")
     except StoreValueError:

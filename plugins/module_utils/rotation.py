@@ -124,7 +124,7 @@ class Rotation:
         if source and source not in by_name:
             raise RotationError(f"source_store {source!r} is not one of the stores: "
                                 f"{', '.join(by_name)}")
-        if not stores[0].backend.supports_pending:
+        if not stores[0].supports_pending:
             raise RotationError(f"the primary store {stores[0].name!r} has no pending stage "
                                 "(a file): put a Secrets Manager or Vault store first")
         self.strategy.validate(stores)
@@ -161,7 +161,7 @@ class Rotation:
 
     def _discard_leftover(self, step: DiscardLeftover, _state: RotationState) -> None:
         store = self.stores.by_name([step.store])[0]
-        self.execute.run("discard_pending:" + store.name, [store], store.backend.discard_pending,
+        self.execute.run("discard_pending:" + store.name, [store], store.discard_stored,
                          step.handle)
 
     def _converge(self, step: Converge, state: RotationState) -> None:

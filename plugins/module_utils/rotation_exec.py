@@ -12,9 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError
-from ansible_collections.credops.pgauth.plugins.module_utils.pg import PgError
-from ansible_collections.credops.pgauth.plugins.module_utils.store import StoreError
+from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError
 
 # Test hook for the fault-injection harness: PGAUTH_FAILPOINT=<boundary> kills the process
 # with SIGKILL right after that boundary, as an operator's Ctrl-C or an OOM kill would; with
@@ -33,7 +31,7 @@ StepStatus = Literal["done", "planned", "skipped", "failed"]
 FailpointHook = Callable[[str], None]
 
 
-class RotationError(Exception):
+class RotationError(PgauthError):
     """A rotation could not go on; the message names the step, store or role at fault."""
 
 
@@ -46,7 +44,8 @@ class RotationFailed(RotationError):
 
 
 # what a step can fail with: all of them name the store, role or API at fault
-STEP_ERRORS = (PgError, RotationError, StoreError, AwsError)
+# every error of ours a step may raise: each is rolled back from, none is a traceback
+STEP_ERRORS = (PgauthError,)
 
 
 @dataclass

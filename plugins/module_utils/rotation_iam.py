@@ -132,7 +132,7 @@ class IamConversion:
             and cred.username == self.role
 
     def switch_store(self, store: Store) -> None:
-        if store.backend.supports_pending and store.pending() is not None:
+        if store.supports_pending and store.pending() is not None:
             store.discard_pending()
         update = Credential(username=self.role, password="", auth="iam")
         plan = store.plan_write({"username": update.username, "password": update.password,

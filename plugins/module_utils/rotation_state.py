@@ -84,7 +84,7 @@ def preflight(db: TargetDb, stores: RotationStores, setter) -> dict:
         # a rotation changes the copies that exist: a store with no secret is most likely
         # a wrong path, and writing there would leave the real copy stale
         raise RotationError(
-            "; ".join(str(store.backend.error("no secret there")) for store in missing)
+            "; ".join(str(store.error("no secret there")) for store in missing)
             + " - fix the store's secret_id or path, or create the secret first "
             "(credops.pgauth.secret_value); nothing was changed")
     return versions
@@ -122,7 +122,7 @@ def _nothing_in_progress(db: TargetDb, stores: RotationStores, current: Credenti
                                                                *stores.pending_capable()]
     leftovers = []
     for store in candidates:
-        leftover = store.backend.leftover_pending()
+        leftover = store.leftover_pending()
         if leftover is not None:
             leftovers.append((store.name, leftover))
     trusted = stores.read_or_none(stores.source, "current") if stores.source else current

@@ -37,7 +37,7 @@ def store_versions(stores: list[Store], missing: list | None = None) -> dict:
         try:
             _cred, stored = store.read("current")
             found[store.name] = stored.version if stored else None
-            if stored is None and missing is not None and not store.backend.exists():
+            if stored is None and missing is not None and not store.exists():
                 missing.append(store)
         except StoreError as err:
             found[store.name] = f"unreadable: {err}"
@@ -64,7 +64,7 @@ class RotationStores:
         return [store for store in self.stores if store.name in wanted]
 
     def pending_capable(self) -> list[Store]:
-        return [store for store in self.stores[1:] if store.backend.supports_pending]
+        return [store for store in self.stores[1:] if store.supports_pending]
 
     def versions(self) -> dict:
         return store_versions(self.stores)
@@ -113,7 +113,7 @@ class RotationStores:
     def promote_store(self, store: Store, cred: Credential) -> None:
         """pending -> current where the store has a pending stage holding cred, else write
         cred as current (files, or a pending that is missing or stale)."""
-        if store.backend.supports_pending:
+        if store.supports_pending:
             pending = self.read_or_none(store, "pending")
             if same_secret(pending, cred):
                 store.promote()
@@ -164,7 +164,7 @@ class RotationStores:
         # stores that share a file switch one after the other, the rest in parallel
         groups: dict = {}
         for store in others:
-            groups.setdefault(store.backend.shared_resource() or store.name, []).append(store)
+            groups.setdefault(store.shared_resource() or store.name, []).append(store)
         self._first_lock, self._first = threading.Lock(), True
         with ThreadPoolExecutor(max_workers=max(len(groups), 1)) as pool:
             done: dict = {}

@@ -30,6 +30,8 @@ import secrets
 import stat
 from dataclasses import dataclass
 
+from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError
+
 # Linux: an fd of a symlink itself (fstat, readlinkat) and of a directory one may only
 # search.  Without it symlinks are never followed: checking a link's owner and then
 # reading its target by name would be a race.
@@ -43,7 +45,7 @@ _MAX_LINKS = 40  # as the kernel's ELOOP limit
 _BACKUP_STAMP = "%Y-%m-%d@%H:%M:%S"  # ansible's own backup_local stamp
 
 
-class UnsafeFileError(Exception):
+class UnsafeFileError(PgauthError):
     """The file cannot be read or rewritten safely; the message names the path, never the
     content."""
 

@@ -108,7 +108,7 @@ def remove(store: Store, stage: str, check_mode: bool) -> dict:
         return {"store": store.name, "stage": stage, "changed": pending is not None}
     _cred, stored = store.read("current")
     if stored is not None and not check_mode:
-        store.backend.delete()
+        store.delete()
     return {"store": store.name, "stage": stage, "changed": stored is not None}
 
 

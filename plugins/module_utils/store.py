@@ -29,6 +29,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
     looks_like_dsn,
     same_value,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError
 from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import (
     STORE_KEYS,
     STORE_OPTION,
@@ -43,14 +44,10 @@ VALUE_FORMATS = ("json", "password", "dsn")
 STORE_OPTION_SPEC = argument_spec(STORE_KEYS)
 
 
-class StoreError(Exception):
+class StoreError(PgauthError):
     """A store operation failed.  The message starts with the store's name and never
     contains a secret; code, when set, is the CredentialError code of a value that cannot be
     read (diagnosis decides on it, never on the text)."""
-
-    def __init__(self, message: str, code: str | None = None):
-        super().__init__(message)
-        self.code = code
 
 
 class StoreNotFound(StoreError):
@@ -131,6 +128,11 @@ class Backend:
     def delete(self) -> None:
         raise self.error("deleting is not supported for this store type")
 
+    def metadata(self) -> dict | None:
+        """What the store's service says about the secret besides its value (rotation
+        rules, owner, tags), or None where it says nothing; StoreNotFound when absent."""
+        return None
+
 
 def make_backend(spec: dict, options: dict) -> Backend:
     kind = spec.get("type")
@@ -163,32 +165,69 @@ class WritePlan:
 
 
 class Store:
-    """A store as credentials: read, plan a write, write, promote, discard."""
+    """A store as credentials: read, plan a write, write, promote, discard.  The only public
+    face of a store: the backend behind it is private, so a new store type needs no change
+    anywhere but its backend file."""
 
     def __init__(self, spec: dict, options: dict):
         self.spec = spec
-        self.backend = make_backend(spec, options)
-        self.name = self.backend.label
+        self._backend = make_backend(spec, options)
+        self.name = self._backend.label
         kind = spec.get("type")
         if kind != "file" and spec.get("value_format"):
             # ignoring it would read the value in another format than the user meant
-            raise self.backend.error(f"value_format is for file stores; a {kind} store's "
+            raise self._backend.error(f"value_format is for file stores; a {kind} store's "
                                      f"value format is its format option "
                                      f"({', '.join(VALUE_FORMATS)})")
         if kind != "file" and spec.get("format") not in (None, *VALUE_FORMATS):
-            raise self.backend.error(f"format must be one of {', '.join(VALUE_FORMATS)} for "
+            raise self._backend.error(f"format must be one of {', '.join(VALUE_FORMATS)} for "
                                      f"a {kind} store")
+
+    @property
+    def supports_pending(self) -> bool:
+        return self._backend.supports_pending
+
+    def error(self, message: str, kind: type[StoreError] = StoreError) -> StoreError:
+        """An error that names this store (and never holds its secret)."""
+        return self._backend.error(message, kind)
+
+    def exists(self) -> bool:
+        return self._backend.exists()
+
+    def shared_resource(self) -> str | None:
+        return self._backend.shared_resource()
+
+    def metadata(self) -> dict | None:
+        return self._backend.metadata()
+
+    def delete(self) -> None:
+        self._backend.delete()
+
+    def read_stored(self, stage: str = "current") -> StoredValue | None:
+        """The stage's raw value and version, without reading it as a credential."""
+        return self._backend.read(stage)
+
+    def leftover_pending(self) -> StoredValue | None:
+        return self._backend.leftover_pending()
+
+    def make_current(self, pending: StoredValue, current: StoredValue | None) -> str | None:
+        """The switch of promote alone: pending becomes current, the pending stage stays."""
+        return self._backend.make_current(pending, current)
+
+    def discard_stored(self, pending: StoredValue) -> None:
+        """Drop this pending value (read before, so a newer one is not dropped)."""
+        self._backend.discard_pending(pending)
 
     @property
     def warnings(self) -> list[str]:
         """What the writes so far did that the user should know, one sentence each."""
-        return list(self.backend.warnings)
+        return list(self._backend.warnings)
 
     @property
     def value_format(self) -> str:
         if self.spec.get("type") == "file":
             return self.spec.get("value_format") or ""
-        return self.spec.get("format") or self.backend.default_format
+        return self.spec.get("format") or self._backend.default_format
 
     def _format_for(self, value) -> str:
         fmt = self.value_format
@@ -199,13 +238,13 @@ class Store:
         return "dsn" if looks_like_dsn(value) else "password"
 
     def read(self, stage: str = "current") -> tuple[Credential | None, StoredValue | None]:
-        stored = self.backend.read(stage)
+        stored = self._backend.read(stage)
         if stored is None or stored.value is None:
             return None, stored
         try:
             return decode(stored.value, self._format_for(stored.value)), stored
         except CredentialError as err:
-            raise StoreValueError(str(self.backend.error(f"the {stage} value: {err}")),
+            raise StoreValueError(str(self._backend.error(f"the {stage} value: {err}")),
                                   err.code) from None
 
     def _read_or_replace(self, stage: str, replace_unreadable: bool):
@@ -216,15 +255,15 @@ class Store:
                 raise
             # the value cannot be read as a credential (a broken DATABASE_URL): the write
             # replaces it whole, so nothing of it is kept
-            return None, self.backend.read(stage)
+            return None, self._backend.read(stage)
 
     def plan_write(self, update: dict, stage: str = "current",
                    replace_unreadable: bool = False) -> WritePlan:
         """What writing update (credential fields) at stage would store, and whether that
         changes anything.  Pending values start from the current credential.  With
         replace_unreadable, a value that cannot be decoded is replaced by update alone."""
-        if stage == "pending" and not self.backend.supports_pending:
-            raise self.backend.error("this store type has no pending stage")
+        if stage == "pending" and not self._backend.supports_pending:
+            raise self._backend.error("this store type has no pending stage")
         base_cred, previous = self._read_or_replace("current", replace_unreadable)
         base, before = previous, base_cred
         if stage == "pending":
@@ -235,33 +274,33 @@ class Store:
         fmt = self._format_for(base_value)
         try:
             cred = (base_cred or Credential()).merged(update)
-            value = encode(cred, fmt, base_value, as_text=self.backend.value_is_text)
+            value = encode(cred, fmt, base_value, as_text=self._backend.value_is_text)
         except CredentialError as err:
-            raise self.backend.error(str(err)) from None
+            raise self._backend.error(str(err)) from None
         current_value = previous.value if previous else None
         changed = current_value is None or not same_value(current_value, value, fmt)
         return WritePlan(changed, value, previous, cred, before)
 
     def write(self, plan: WritePlan, stage: str = "current") -> str | None:
-        return self.backend.write(plan.value, stage, plan.previous)
+        return self._backend.write(plan.value, stage, plan.previous)
 
     def pending(self) -> StoredValue | None:
-        if not self.backend.supports_pending:
+        if not self._backend.supports_pending:
             return None
-        stored = self.backend.read("pending")
+        stored = self._backend.read("pending")
         return stored if stored is not None and stored.value is not None else None
 
     def promote(self) -> tuple[bool, str | None]:
         pending = self.pending()
         if pending is None:
             return False, None
-        return True, self.backend.promote(pending, self.backend.read("current"))
+        return True, self._backend.promote(pending, self._backend.read("current"))
 
     def discard_pending(self) -> bool:
         pending = self.pending()
         if pending is None:
             return False
-        self.backend.discard_pending(pending)
+        self._backend.discard_pending(pending)
         return True
 
 

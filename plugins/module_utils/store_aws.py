@@ -93,6 +93,9 @@ class SecretsManagerBackend(Backend):
     def exists(self) -> bool:
         return self._stages() is not None
 
+    def metadata(self) -> dict | None:
+        return self._call("describe_secret", SecretId=self.spec["secret_id"])
+
     def leftover_pending(self) -> StoredValue | None:
         described = self._stages() or {}
         for version, labels in described.get("VersionIdsToStages", {}).items():

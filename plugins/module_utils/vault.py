@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import traceback
 
-# the endpoint check is the one the AWS clients use (DESIGN §7: one rule, one place)
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
     endpoint_refusal,
     shown_url,
 )
+
+# the endpoint check is the one the AWS clients use (DESIGN §7: one rule, one place)
+from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError
 from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import (
     ENDPOINT_OPTIONS,
     VAULT_OPTIONS,
@@ -30,7 +32,7 @@ except ImportError:  # pragma: no cover - reported through missing_required_lib
 VAULT_ARGSPEC = argument_spec({**VAULT_OPTIONS, **ENDPOINT_OPTIONS})
 
 
-class VaultError(Exception):
+class VaultError(PgauthError):
     """Vault could not be reached or refused us; the message never holds a token."""
 
 

@@ -83,7 +83,7 @@ def test_vault_promotion_interrupted_after_the_copy_finishes_on_the_next_run(opt
     store.write(store.plan_write({"password": "two-Pw-22"}, "pending"), "pending")
     pending = store.pending()
     # the copy to <path> happened, the sibling delete did not
-    store.backend.write(pending.value, "current", store.backend.read("current"))
+    store._backend.write(pending.value, "current", store.read_stored("current"))
     changed, version = store.promote()
     assert changed and version == "2"  # no third version: the value was already current
     assert store.pending() is None and store.read()[0].password == "two-Pw-22"

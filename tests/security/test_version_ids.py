@@ -143,7 +143,7 @@ def test_a_rerun_after_a_crash_makes_no_second_version(lab, stage, secret_id):
         raise Crash
 
     # after-call: the request reached moto and was applied, then the run "dies"
-    store.backend.sm.meta.events.register("after-call.secretsmanager.PutSecretValue", crash)
+    store._backend.sm.meta.events.register("after-call.secretsmanager.PutSecretValue", crash)
     with pytest.raises(Crash):
         store.write(plan, stage)
     written = _versions(lab, secret_id)
@@ -168,7 +168,7 @@ def test_botocore_retries_of_one_write_make_one_version(lab, secret_id):
         tries.append(attempts)
         return 0 if attempts == 1 else None  # 0: retry now, None: botocore decides
 
-    store.backend.sm.meta.events.register_first("needs-retry.secretsmanager.PutSecretValue",
+    store._backend.sm.meta.events.register_first("needs-retry.secretsmanager.PutSecretValue",
                                                 lose_first_answer)
     version = store.write(store.plan_write({"password": SECOND}))
     assert tries[:2] == [1, 2]  # botocore did send it twice

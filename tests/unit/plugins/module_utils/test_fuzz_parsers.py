@@ -618,7 +618,7 @@ class MemoryBackend(Backend):
 def memory_store(value, value_format: str, as_text: bool = True) -> Store:
     store = Store({"name": "mem", "type": "file", "path": "/nonexistent/app.env",
                    "format": "dotenv", "key": "K", "value_format": value_format}, {})
-    store.backend = MemoryBackend(value, as_text)
+    store._backend = MemoryBackend(value, as_text)
     return store
 
 
