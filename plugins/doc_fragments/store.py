@@ -28,12 +28,49 @@ options:
         required: true
         choices:
           - aws_secretsmanager
+          - aws_ssm
+          - aws_ecs_task_definition
+          - aws_lambda_environment
           - vault_kv2
           - vault_kv1
           - file
       secret_id:
         description:
           - Secrets Manager secret name or ARN.
+        type: str
+      parameter:
+        description:
+          - 'Parameter Store (V(aws_ssm)), the parameter''s name or ARN: a String
+            or SecureString (a new one is a SecureString). Parameter Store has no
+            stage readers do not see, so this store has no pending stage; a write
+            labels the version it replaced V(pgauth-previous).'
+        type: str
+      family:
+        description:
+          - V(aws_ecs_task_definition), the task-definition family; its latest ACTIVE
+            revision is read. A plaintext C(environment) variable is written by registering
+            a new revision that differs only in that value; a C(secrets) entry is
+            followed to the Secrets Manager secret or SSM parameter its C(valueFrom)
+            names.
+        type: str
+      container:
+        description:
+          - V(aws_ecs_task_definition), the container definition's name.
+        type: str
+      function:
+        description:
+          - V(aws_lambda_environment), the function's name or ARN.
+        type: str
+      variable:
+        description:
+          - V(aws_ecs_task_definition) and V(aws_lambda_environment), the environment
+            variable that holds the value.
+        type: str
+      alias:
+        description:
+          - 'V(aws_lambda_environment), an alias of the function: after a write, a
+            new version is published and the alias moved to it (published versions
+            cannot change). Without it only C($LATEST) gets the new value.'
         type: str
       mount_point:
         description:
@@ -45,13 +82,14 @@ options:
         type: str
       format:
         description:
-          - Secrets Manager and Vault, the value's format. V(json) is the RDS-style
-            object C({username, password, host, port, dbname, engine}) (unknown keys
-            are kept on write), V(password) the bare password, V(dsn) a C(postgresql://)
-            URL (every part percent-encoded on write; query parameters such as C(sslmode)
-            kept).
+          - Secrets Manager, Parameter Store, ECS, Lambda and Vault, the value's format.
+            V(json) is the RDS-style object C({username, password, host, port, dbname,
+            engine}) (unknown keys are kept on write), V(password) the bare password,
+            V(dsn) a C(postgresql://) URL (every part percent-encoded on write; query
+            parameters such as C(sslmode) kept).
           - File stores, the file's syntax. V(yaml), V(json) or V(dotenv).
-          - Defaults to V(json), or V(dotenv) for files.
+          - Defaults to V(json) for Secrets Manager and Vault, V(password) for Parameter
+            Store, ECS and Lambda variables, V(dotenv) for files.
         type: str
       key:
         description:
@@ -75,7 +113,8 @@ options:
         type: str
       kms_key_id:
         description:
-          - Secrets Manager, the KMS key of a secret created by this module.
+          - Secrets Manager, the KMS key of a secret created by this module; Parameter
+            Store, the KMS key of a SecureString written.
         type: str
       tags:
         description:
@@ -146,12 +185,49 @@ options:
             required: true
             choices:
               - aws_secretsmanager
+              - aws_ssm
+              - aws_ecs_task_definition
+              - aws_lambda_environment
               - vault_kv2
               - vault_kv1
               - file
           secret_id:
             description:
               - Secrets Manager secret name or ARN.
+            type: str
+          parameter:
+            description:
+              - 'Parameter Store (V(aws_ssm)), the parameter''s name or ARN: a String
+                or SecureString (a new one is a SecureString). Parameter Store has no
+                stage readers do not see, so this store has no pending stage; a write
+                labels the version it replaced V(pgauth-previous).'
+            type: str
+          family:
+            description:
+              - V(aws_ecs_task_definition), the task-definition family; its latest ACTIVE
+                revision is read. A plaintext C(environment) variable is written by registering
+                a new revision that differs only in that value; a C(secrets) entry is
+                followed to the Secrets Manager secret or SSM parameter its C(valueFrom)
+                names.
+            type: str
+          container:
+            description:
+              - V(aws_ecs_task_definition), the container definition's name.
+            type: str
+          function:
+            description:
+              - V(aws_lambda_environment), the function's name or ARN.
+            type: str
+          variable:
+            description:
+              - V(aws_ecs_task_definition) and V(aws_lambda_environment), the environment
+                variable that holds the value.
+            type: str
+          alias:
+            description:
+              - 'V(aws_lambda_environment), an alias of the function: after a write, a
+                new version is published and the alias moved to it (published versions
+                cannot change). Without it only C($LATEST) gets the new value.'
             type: str
           mount_point:
             description:
@@ -163,13 +239,14 @@ options:
             type: str
           format:
             description:
-              - Secrets Manager and Vault, the value's format. V(json) is the RDS-style
-                object C({username, password, host, port, dbname, engine}) (unknown keys
-                are kept on write), V(password) the bare password, V(dsn) a C(postgresql://)
-                URL (every part percent-encoded on write; query parameters such as C(sslmode)
-                kept).
+              - Secrets Manager, Parameter Store, ECS, Lambda and Vault, the value's format.
+                V(json) is the RDS-style object C({username, password, host, port, dbname,
+                engine}) (unknown keys are kept on write), V(password) the bare password,
+                V(dsn) a C(postgresql://) URL (every part percent-encoded on write; query
+                parameters such as C(sslmode) kept).
               - File stores, the file's syntax. V(yaml), V(json) or V(dotenv).
-              - Defaults to V(json), or V(dotenv) for files.
+              - Defaults to V(json) for Secrets Manager and Vault, V(password) for Parameter
+                Store, ECS and Lambda variables, V(dotenv) for files.
             type: str
           key:
             description:
@@ -193,7 +270,8 @@ options:
             type: str
           kms_key_id:
             description:
-              - Secrets Manager, the KMS key of a secret created by this module.
+              - Secrets Manager, the KMS key of a secret created by this module; Parameter
+                Store, the KMS key of a SecureString written.
             type: str
           tags:
             description:

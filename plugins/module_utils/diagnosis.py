@@ -237,6 +237,12 @@ def _iam_findings(facts: dict, failed: dict) -> list[dict]:
     return found
 
 
+_PLAINTEXT_FIX = ("Move the password into Secrets Manager or Parameter Store and reference it "
+                  "(an ECS container's secrets entry with valueFrom; a Lambda reads it at "
+                  "start), then rotate: the plaintext copy has been readable by everyone who "
+                  "may describe the task definition or function.")
+
+
 def _store_findings(facts: dict, failed: dict) -> list[dict]:
     stores = facts.get("stores") or []
     target_auth = app_auth(facts)
@@ -274,6 +280,11 @@ def _store_findings(facts: dict, failed: dict) -> list[dict]:
                                   {"store": name, "password_length": store.get("password_length")},
                                   _rotate(), ["stores_disagree"]))
             explained.add(name)
+    found += [_finding("store_plaintext_env", "warning",
+                       {"store": store.get("store"), "where": store["plaintext_exposure"]},
+                       _manual(_PLAINTEXT_FIX))
+              for store in stores if store.get("readable", True) and store.get("exists")
+              and store.get("plaintext_exposure")]
     fingerprints = {s.get("store"): s.get("password_fingerprint") for s in stores
                     if s.get("readable", True) and s.get("password_fingerprint")}
     if len(set(fingerprints.values())) > 1:

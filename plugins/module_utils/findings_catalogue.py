@@ -28,6 +28,7 @@ TITLES = {
     "stores_disagree": "The secret stores hold different passwords",
     "store_placeholder_password": "A store holds a placeholder, not a password",
     "store_dsn_invalid": "A DATABASE_URL cannot be parsed the same way by every client",
+    "store_plaintext_env": "A store keeps the password in a plaintext environment variable",
     "iam_role_not_granted": "The role is not in rds_iam, so IAM tokens are compared as passwords",
     "iam_role_blocks_password": "The role is in rds_iam, so password logins are refused",
     "iam_disabled_on_instance": "IAM database authentication is disabled on the instance",

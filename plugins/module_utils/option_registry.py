@@ -144,7 +144,8 @@ VAULT_OPTIONS = {
     "vault_timeout": {"type": "int", "default": 10, "description": ["Seconds to wait for Vault."]},
 }
 
-STORE_TYPES = ["aws_secretsmanager", "vault_kv2", "vault_kv1", "file"]
+STORE_TYPES = ["aws_secretsmanager", "aws_ssm", "aws_ecs_task_definition", "aws_lambda_environment",
+               "vault_kv2", "vault_kv1", "file"]
 STAGES = ["current", "pending"]
 
 # The store dict's keys, the same for every module option, list item and lookup term.
@@ -153,16 +154,39 @@ STORE_KEYS = {
     "type": {"type": "str", "required": True, "choices": STORE_TYPES,
              "description": ["The kind of store."]},
     "secret_id": {"type": "str", "description": ["Secrets Manager secret name or ARN."]},
+    "parameter": {"type": "str", "description": [
+        ("Parameter Store (V(aws_ssm)), the parameter's name or ARN: a String or SecureString "
+         "(a new one is a SecureString). Parameter Store has no stage readers do not see, so "
+         "this store has no pending stage; a write labels the version it replaced "
+         "V(pgauth-previous).")]},
+    "family": {"type": "str", "description": [
+        ("V(aws_ecs_task_definition), the task-definition family; its latest ACTIVE revision "
+         "is read. A plaintext C(environment) variable is written by registering a new "
+         "revision that differs only in that value; a C(secrets) entry is followed to the "
+         "Secrets Manager secret or SSM parameter its C(valueFrom) names.")]},
+    "container": {"type": "str", "description": [
+        "V(aws_ecs_task_definition), the container definition's name."]},
+    "function": {"type": "str", "description": [
+        "V(aws_lambda_environment), the function's name or ARN."]},
+    "variable": {"type": "str", "description": [
+        ("V(aws_ecs_task_definition) and V(aws_lambda_environment), the environment variable "
+         "that holds the value.")]},
+    "alias": {"type": "str", "description": [
+        ("V(aws_lambda_environment), an alias of the function: after a write, a new version is "
+         "published and the alias moved to it (published versions cannot change). Without it "
+         "only C($LATEST) gets the new value.")]},
     "mount_point": {"type": "str", "description": [
         "Vault KV mount (default V(secret) for KV v2, V(kv1) for KV v1)."]},
     "path": {"type": "str", "description": ["Vault secret path, or the file's path."]},
     "format": {"type": "str", "description": [
-        ("Secrets Manager and Vault, the value's format. V(json) is the RDS-style object "
+        ("Secrets Manager, Parameter Store, ECS, Lambda and Vault, the value's format. "
+         "V(json) is the RDS-style object "
          "C({username, password, host, port, dbname, engine}) (unknown keys are kept on write), "
          "V(password) the bare password, V(dsn) a C(postgresql://) URL (every part "
          "percent-encoded on write; query parameters such as C(sslmode) kept)."),
         "File stores, the file's syntax. V(yaml), V(json) or V(dotenv).",
-        "Defaults to V(json), or V(dotenv) for files."]},
+        ("Defaults to V(json) for Secrets Manager and Vault, V(password) for Parameter Store, "
+         "ECS and Lambda variables, V(dotenv) for files.")]},
     "key": {"type": "str", "no_log": False, "description": [
         "Vault, the field of the secret that holds a V(password) or V(dsn) value.",
         ("File, a dotted path (V(database.password)) for yaml/json, or a variable name "
@@ -173,7 +197,8 @@ STORE_KEYS = {
     "description": {"type": "str", "description": [
         "Secrets Manager, the description of a secret created by this module."]},
     "kms_key_id": {"type": "str", "description": [
-        "Secrets Manager, the KMS key of a secret created by this module."]},
+        ("Secrets Manager, the KMS key of a secret created by this module; Parameter Store, "
+         "the KMS key of a SecureString written.")]},
     "tags": {"type": "dict", "description": [
         "Secrets Manager, tags of a secret created by this module."]},
     "backup": {"type": "bool", "default": False, "description": [

@@ -128,6 +128,9 @@ def describe(store: Store, stage: str, fingerprint_key: str | None,
            "deleted": bool(stored and stored.deleted),
            "pending_exists": store.pending() is not None if stage == "current" else None,
            "credential": _view(cred)}
+    exposure = store.plaintext_exposure()
+    if exposure:
+        out["plaintext_exposure"] = exposure
     if cred is not None:
         out["placeholder"] = is_placeholder(cred.password)
         out["password_length"] = len(cred.password or "")

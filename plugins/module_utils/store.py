@@ -128,6 +128,11 @@ class Backend:
     def delete(self) -> None:
         raise self.error("deleting is not supported for this store type")
 
+    def plaintext_exposure(self) -> str | None:
+        """Where the value is shown in clear to anyone who may describe the resource (an ECS
+        task definition's environment, a Lambda's), or None: store_plaintext_env."""
+        return None
+
     def metadata(self) -> dict | None:
         """What the store's service says about the secret besides its value (rotation
         rules, owner, tags), or None where it says nothing; StoreNotFound when absent."""
@@ -136,11 +141,27 @@ class Backend:
 
 def make_backend(spec: dict, options: dict) -> Backend:
     kind = spec.get("type")
+    # imported when used: a module that reads a file store needs neither boto3 nor hvac
     if kind == "aws_secretsmanager":
         from ansible_collections.credops.pgauth.plugins.module_utils.store_aws import (
             SecretsManagerBackend,
         )
         return SecretsManagerBackend(spec, options)
+    if kind == "aws_ssm":
+        from ansible_collections.credops.pgauth.plugins.module_utils.store_aws_ssm import (
+            SsmParameterBackend,
+        )
+        return SsmParameterBackend(spec, options)
+    if kind == "aws_ecs_task_definition":
+        from ansible_collections.credops.pgauth.plugins.module_utils.store_aws_ecs import (
+            EcsTaskDefinitionBackend,
+        )
+        return EcsTaskDefinitionBackend(spec, options)
+    if kind == "aws_lambda_environment":
+        from ansible_collections.credops.pgauth.plugins.module_utils.store_aws_lambda import (
+            LambdaEnvironmentBackend,
+        )
+        return LambdaEnvironmentBackend(spec, options)
     if kind in ("vault_kv2", "vault_kv1"):
         from ansible_collections.credops.pgauth.plugins.module_utils.store_vault import (
             VaultKvBackend,
@@ -199,6 +220,9 @@ class Store:
 
     def metadata(self) -> dict | None:
         return self._backend.metadata()
+
+    def plaintext_exposure(self) -> str | None:
+        return self._backend.plaintext_exposure()
 
     def delete(self) -> None:
         self._backend.delete()
@@ -321,7 +345,7 @@ def fail_if_store_libs_missing(module) -> None:
     from ansible_collections.credops.pgauth.plugins.module_utils.aws import BOTO3_IMPORT_ERROR
     from ansible_collections.credops.pgauth.plugins.module_utils.vault import HVAC_IMPORT_ERROR
     kind = (module.params.get("store") or {}).get("type", "")
-    if kind == "aws_secretsmanager" and BOTO3_IMPORT_ERROR:
+    if kind.startswith("aws_") and BOTO3_IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
     if kind.startswith("vault") and HVAC_IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib("hvac"), exception=HVAC_IMPORT_ERROR)

@@ -17,6 +17,7 @@ finds the value there.
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
     AwsError,
@@ -28,6 +29,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     Backend,
     StoredValue,
+    StoreError,
     StoreNotFound,
 )
 
@@ -39,15 +41,19 @@ except ImportError:  # pragma: no cover - aws.client reports it
 STAGE_LABELS = {"current": "AWSCURRENT", "pending": "AWSPENDING"}
 
 
-class SecretsManagerBackend(Backend):
-    supports_pending = True
-    value_is_text = True
-    default_format = "json"
+class AwsBackend(Backend):
+    """What every AWS store shares: one client per store, built with the store's own region,
+    endpoint and profile over the module's, and one call wrapper whose errors name the store
+    and never hold a value."""
+
+    service = ""           # the boto3 service name
+    service_title = ""     # for error messages
+    # error codes meaning "what the store addresses is not there"
+    not_found: ClassVar[dict[str, str]] = {}
 
     def __init__(self, spec: dict, options: dict):
         super().__init__(spec, options)
-        if not spec.get("secret_id"):
-            raise self.error("secret_id is required")
+        self.check_spec()
         merged = dict(options)
         for key in ("region", "endpoint_url", "profile"):
             if spec.get(key):
@@ -60,28 +66,56 @@ class SecretsManagerBackend(Backend):
         elif spec.get("profile") and not merged.get("endpoint_url"):
             source = "the AWS config of this store's profile"
         try:
-            self.sm = client(merged, "secretsmanager", endpoint_source=source)
+            self.api = client(merged, self.service, endpoint_source=source)
         except AwsError as err:
             raise self.error(str(err)) from None
-        self.endpoint = shown_url(self.sm.meta.endpoint_url)
+        self.endpoint = shown_url(self.api.meta.endpoint_url)
+
+    def check_spec(self) -> None:
+        """Raise an error naming the store when a key it needs is missing."""
+
+    def known_error(self, code: str, err: Exception) -> StoreError | None:
+        """A clearer error than the generic one for this service's error codes, or None."""
+        return None
+
+    def _call(self, operation: str, **kwargs):
+        try:
+            return getattr(self.api, operation)(**kwargs)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+            code = error_code(err)
+            if code in self.not_found:
+                raise self.error(self.not_found[code], StoreNotFound) from None
+            known = self.known_error(code, err)
+            if known is not None:
+                raise known from None
+            raise self.error(describe_aws_error(err, operation, self.service_title,
+                                                self.api.meta.endpoint_url)) from None
+
+
+class SecretsManagerBackend(AwsBackend):
+    supports_pending = True
+    value_is_text = True
+    default_format = "json"
+    service, service_title = "secretsmanager", "Secrets Manager"
+    not_found: ClassVar[dict[str, str]] = {"ResourceNotFoundException": "no such secret"}
+
+    def check_spec(self) -> None:
+        if not self.spec.get("secret_id"):
+            raise self.error("secret_id is required")
+
+    @property
+    def sm(self):
+        return self.api
 
     def describe(self) -> str:
         return f"aws_secretsmanager {self.spec.get('secret_id')}"
 
-    def _call(self, operation: str, **kwargs):
-        try:
-            return getattr(self.sm, operation)(**kwargs)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
-            code = error_code(err)
-            if code == "ResourceNotFoundException":
-                raise self.error("no such secret", StoreNotFound) from None
-            if code == "DecryptionFailure":
-                raise self.error("Secrets Manager cannot decrypt the secret with its KMS key") \
-                    from None
-            if code == "InvalidRequestException" and "deletion" in str(err).lower():
-                raise self.error("the secret is scheduled for deletion") from None
-            raise self.error(describe_aws_error(err, operation, "Secrets Manager",
-                                                self.sm.meta.endpoint_url)) from None
+    def known_error(self, code: str, err: Exception) -> StoreError | None:
+        if code == "DecryptionFailure":
+            return self.error("Secrets Manager cannot decrypt the secret with its KMS key")
+        if code == "InvalidRequestException" and "deletion" in str(err).lower():
+            return self.error("the secret is scheduled for deletion")
+        return None
 
     def _stages(self) -> dict | None:
         try:
@@ -152,6 +186,10 @@ class SecretsManagerBackend(Backend):
         if described is None:
             if stage != "current":
                 raise self.error("cannot stage a pending value: the secret does not exist")
+            if self.spec["secret_id"].startswith("arn:"):
+                # an ARN names a secret that exists; AWS would refuse the ARN as a new name
+                raise self.error("no such secret (a secret is created by name, not by ARN)",
+                                 StoreNotFound)
             extra = {key: val for key, val in (
                 ("Description", self.spec.get("description")),
                 ("KmsKeyId", self.spec.get("kms_key_id")),

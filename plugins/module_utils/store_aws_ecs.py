@@ -1,0 +1,225 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A container's variable in an ECS task definition as a store.
+
+The store reads the latest ACTIVE revision of ``family`` and finds ``variable`` in the
+``container``'s definition:
+
+- in ``environment`` (a plaintext value: ``RDS_PASSWORD=DB``), the store is the task
+  definition itself.  A write registers a new revision that differs from the latest only in
+  that value; every other field of the revision is copied as it is, and the old revision
+  stays ACTIVE for rollback.  Running tasks keep the old value until the service gets a new
+  deployment (the ``aws_ecs_service`` consumer).  The value is shown in clear to anyone
+  allowed ecs:DescribeTaskDefinition: diagnose reports it as ``store_plaintext_env``.
+- in ``secrets`` (``valueFrom`` a Secrets Manager secret, with or without a JSON key, or an
+  SSM parameter), the store is the secret or parameter it references: reads, writes and the
+  pending stage are that store's, and the task definition is only its user.
+
+Revisions are version ids (``family:revision``): they count registrations, nothing else.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from typing import ClassVar
+
+from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+    Backend,
+    StoredValue,
+    StoreNotFound,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.store_aws import (
+    AwsBackend,
+    SecretsManagerBackend,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.store_aws_ssm import (
+    SsmParameterBackend,
+)
+
+# what DescribeTaskDefinition returns that RegisterTaskDefinition does not take
+_READ_ONLY = ("taskDefinitionArn", "revision", "status", "requiresAttributes",
+              "compatibilities", "registeredAt", "registeredBy", "deregisteredAt")
+# arn:aws:secretsmanager:region:account:secret:name[:json-key:version-stage:version-id]
+_SECRET_ARN = re.compile(r"^(?P<arn>arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):\d+:"
+                         r"secret:[^:]+)(?::(?P<key>[^:]*):(?P<stage>[^:]*):(?P<vid>[^:]*))?$")
+_SSM_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:")
+# the JSON keys of an RDS-style secret a variable may take its value from
+_CREDENTIAL_KEYS = ("password",)
+
+
+class EcsTaskDefinitionBackend(AwsBackend):
+    service, service_title = "ecs", "ECS"
+    # DescribeTaskDefinition of a family with no ACTIVE revision is a ClientException
+    not_found: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, spec: dict, options: dict):
+        super().__init__(spec, options)
+        self._options = options
+        self._resolved: tuple[dict, Backend | None] | None = None
+
+    def check_spec(self) -> None:
+        for key in ("family", "container", "variable"):
+            if not self.spec.get(key):
+                raise self.error(f"{key} is required")
+
+    def describe(self) -> str:
+        return (f"aws_ecs_task_definition {self.spec.get('family')} "
+                f"[{self.spec.get('container')}.{self.spec.get('variable')}]")
+
+    def known_error(self, code: str, err: Exception):
+        if code == "ClientException" and "describe" in str(err).lower():
+            return self.error("the family has no ACTIVE revision (or does not exist)")
+        return None
+
+    # -- what the variable is -------------------------------------------------------------
+    def _latest(self) -> dict:
+        described = self._call("describe_task_definition", taskDefinition=self.spec["family"],
+                               include=["TAGS"])
+        task = described.get("taskDefinition") or {}
+        if task.get("status") not in (None, "ACTIVE"):
+            raise self.error("the family has no ACTIVE revision")
+        task["_tags"] = described.get("tags") or []
+        return task
+
+    def _container(self, task: dict) -> dict:
+        names = [c.get("name") for c in task.get("containerDefinitions") or []]
+        for container in task.get("containerDefinitions") or []:
+            if container.get("name") == self.spec["container"]:
+                return container
+        raise self.error(f"revision {task.get('revision')} has no container "
+                         f"{self.spec['container']!r} (it has {', '.join(map(str, names))})")
+
+    def _resolve(self) -> tuple[dict, Backend | None]:
+        """(the latest revision, the backend of the secret the variable references or None
+        for a plaintext environment variable)."""
+        if self._resolved is None:
+            task = self._latest()
+            container = self._container(task)
+            name = self.spec["variable"]
+            if any(env.get("name") == name for env in container.get("environment") or []):
+                self._resolved = (task, None)
+            else:
+                ref = next((s.get("valueFrom") for s in container.get("secrets") or []
+                            if s.get("name") == name), None)
+                if ref is None:
+                    raise self.error(f"container {self.spec['container']!r} has no variable "
+                                     f"{name} in environment or secrets (revision "
+                                     f"{task.get('revision')})")
+                inner = self._referenced(ref)
+                if not inner.exists():
+                    # a write would create it: the task would still fail, and the user would
+                    # not learn that its valueFrom is wrong
+                    raise self.error(f"valueFrom names {ref}, which does not exist",
+                                     StoreNotFound)
+                self._resolved = (task, inner)
+        return self._resolved
+
+    def _referenced(self, ref: str) -> Backend:
+        """The backend of the store a ``secrets`` entry's valueFrom names."""
+        base = {key: self.spec[key] for key in ("endpoint_url", "profile", "region")
+                if self.spec.get(key)}
+        label = f"{self.label} -> {ref}"  # an ARN or a name: no secret in it
+        secret = _SECRET_ARN.match(ref)
+        if secret:
+            key = secret.group("key")
+            if key and key not in _CREDENTIAL_KEYS:
+                raise self.error(f"valueFrom takes JSON key {key!r} of the secret: only "
+                                 f"{', '.join(_CREDENTIAL_KEYS)} is a credential field")
+            if secret.group("stage") or secret.group("vid"):
+                raise self.error("valueFrom pins a version stage or id of the secret: the "
+                                 "task would not see a rotation")
+            spec = {**base, "name": label, "type": "aws_secretsmanager",
+                    "secret_id": secret.group("arn"), "region": secret.group("region"),
+                    "format": "json" if key else self.spec.get("format") or "password"}
+            return SecretsManagerBackend(spec, self._options)
+        if _SSM_ARN.match(ref) or ref.startswith("/") or ":" not in ref:
+            spec = {**base, "name": label, "type": "aws_ssm", "parameter": ref}
+            return SsmParameterBackend(spec, self._options)
+        raise self.error(f"valueFrom {ref!r} is neither a Secrets Manager secret nor an SSM "
+                         "parameter")
+
+    def referenced_store(self) -> dict | None:
+        """The store dict of the secret the variable references, None for plaintext."""
+        _task, inner = self._resolve()
+        return dict(inner.spec) if inner is not None else None
+
+    @property
+    def supports_pending(self) -> bool:  # type: ignore[override]
+        _task, inner = self._resolve()
+        return inner.supports_pending if inner is not None else False
+
+    @property
+    def default_format(self) -> str:  # type: ignore[override]
+        _task, inner = self._resolve()
+        return inner.spec.get("format") or inner.default_format if inner else "password"
+
+    def plaintext_exposure(self) -> str | None:
+        task, inner = self._resolve()
+        if inner is not None:
+            return None
+        return (f"a plaintext environment variable of task definition "
+                f"{self.spec['family']}:{task.get('revision')}: shown in clear to anyone "
+                "allowed ecs:DescribeTaskDefinition")
+
+    # -- the Backend interface --------------------------------------------------------------
+    def exists(self) -> bool:
+        _task, inner = self._resolve()
+        return inner.exists() if inner is not None else True
+
+    def read(self, stage: str) -> StoredValue | None:
+        task, inner = self._resolve()
+        if inner is not None:
+            return inner.read(stage)
+        if stage != "current":
+            return None
+        value = next(env.get("value") for env in self._container(task).get("environment")
+                     if env.get("name") == self.spec["variable"])
+        registered = task.get("registeredAt")
+        return StoredValue(value, f"{self.spec['family']}:{task.get('revision')}", ["current"],
+                           registered.isoformat() if hasattr(registered, "isoformat") else None)
+
+    def write(self, value, stage: str, previous: StoredValue | None) -> str | None:
+        task, inner = self._resolve()
+        if inner is not None:
+            return inner.write(value, stage, previous)
+        if stage != "current":
+            raise self.error("a plaintext environment variable has no pending stage")
+        read_revision = f"{self.spec['family']}:{task.get('revision')}"
+        if previous is not None and previous.version != read_revision:
+            raise self.error("a newer revision was registered meanwhile; nothing was "
+                             "registered: run again")
+        revision = self._register(task, value)
+        self._resolved = None  # the next read sees the new revision
+        return f"{self.spec['family']}:{revision}"
+
+    def _register(self, task: dict, value: str) -> int:
+        new = {key: copy.deepcopy(val) for key, val in task.items()
+               if key not in _READ_ONLY and not key.startswith("_")}
+        for env in self._container(new).get("environment"):
+            if env.get("name") == self.spec["variable"]:
+                env["value"] = value
+        if task.get("_tags"):
+            new["tags"] = task["_tags"]
+        registered = self._call("register_task_definition", **new)
+        return (registered.get("taskDefinition") or {}).get("revision")
+
+    def make_current(self, pending: StoredValue, current: StoredValue | None) -> str | None:
+        _task, inner = self._resolve()
+        if inner is None:
+            return super().make_current(pending, current)
+        return inner.make_current(pending, current)
+
+    def discard_pending(self, pending: StoredValue) -> None:
+        _task, inner = self._resolve()
+        if inner is None:
+            super().discard_pending(pending)
+            return
+        inner.discard_pending(pending)
+
+    def leftover_pending(self) -> StoredValue | None:
+        _task, inner = self._resolve()
+        return inner.leftover_pending() if inner is not None else None
+
+    def metadata(self) -> dict | None:
+        _task, inner = self._resolve()
+        return inner.metadata() if inner is not None else None

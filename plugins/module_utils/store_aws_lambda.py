@@ -1,0 +1,121 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A Lambda function's environment variable as a store.
+
+Lambda keeps environment variables in the function's configuration: a write is one
+UpdateFunctionConfiguration that sends every variable back with only this one changed, made
+conditional on the RevisionId read just before (a concurrent change of the configuration
+fails the write instead of being overwritten), then waits until the update is applied.
+
+What a write reaches: the unpublished version ($LATEST), which new execution environments
+use at once.  A published version is immutable; with ``alias`` set, a write also publishes a
+new version and points the alias at it, so callers of the alias get the new value (the old
+version stays, for rollback by moving the alias back).  Without ``alias``, callers of a
+published version or of an alias keep the old value: name the alias.
+
+Environment variables are shown in clear to anyone allowed lambda:GetFunctionConfiguration,
+so a password here is reported as ``store_plaintext_env``.  Version ids are Lambda's
+RevisionId (random) and, with an alias, the published version number.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ansible_collections.credops.pgauth.plugins.module_utils.store import StoredValue
+from ansible_collections.credops.pgauth.plugins.module_utils.store_aws import AwsBackend
+
+try:
+    import botocore.exceptions
+except ImportError:  # pragma: no cover - aws.client reports it
+    botocore = None
+
+UPDATE_WAIT = {"Delay": 2, "MaxAttempts": 60}   # at most two minutes
+
+
+class LambdaEnvironmentBackend(AwsBackend):
+    supports_pending = False
+    value_is_text = True
+    default_format = "password"
+    service, service_title = "lambda", "Lambda"
+    not_found: ClassVar[dict[str, str]] = {"ResourceNotFoundException": "no such function"}
+
+    def check_spec(self) -> None:
+        for key in ("function", "variable"):
+            if not self.spec.get(key):
+                raise self.error(f"{key} is required")
+
+    def describe(self) -> str:
+        return f"aws_lambda_environment {self.spec.get('function')} [{self.spec.get('variable')}]"
+
+    def known_error(self, code: str, err: Exception):
+        if code == "PreconditionFailedException":
+            return self.error("the function's configuration changed while it was being "
+                              "written; nothing was written: run again")
+        if code == "ResourceConflictException":
+            return self.error("an update of the function is in progress; run again when it "
+                              "is done")
+        return None
+
+    def _configuration(self) -> dict:
+        return self._call("get_function_configuration", FunctionName=self.spec["function"])
+
+    def _variables(self, config: dict) -> dict:
+        return dict(((config.get("Environment") or {}).get("Variables")) or {})
+
+    def plaintext_exposure(self) -> str | None:
+        return ("a Lambda environment variable: shown in clear to anyone allowed "
+                "lambda:GetFunctionConfiguration")
+
+    def read(self, stage: str) -> StoredValue | None:
+        if stage != "current":
+            return None
+        config = self._configuration()
+        variables = self._variables(config)
+        if self.spec["variable"] not in variables:
+            raise self.error(f"the function has no environment variable "
+                             f"{self.spec['variable']} (it has "
+                             f"{', '.join(sorted(variables)) or 'none'})")
+        return StoredValue(variables[self.spec["variable"]], config.get("RevisionId"),
+                           ["current"], config.get("LastModified"))
+
+    def write(self, value, stage: str, previous: StoredValue | None) -> str | None:
+        if stage != "current":
+            raise self.error("a Lambda environment has no pending stage")
+        config = self._configuration()
+        variables = self._variables(config)
+        name = self.spec["variable"]
+        if name not in variables:
+            raise self.error(f"the function has no environment variable {name}: add it "
+                             "first (a rotation changes variables, it does not create them)")
+        revision = config.get("RevisionId")
+        if variables[name] != value:
+            variables[name] = value
+            # conditional on the revision read, where the API reports one
+            condition = {"RevisionId": revision} if revision else {}
+            updated = self._call("update_function_configuration",
+                                 FunctionName=self.spec["function"],
+                                 Environment={"Variables": variables}, **condition)
+            revision = updated.get("RevisionId")
+            self._wait_updated()
+        if self.spec.get("alias"):
+            return self._publish_to_alias(revision)
+        return revision
+
+    def _wait_updated(self) -> None:
+        try:
+            self.api.get_waiter("function_updated_v2").wait(
+                FunctionName=self.spec["function"], WaiterConfig=UPDATE_WAIT)
+        except (botocore.exceptions.WaiterError, botocore.exceptions.ClientError,
+                botocore.exceptions.BotoCoreError) as err:
+            raise self.error(f"the update did not finish: {type(err).__name__}") from None
+
+    def _publish_to_alias(self, revision: str | None) -> str:
+        alias = self._call("get_alias", FunctionName=self.spec["function"],
+                           Name=self.spec["alias"])
+        published = self._call("publish_version", FunctionName=self.spec["function"],
+                               **({"RevisionId": revision} if revision else {}))
+        version = published.get("Version")
+        if alias.get("FunctionVersion") != version:
+            self._call("update_alias", FunctionName=self.spec["function"],
+                       Name=self.spec["alias"], FunctionVersion=version)
+        return f"{revision}:{version}"

@@ -1,0 +1,233 @@
+"""The AWS places a credential lives besides Secrets Manager, against the lab's moto:
+Parameter Store, ECS task definitions (plaintext and referenced), Lambda environments."""
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+
+import pytest
+from labfixtures import lab_client, lab_store_options
+
+from ansible_collections.credops.pgauth.plugins.module_utils.secret_ops import describe
+from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+    Store,
+    StoreError,
+    StoreNotFound,
+)
+
+SECRET = "Sx-9!a'b\"c\\d e$f%g&h:i/j@k"  # every character a value must survive
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def options(lab):
+    return lab_store_options(lab)
+
+
+# -- Parameter Store -------------------------------------------------------------------------
+
+def test_ssm_write_is_idempotent_versions_count_and_previous_is_labelled(options, lab):
+    name = f"/{unique('app')}/db/password"
+    store = Store({"name": "ssm", "type": "aws_ssm", "parameter": name}, options)
+    assert not store.exists() and store.read() == (None, None)
+    first = store.write(store.plan_write({"password": "First-Pw-123"}))
+    second = store.write(store.plan_write({"password": SECRET}))
+    assert (first, second) == ("1", "2")
+    assert not store.plan_write({"password": SECRET}).changed
+    ssm = lab_client(lab, "ssm")
+    got = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
+    assert got["Type"] == "SecureString" and got["Value"] == SECRET and got["Version"] == 2
+    previous = ssm.get_parameter(Name=f"{name}:pgauth-previous", WithDecryption=True)
+    assert previous["Parameter"]["Value"] == "First-Pw-123"
+    assert store.read()[0].password == SECRET and not store.supports_pending
+
+
+def test_ssm_json_format_by_arn_keeps_the_other_keys(options, lab):
+    name = f"/{unique('app')}/db"
+    ssm = lab_client(lab, "ssm")
+    ssm.put_parameter(Name=name, Type="String", Value=json.dumps(
+        {"username": "app_user", "password": "Old-Pw-1234", "host": "db", "note": "keep"}))
+    arn = f"arn:aws:ssm:us-east-1:123456789012:parameter{name}"
+    store = Store({"name": "ssm-json", "type": "aws_ssm", "parameter": arn, "format": "json"},
+                  options)
+    store.write(store.plan_write({"password": SECRET}))
+    got = ssm.get_parameter(Name=name)["Parameter"]
+    assert got["Type"] == "String"  # the parameter's type is kept
+    assert json.loads(got["Value"]) == {"username": "app_user", "password": SECRET,
+                                        "host": "db", "note": "keep"}
+
+
+def test_ssm_bad_input_names_the_parameter_and_writes_nothing(options, lab):
+    ssm = lab_client(lab, "ssm")
+    name = f"/{unique('list')}"
+    ssm.put_parameter(Name=name, Type="StringList", Value="a,b")
+    store = Store({"name": "ssm-list", "type": "aws_ssm", "parameter": name}, options)
+    with pytest.raises(StoreError, match=r"store 'ssm-list' \(aws_ssm /list-.*StringList"):
+        store.read()
+    with pytest.raises(StoreError, match="StringList"):
+        store.plan_write({"password": "Some-Pw-123"})
+    assert ssm.get_parameter(Name=name)["Parameter"]["Version"] == 1
+    with pytest.raises(StoreError, match="parameter is required"):
+        Store({"name": "ssm-none", "type": "aws_ssm"}, options)
+
+
+# -- ECS task definitions --------------------------------------------------------------------
+
+def _register(lab, family: str, environment: list, secrets: list | None = None) -> dict:
+    ecs = lab_client(lab, "ecs")
+    return ecs.register_task_definition(
+        family=family, executionRoleArn="arn:aws:iam::123456789012:role/app-exec",
+        networkMode="bridge", cpu="256", memory="512", tags=[{"key": "team", "value": "db"}],
+        volumes=[{"name": "data", "host": {"sourcePath": "/srv/data"}}],
+        containerDefinitions=[
+            {"name": "web", "image": "nginx:1", "memory": 128, "essential": True,
+             "portMappings": [{"containerPort": 80, "hostPort": 8080}],
+             "environment": environment, "secrets": secrets or [],
+             "mountPoints": [{"sourceVolume": "data", "containerPath": "/data"}]},
+            {"name": "sidecar", "image": "busybox", "memory": 64,
+             "environment": [{"name": "RDS_PASSWORD", "value": "not-this-one"}]}])
+
+
+def _comparable(task: dict) -> dict:
+    return {key: value for key, value in task.items()
+            if key not in ("taskDefinitionArn", "revision", "registeredAt", "registeredBy")}
+
+
+def test_ecs_plaintext_variable_write_registers_a_faithful_revision(options, lab):
+    family = unique("app")
+    _register(lab, family, [{"name": "RDS_PASSWORD", "value": "DB"},
+                            {"name": "OTHER", "value": "1"}])
+    spec = {"name": "ecs-env", "type": "aws_ecs_task_definition", "family": family,
+            "container": "web", "variable": "RDS_PASSWORD"}
+    store = Store(spec, options)
+    info = describe(store, "current", None, False)
+    assert info["placeholder"] and "ecs:DescribeTaskDefinition" in info["plaintext_exposure"]
+    assert info["version"] == f"{family}:1"
+    ecs = lab_client(lab, "ecs")
+    before = ecs.describe_task_definition(taskDefinition=f"{family}:1",
+                                          include=["TAGS"])
+    assert store.write(store.plan_write({"password": SECRET})) == f"{family}:2"
+    assert not Store(spec, options).plan_write({"password": SECRET}).changed  # idempotent
+    after = ecs.describe_task_definition(taskDefinition=family, include=["TAGS"])
+    assert after["taskDefinition"]["revision"] == 2 and after["tags"] == before["tags"]
+    expected = _comparable(before["taskDefinition"])
+    expected["containerDefinitions"][0]["environment"][0]["value"] = SECRET
+    assert _comparable(after["taskDefinition"]) == expected  # only that value changed
+    old = ecs.describe_task_definition(taskDefinition=f"{family}:1")["taskDefinition"]
+    assert old["status"] == "ACTIVE"  # kept for rollback
+
+
+def test_ecs_secrets_entry_is_followed_to_the_secret_it_references(options, lab):
+    family, secret_name = unique("app"), unique("prod/app_user")
+    sm = lab_client(lab, "secretsmanager")
+    arn = sm.create_secret(Name=secret_name, SecretString=json.dumps(
+        {"username": "app_user", "password": "Old-Pw-1234"}))["ARN"]
+    parameter = f"/{unique('p')}"
+    lab_client(lab, "ssm").put_parameter(Name=parameter, Type="SecureString",
+                                         Value="Ssm-Pw-12345")
+    _register(lab, family, [], [{"name": "DB_PASSWORD", "valueFrom": f"{arn}:password::"},
+                                {"name": "DB_SECRET", "valueFrom": arn},
+                                {"name": "SSM_PASSWORD", "valueFrom": parameter}])
+    via_key = Store({"name": "ecs-key", "type": "aws_ecs_task_definition", "family": family,
+                     "container": "web", "variable": "DB_PASSWORD"}, options)
+    assert via_key.supports_pending and via_key.plaintext_exposure() is None
+    assert via_key.read()[0].password == "Old-Pw-1234"
+    via_key.write(via_key.plan_write({"password": SECRET}))
+    assert json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])["password"] == SECRET
+    assert lab_client(lab, "ecs").describe_task_definition(
+        taskDefinition=family)["taskDefinition"]["revision"] == 1  # no new revision
+    via_ssm = Store({"name": "ecs-ssm", "type": "aws_ecs_task_definition", "family": family,
+                     "container": "web", "variable": "SSM_PASSWORD"}, options)
+    assert via_ssm.read()[0].password == "Ssm-Pw-12345" and not via_ssm.supports_pending
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"family": "no-such-family"}, r"no ACTIVE revision"),
+    ({"container": "db"}, r"has no container 'db' \(it has web, sidecar\)"),
+    ({"variable": "NOPE"}, r"no variable NOPE in environment or secrets"),
+    ({"variable": "MISSING_SECRET"}, r"valueFrom names arn:.*:secret:gone-\w+, which does"),
+    ({"variable": "PINNED"}, r"pins a version stage"),
+])
+def test_ecs_bad_input_names_what_is_missing_and_registers_nothing(options, lab, change, error):
+    family, gone = unique("app"), unique("gone")
+    _register(lab, family, [{"name": "RDS_PASSWORD", "value": "DB"}], [
+        {"name": "MISSING_SECRET",
+         "valueFrom": f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{gone}"},
+        {"name": "PINNED", "valueFrom": "arn:aws:secretsmanager:us-east-1:123456789012:"
+                                        "secret:x-AbCdEf:password:AWSPREVIOUS:"}])
+    spec = {"name": "ecs-bad", "type": "aws_ecs_task_definition", "family": family,
+            "container": "web", "variable": "RDS_PASSWORD", **change}
+    with pytest.raises(StoreError, match=r"store 'ecs-bad' \(aws_ecs_task_definition") as err:
+        store = Store(spec, options)
+        store.write(store.plan_write({"password": SECRET}))
+    assert SECRET not in str(err.value)
+    if change.get("variable") == "MISSING_SECRET":
+        assert isinstance(err.value, StoreNotFound)
+    assert lab_client(lab, "ecs").describe_task_definition(
+        taskDefinition=family)["taskDefinition"]["revision"] == 1
+    names = [s["Name"] for s in lab_client(lab, "secretsmanager").list_secrets()["SecretList"]]
+    assert not [name for name in names if gone in name]  # no secret made by the attempt
+
+
+def test_a_secret_addressed_by_arn_is_never_created(options, lab):
+    arn = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{unique('absent')}"
+    store = Store({"name": "by-arn", "type": "aws_secretsmanager", "secret_id": arn}, options)
+    with pytest.raises(StoreNotFound, match="created by name, not by ARN"):
+        store.write(store.plan_write({"username": "u", "password": SECRET}))
+    names = [s["Name"] for s in lab_client(lab, "secretsmanager").list_secrets()["SecretList"]]
+    assert arn not in names
+
+
+# -- Lambda ----------------------------------------------------------------------------------
+
+def _function(lab, variables: dict) -> str:
+    iam = lab_client(lab, "iam")
+    role = unique("lambda-role")
+    arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"Service": "lambda.amazonaws.com"}}]
+    }))["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return 1\n")
+    name = unique("fn")
+    lab_client(lab, "lambda").create_function(
+        FunctionName=name, Runtime="python3.11", Role=arn, Handler="app.handler",
+        Code={"ZipFile": code.getvalue()}, Environment={"Variables": variables})
+    return name
+
+
+def test_lambda_variable_write_keeps_every_other_variable(options, lab):
+    name = _function(lab, {"DB_PASSWORD": "Old-Pw-1234", "DB_HOST": "db", "LOG": "debug"})
+    spec = {"name": "fn", "type": "aws_lambda_environment", "function": name,
+            "variable": "DB_PASSWORD"}
+    store = Store(spec, options)
+    info = describe(store, "current", None, False)
+    assert info["credential"]["password_set"] and "GetFunctionConfiguration" in \
+        info["plaintext_exposure"]
+    store.write(store.plan_write({"password": SECRET}))
+    assert not Store(spec, options).plan_write({"password": SECRET}).changed
+    variables = lab_client(lab, "lambda").get_function_configuration(
+        FunctionName=name)["Environment"]["Variables"]
+    assert variables == {"DB_PASSWORD": SECRET, "DB_HOST": "db", "LOG": "debug"}
+
+
+def test_lambda_without_the_variable_is_a_clear_error_and_nothing_is_written(options, lab):
+    name = _function(lab, {"DB_HOST": "db"})
+    store = Store({"name": "fn-bad", "type": "aws_lambda_environment", "function": name,
+                   "variable": "DB_PASSWORD"}, options)
+    with pytest.raises(StoreError, match=r"store 'fn-bad'.*no environment variable "
+                                         r"DB_PASSWORD \(it has DB_HOST\)"):
+        store.read()
+    with pytest.raises(StoreError, match="no environment variable DB_PASSWORD"):
+        store.plan_write({"password": "Some-Pw-123"})
+    assert lab_client(lab, "lambda").get_function_configuration(
+        FunctionName=name)["Environment"]["Variables"] == {"DB_HOST": "db"}
+    with pytest.raises(StoreError, match=r"store 'fn-gone'.*no such function"):
+        Store({"name": "fn-gone", "type": "aws_lambda_environment", "function": "gone",
+               "variable": "X"}, options).read()
