@@ -75,8 +75,14 @@ class LambdaEnvironmentBackend(AwsBackend):
             raise self.error(f"the function has no environment variable "
                              f"{self.spec['variable']} (it has "
                              f"{', '.join(sorted(variables)) or 'none'})")
-        return StoredValue(variables[self.spec["variable"]], config.get("RevisionId"),
+        return StoredValue(variables[self.spec["variable"]], self._version(config),
                            ["current"], config.get("LastModified"))
+
+    @staticmethod
+    def _version(config: dict) -> str | None:
+        # RevisionId changes with every update; where an API leaves it out (moto), the
+        # update's time does too, and neither says anything about the value
+        return config.get("RevisionId") or config.get("LastModified")
 
     def write(self, value, stage: str, previous: StoredValue | None) -> str | None:
         if stage != "current":
@@ -88,6 +94,7 @@ class LambdaEnvironmentBackend(AwsBackend):
             raise self.error(f"the function has no environment variable {name}: add it "
                              "first (a rotation changes variables, it does not create them)")
         revision = config.get("RevisionId")
+        version = self._version(config)
         if variables[name] != value:
             variables[name] = value
             # conditional on the revision read, where the API reports one
@@ -95,11 +102,11 @@ class LambdaEnvironmentBackend(AwsBackend):
             updated = self._call("update_function_configuration",
                                  FunctionName=self.spec["function"],
                                  Environment={"Variables": variables}, **condition)
-            revision = updated.get("RevisionId")
+            revision, version = updated.get("RevisionId"), self._version(updated)
             self._wait_updated()
         if self.spec.get("alias"):
             return self._publish_to_alias(revision)
-        return revision
+        return version
 
     def _wait_updated(self) -> None:
         try:
