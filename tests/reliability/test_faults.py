@@ -86,9 +86,12 @@ def end_state(meta: dict, lab: dict) -> tuple[bool, object, str]:
 
 
 def inject(lab: dict, tmp_path: Path, fault: str, strategy: str, point: str,
-           break_server=None, repair_server=None) -> dict:
-    """Runs one fault from start to end state and records it."""
+           break_server=None, repair_server=None, extra_stores=None) -> dict:
+    """Runs one fault from start to end state and records it.  extra_stores(meta, lab), when
+    given, makes more stores (holding the scenario's credential) and returns their dicts."""
     with scenario("healthy") as meta:
+        if extra_stores:
+            meta = {**meta, "stores": [*meta["stores"], *extra_stores(meta, lab)]}
         old = read_stores(meta, lab)["aws-app"]
         env = {"PGAUTH_FAILPOINT": point}
         if break_server:
@@ -202,3 +205,29 @@ def test_a_server_fails_mid_run(lab, tmp_path, server, strategy, point):
     finishes = server == "postgresql" and point == "set_database"
     assert (result["broken_rc"] == 0) == finishes, (what, result["output"][-2000:])
     check(result)
+
+
+def ssm_copy(meta: dict, lab: dict) -> list[dict]:
+    """A Parameter Store copy of the password (no pending stage: written during promote)."""
+    import uuid
+    name = f"/faults/{uuid.uuid4().hex[:8]}/app_user"
+    secret = lab_client(lab, "secretsmanager").get_secret_value(
+        SecretId=meta["stores"][0]["secret_id"])["SecretString"]
+    # RDS-style JSON, as the primary: alternating_users switches the user inside it
+    lab_client(lab, "ssm").put_parameter(Name=name, Type="SecureString", Value=secret)
+    return [{"name": "ssm-app", "type": "aws_ssm", "parameter": name, "format": "json"}]
+
+
+# an SSM store among the others: killed before the database changed, with the primary
+# promoted and SSM not, and inside the parallel promote
+SSM_POINTS = [("single_user", "set_database"), ("single_user", "promote:aws-app"),
+              ("alternating_users", "switched_first")]
+
+
+@pytest.mark.parametrize(("strategy", "point"), SSM_POINTS)
+def test_sigkill_with_a_parameter_store_copy(lab, tmp_path, strategy, point):
+    result = inject(lab, tmp_path, f"SIGKILL after {point} ({strategy}, with SSM)", strategy,
+                    point, extra_stores=ssm_copy)
+    assert result["broken_rc"] != 0, f"the run was not killed at {point}"
+    check(result)
+    assert result["rerun_outcome"] in RERUN.get(point, {"resumed"}), result["rerun_outcome"]
