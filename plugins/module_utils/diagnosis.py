@@ -24,6 +24,7 @@ import shlex
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import DSN_NOT_ENCODED
 from ansible_collections.credops.pgauth.plugins.module_utils.findings_catalogue import (
     SEVERITY_ORDER,
+    fix_command,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.findings_catalogue import (
     finding as _finding,
@@ -336,7 +337,21 @@ def diagnose(facts: dict) -> list[dict]:
     for finding in invariant_findings(facts, roots):
         finding["folded"] = []
         roots.append(finding)
+    if facts.get("managed_secret"):
+        _rotate_through_rds(roots)
     return sorted(roots, key=lambda f: SEVERITY_ORDER[f["severity"]])
+
+
+def _rotate_through_rds(findings: list[dict]) -> None:
+    """RDS owns a managed master password: a rotation that fixes a finding asks RDS for the
+    new password (rotate_via rds_managed), which also makes the managed secret the source."""
+    for finding in findings:
+        extra = finding["fix"]["extra_vars"]
+        if finding["fix"]["runbook"] == "rotate" and \
+                extra.get("pgauth_strategy", "single_user") == "single_user":
+            extra.pop("pgauth_source_store", None)
+            extra["pgauth_rotate_via"] = "rds_managed"
+            finding["fix"]["command"] = fix_command("rotate", extra)
 
 
 def verdict(findings: list[dict]) -> str:

@@ -29,6 +29,10 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
 from ansible_collections.credops.pgauth.plugins.module_utils.pg_info import gather
 from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import fetch_role
 from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import iam_facts
+from ansible_collections.credops.pgauth.plugins.module_utils.rotation_rds import (
+    find_managed_secret,
+    names_secret,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.scram import (
     hash_type,
     verify_password,
@@ -156,6 +160,13 @@ def gather_facts(params: dict, hide) -> dict:
     # the log scan stops where this run starts: its own probes are not the incident
     started = dt.datetime.now(dt.timezone.utc)
     stores, timings, errors = params.get("stores") or [], {}, []
+    # a master password RDS manages lives in a secret RDS owns: read it as a store too, and
+    # leave it out of the rotator check (RDS is the rotator rotate_via rds_managed asks)
+    managed = find_managed_secret(params, params["role"])
+    if managed and not any(names_secret(store, managed["secret_id"]) for store in stores):
+        stores = [*stores, managed]
+    rotator_stores = [store for store in stores
+                      if not (managed and names_secret(store, managed["secret_id"]))]
     candidates: dict = {}  # store -> (login, stripped password): never returned
     # the application's login: the admin's user, password and IAM choice do not apply
     probe_params = {**params, "user": params["role"], "login_user": None, "login_password": None,
@@ -168,8 +179,8 @@ def gather_facts(params: dict, hide) -> dict:
         probes = ([pool.submit(_timed, timings, f"probe:{index}", probe_part, spec,
                                probe_params, hide, candidates)
                    for index, spec in enumerate(stores)] if params.get("probe", True) else [])
-        rotators = pool.submit(_timed, timings, "rotators", other_rotators, stores, params,
-                               params["role"])
+        rotators = pool.submit(_timed, timings, "rotators", other_rotators, rotator_stores,
+                               params, params["role"])
         iam = logs = None
         if params.get("db_instance_identifier") or params.get("db_cluster_identifier"):
             iam = pool.submit(_timed, timings, "iam", iam_facts, params,
@@ -197,6 +208,7 @@ def gather_facts(params: dict, hide) -> dict:
     errors += [error for error in rotator_errors if not unread or not error.startswith(unread)]
     check_stripped(params, candidates, facts["probes"])
     facts["errors"] = errors
+    facts["managed_secret"] = managed["secret_id"] if managed else None
     facts["timings"] = timings
     # the findings compare VALID UNTIL with this, not with the time they are computed
     facts["gathered_at"] = started.isoformat(timespec="seconds")

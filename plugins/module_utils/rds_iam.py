@@ -87,7 +87,9 @@ def describe_database(params: dict, instance: str | None, cluster: str | None) -
             "region": region, "account": account, "partition": partition, "arn": arn,
             "aurora_cluster": aurora_cluster,
             "engine": db.get("Engine"), "status": db.get("DBInstanceStatus") or db.get("Status"),
-            "master_username": db.get("MasterUsername")}
+            "master_username": db.get("MasterUsername"),
+            # ManageMasterUserPassword: the master password lives in a secret RDS owns
+            "master_user_secret_arn": (db.get("MasterUserSecret") or {}).get("SecretArn")}
 
 
 @dataclass(frozen=True)

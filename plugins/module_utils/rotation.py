@@ -13,6 +13,7 @@ Runs for one role are serialized by a PostgreSQL advisory lock held for the whol
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import ClassVar
 
 from ansible_collections.credops.pgauth.plugins.module_utils.conflicts import other_rotators
@@ -23,6 +24,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import psycopg2
 from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import check_role_name
+from ansible_collections.credops.pgauth.plugins.module_utils.plaintext_move import move_plaintext
 from ansible_collections.credops.pgauth.plugins.module_utils.promotion import same_secret
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation_exec import (
     STEP_ERRORS,
@@ -53,6 +55,13 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rotation_plan impor
     conflict_refusal,
     decide,
     decide_rollback,
+    is_due,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.rotation_rds import (
+    MANAGED_STORE_NAME,
+    managed_secret_store,
+    names_secret,
+    rotate_managed_password,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation_setters import (
     password_setter,
@@ -117,8 +126,9 @@ class Rotation:
         if len(by_name) != len(stores):
             raise RotationError("store names must be unique (they label reports)")
         self.strategy = PASSWORD_STRATEGIES[params["strategy"]](params)
-        if params.get("rotate_via") == "rds_api" and not self.strategy.allows_rds_api:
-            raise RotationError("rotate_via rds_api changes the master user's password: use it "
+        via = params.get("rotate_via") or "sql"
+        if via != "sql" and not self.strategy.allows_rds_api:
+            raise RotationError(f"rotate_via {via} changes the master user's password: use it "
                                 "with strategy single_user")
         source = params.get("source_store")
         if source and source not in by_name:
@@ -139,16 +149,35 @@ class Rotation:
     def run(self) -> Outcome:
         out = self.out
         out.versions_before = preflight(self.db, self.stores, self.setter)
+        managed = self.params.get("rotate_via") == "rds_managed"
+        rotated_by_rds = managed and self._rotate_in_rds()
         state = observe(self.db, self.stores, self.strategy, self.check_mode)
         decision = decide(state, RotationPlan(self.params.get("min_age"),
-                                              bool(self.params.get("force")), self.check_mode))
+                                              bool(self.params.get("force")), self.check_mode,
+                                              converge_only=managed))
         out.login_user = decision.trusted_user
         for step in decision.steps:
             self.RUNNERS[type(step)](self, step, state)
             if step.settles:
                 out.outcome = decision.outcome
+        if managed:
+            wrote = any(isinstance(step, Converge) and step.stores for step in decision.steps)
+            out.outcome = "rotated" if rotated_by_rds else ("converged" if wrote else "not_due")
         self.finish(decision)
         return out
+
+    def _rotate_in_rds(self) -> bool:
+        """rotate_via rds_managed: RDS makes the new password, when one is due."""
+        primary = self.stores.primary
+        stored = primary.read_stored("current")
+        if not is_due(self.params.get("min_age"), bool(self.params.get("force")),
+                      stored.changed_at if stored else None, dt.datetime.now(dt.timezone.utc)):
+            self.execute.skip("rotate_in_rds", [primary],
+                              f"the current secret is younger than {self.params['min_age']}")
+            return False
+        self.execute.run("rotate_in_rds", [primary], rotate_managed_password, self.params,
+                         self.role, primary, self.db.login_params)
+        return True
 
     def finish(self, decision: Decision) -> None:
         if decision.outcome != "not_due":
@@ -170,7 +199,7 @@ class Rotation:
         for store in self.stores.by_name(step.stores):
             self.execute.run("converge:" + store.name, [store], self.stores.promote_store,
                              store, state.trusted)
-        self.out.promoted = not self.check_mode
+        self.out.promoted = bool(step.stores) and not self.check_mode
 
     def _not_due(self, step: NotDue, _state: RotationState) -> None:
         self.execute.skip("check_age", [self.stores.primary],
@@ -267,13 +296,26 @@ class Rotation:
 
 
 def refuse_other_rotators(params: dict) -> None:
-    """Two rotators on one password break it in turn: refuse unless forced."""
+    """Two rotators on one password break it in turn: refuse unless forced.  With rotate_via
+    rds_managed, RDS is the rotator this run asks: its own secret is no conflict."""
     if params.get("force"):
         return
-    rotators, _errors = other_rotators(params.get("stores") or [], params, params["role"])
+    stores = params.get("stores") or []
+    if params.get("rotate_via") == "rds_managed":
+        stores = [store for store in stores if store.get("name") != MANAGED_STORE_NAME]
+    rotators, _errors = other_rotators(stores, params, params["role"])
     refusal = conflict_refusal(rotators, False)
     if refusal:
         raise RotationError(refusal)
+
+
+def with_managed_secret(params: dict) -> dict:
+    """The stores with the secret RDS manages first, as the source every other store is
+    brought in line with (a store the user listed for it is that secret: left out)."""
+    managed = managed_secret_store(params, params["role"])
+    others = [store for store in params.get("stores") or []
+              if not names_secret(store, managed["secret_id"])]
+    return {**params, "stores": [managed, *others], "source_store": MANAGED_STORE_NAME}
 
 
 ENGINES = {"single_user": Rotation, "alternating_users": Rotation, "iam": IamConversion}
@@ -283,10 +325,20 @@ def run_rotation(params: dict, cur, hide, check_mode: bool, lock_cur=None,
                  failpoint: FailpointHook | None = None) -> dict:
     """The module's work: lock (on lock_cur, default cur), run the strategy, describe what
     happened.  A run that fails raises RotationFailed carrying the steps so far."""
+    if params.get("rotate_via") == "rds_managed":
+        params = with_managed_secret(params)
     if not check_mode:
         take_lock(lock_cur or cur, params["role"])
         if failpoint is not None:
             failpoint("lock")
+    moved = None
+    if params.get("move_plaintext_to"):
+        moved = move_plaintext(params["stores"], params["move_plaintext_to"], params,
+                               check_mode, bool(params.get("grant_secret_read")),
+                               {"username": params["role"], "host": params.get("login_host"),
+                                "port": params.get("login_port"),
+                                "dbname": params.get("dbname")})
+        params = {**params, "stores": moved.pop("stores")}
     refuse_other_rotators(params)
     engine = ENGINES[params["strategy"]](params, cur, hide, check_mode, failpoint)
     try:
@@ -294,7 +346,11 @@ def run_rotation(params: dict, cur, hide, check_mode: bool, lock_cur=None,
     except STEP_ERRORS as err:
         raise RotationFailed(str(err), {**engine.out.as_dict(),
                                         "store_warnings": store_warnings(engine)}) from None
-    return {**result_of(outcome, check_mode), "store_warnings": store_warnings(engine)}
+    result = {**result_of(outcome, check_mode), "store_warnings": store_warnings(engine)}
+    if moved is not None:
+        result["moved_plaintext"] = moved
+        result["changed"] = result.get("changed") or moved["changed"]
+    return result
 
 
 def store_warnings(engine) -> list[str]:

@@ -1,13 +1,21 @@
 # Copyright (c) credops.pgauth contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""rotate_via=rds_api: the RDS master user's password set through ModifyDBInstance (or
+"""The RDS API sets the master user's password.
+
+rotate_via=rds_api: the password this run made is set through ModifyDBInstance (or
 ModifyDBCluster) instead of ALTER ROLE, for admins who may not ALTER the master role or who
 want RDS's own record of the change.  RDS applies it asynchronously: the new password is
-tested by logging in until it works or the wait runs out."""
+tested by logging in until it works or the wait runs out.
+
+rotate_via=rds_managed: an instance with ManageMasterUserPassword keeps the master password
+in a secret RDS owns (``rds!db-...``), which nobody else may write.  RDS makes the new
+password (RotateMasterUserPassword) and writes it into that secret; the rotation then brings
+the other stores in line with it."""
 from __future__ import annotations
 
 import time
 
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import Credential
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import login_kwargs, try_login
 from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import (
@@ -15,6 +23,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import (
     modify_database,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation_exec import RotationError
+from ansible_collections.credops.pgauth.plugins.module_utils.store import StoredValue
 
 
 def set_master_password(params: dict, user: str, password: str, login_params,
@@ -43,4 +52,75 @@ def set_master_password(params: dict, user: str, password: str, login_params,
             raise RotationError(f"RDS accepted the new master password for {what}, but it "
                                 f"does not log in yet ({result.category}) after "
                                 f"{params.get('rds_apply_timeout') or 300} s")
+        time.sleep(2)
+
+
+MANAGED_STORE_NAME = "rds-managed-secret"
+
+
+def _what(params: dict) -> tuple[str | None, str | None, str]:
+    instance = params.get("db_instance_identifier")
+    cluster = params.get("db_cluster_identifier")
+    if not (instance or cluster):
+        raise RotationError("rotate_via rds_managed needs the RDS instance or cluster "
+                            "(pgauth_target.rds_instance_id or rds_cluster_id)")
+    return instance, cluster, f"instance {instance}" if instance else f"cluster {cluster}"
+
+
+def managed_secret_store(params: dict, user: str) -> dict:
+    """The store dict of the secret RDS manages for the master user; RotationError when the
+    database does not manage its master password or user is not its master user."""
+    instance, cluster, what = _what(params)
+    described = describe_database(params, instance, cluster)
+    if described.get("master_username") != user:
+        raise RotationError(f"rotate_via rds_managed rotates the master user's password, and "
+                            f"the master user of {what} is "
+                            f"{described.get('master_username')!r}, not {user!r}")
+    arn = described.get("master_user_secret_arn")
+    if not arn:
+        raise RotationError(f"{what} does not manage its master password in Secrets Manager "
+                            "(ManageMasterUserPassword is off): use rotate_via rds_api")
+    return {"name": MANAGED_STORE_NAME, "type": "aws_secretsmanager", "secret_id": arn,
+            "format": "json", "region": described.get("region")}
+
+
+def names_secret(store: dict, arn: str) -> bool:
+    """Whether a store dict addresses the secret of this ARN (by ARN, or by name with or
+    without the six-character suffix Secrets Manager adds to an ARN)."""
+    name = arn.split(":secret:", 1)[-1]
+    return store.get("type") == "aws_secretsmanager" and \
+        store.get("secret_id") in (arn, name, name[:-7])
+
+
+def find_managed_secret(params: dict, user: str) -> dict | None:
+    """The managed secret's store dict when the target's database manages user's password,
+    else None (also when RDS cannot be asked: the IAM facts report that)."""
+    if not (params.get("db_instance_identifier") or params.get("db_cluster_identifier")):
+        return None
+    try:
+        return managed_secret_store(params, user)
+    except (RotationError, AwsError):
+        return None
+
+
+def rotate_managed_password(params: dict, user: str, secret, login_params) -> None:
+    """RotateMasterUserPassword, then wait until the secret's current version is a new one
+    and its password logs in.  secret: the Store of the managed secret (read only)."""
+    instance, cluster, what = _what(params)
+    before = (secret.read_stored("current") or StoredValue(None)).version
+    modify_database(params, instance, cluster, "rotating the RDS-managed master password",
+                    RotateMasterUserPassword=True)
+    timeout = int(params.get("rds_apply_timeout") or 300)
+    deadline = time.monotonic() + timeout
+    while True:
+        cred, stored = secret.read("current")
+        if stored is not None and stored.version != before and cred is not None \
+                and cred.password:
+            result = try_login(login_kwargs(login_params(cred.merged({"username": user})),
+                                            user, cred.password))
+            if result.authenticated:
+                return
+        if time.monotonic() > deadline:
+            raise RotationError(f"RDS was asked to rotate the master password of {what}, but "
+                                f"the secret's new password does not log in after {timeout} s")
         time.sleep(2)

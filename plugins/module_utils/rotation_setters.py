@@ -107,8 +107,28 @@ class RdsApiSetter:
         return "the previous password, through the RDS API"
 
 
-SETTERS = {setter.name: setter for setter in (SqlSetter, RdsApiSetter)}
+class RdsManagedSetter:
+    """rotate_via rds_managed: RDS makes and sets the password (rotation_rds); this run never
+    sets one, so there is nothing of its own to undo."""
+    name = "rds_managed"
+
+    def __init__(self, params: dict, cur, login_params: LoginParams):
+        self.undo = Undo()
+
+    def preflight(self, role: str) -> None:
+        return None
+
+    def set(self, user: str, password: str) -> None:
+        raise RotationError("with rotate_via rds_managed, RDS sets the master password")
+
+    def restore(self, user: str, stored: str | None, old_password: str | None,
+                old_user: str | None) -> str:
+        raise RotationError("with rotate_via rds_managed, RDS owns the master password")
 
 
-def password_setter(params: dict, cur, login_params: LoginParams) -> SqlSetter | RdsApiSetter:
+SETTERS = {setter.name: setter for setter in (SqlSetter, RdsApiSetter, RdsManagedSetter)}
+
+
+def password_setter(params: dict, cur,
+                    login_params: LoginParams) -> SqlSetter | RdsApiSetter | RdsManagedSetter:
     return SETTERS[params.get("rotate_via") or "sql"](params, cur, login_params)

@@ -182,6 +182,10 @@ class SecretsManagerBackend(AwsBackend):
             landed = self._read_described(described, stage)
             if landed is not None and landed.value == value:
                 return landed.version
+        if described is not None and described.get("OwningService"):
+            # AWS refuses writes to a secret another service owns; say why before it does
+            raise self.error(f"the secret is owned by {described['OwningService']} (a "
+                             "managed secret): rotate it with rotate_via rds_managed")
         token = self._token()
         if described is None:
             if stage != "current":

@@ -47,6 +47,15 @@ _SSM_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:")
 _CREDENTIAL_KEYS = ("password",)
 
 
+def revision_input(task: dict) -> dict:
+    """RegisterTaskDefinition's arguments for a copy of a described revision (with its tags)."""
+    new = {key: copy.deepcopy(val) for key, val in task.items()
+           if key not in _READ_ONLY and not key.startswith("_")}
+    if task.get("_tags"):
+        new["tags"] = copy.deepcopy(task["_tags"])
+    return new
+
+
 class EcsTaskDefinitionBackend(AwsBackend):
     service, service_title = "ecs", "ECS"
     # DescribeTaskDefinition of a family with no ACTIVE revision is a ClientException
@@ -193,15 +202,37 @@ class EcsTaskDefinitionBackend(AwsBackend):
         return f"{self.spec['family']}:{revision}"
 
     def _register(self, task: dict, value: str) -> int:
-        new = {key: copy.deepcopy(val) for key, val in task.items()
-               if key not in _READ_ONLY and not key.startswith("_")}
+        new = revision_input(task)
         for env in self._container(new).get("environment"):
             if env.get("name") == self.spec["variable"]:
                 env["value"] = value
-        if task.get("_tags"):
-            new["tags"] = task["_tags"]
         registered = self._call("register_task_definition", **new)
         return (registered.get("taskDefinition") or {}).get("revision")
+
+    def move_to_secrets(self, value_from: str, check_mode: bool) -> str | None:
+        """Register a revision whose container takes the variable from ``secrets`` (valueFrom
+        value_from) instead of a plaintext ``environment`` entry; every other field copied.
+        Returns the new revision (None in check mode, or when the variable is already a
+        secrets entry)."""
+        task, inner = self._resolve()
+        if inner is not None:
+            return None
+        new = revision_input(task)
+        container = self._container(new)
+        name = self.spec["variable"]
+        container["environment"] = [env for env in container.get("environment") or []
+                                    if env.get("name") != name]
+        container["secrets"] = [*(container.get("secrets") or []),
+                                {"name": name, "valueFrom": value_from}]
+        if check_mode:
+            return None
+        registered = self._call("register_task_definition", **new)
+        self._resolved = None
+        return f"{self.spec['family']}:{(registered.get('taskDefinition') or {}).get('revision')}"
+
+    def execution_role(self) -> str | None:
+        task, _inner = self._resolve()
+        return task.get("executionRoleArn")
 
     def make_current(self, pending: StoredValue, current: StoredValue | None) -> str | None:
         _task, inner = self._resolve()

@@ -79,6 +79,13 @@ class SsmParameterBackend(AwsBackend):
     def exists(self) -> bool:
         return self._get() is not None
 
+    def metadata(self) -> dict | None:
+        found = self._get()
+        if found is None:
+            raise self.error("no such parameter", StoreNotFound)
+        # everything but the value
+        return {key: value for key, value in found.items() if key != "Value"}
+
     def read(self, stage: str) -> StoredValue | None:
         if stage != "current":
             return None

@@ -107,11 +107,35 @@ options:
       - V(rds_api) sets the RDS master user's password with C(ModifyDBInstance) (or
         C(ModifyDBCluster)), applied immediately, then logs in until it works. Only for the
         master user, with O(strategy=single_user).
+      - V(rds_managed), for an instance or cluster with C(ManageMasterUserPassword) (its master
+        password in a secret RDS owns, C(rds!db-...)) - RDS makes the new password
+        (C(RotateMasterUserPassword)) and writes that secret; the run waits until the new
+        password logs in, then brings every other store in line with it. The managed secret
+        is found from C(MasterUserSecret) and put first; it is never written by this module.
+        O(min_age) is compared with the managed secret's age. Only for the master user, with
+        O(strategy=single_user).
     type: str
-    choices: [sql, rds_api]
+    choices: [sql, rds_api, rds_managed]
     default: sql
+  move_plaintext_to:
+    description:
+      - A store dict (V(aws_secretsmanager) or V(aws_ssm)). Every V(aws_ecs_task_definition)
+        store of O(stores) whose variable is a plaintext C(environment) entry is moved into it
+        first - the secret created with the current value when absent, the execution role
+        checked to be allowed to read it, a revision registered that takes the variable from
+        C(secrets) - and the rotation then runs with this store first.
+      - The result's C(moved_plaintext) says what was done.
+    type: dict
+  grant_secret_read:
+    description:
+      - With O(move_plaintext_to), give the execution role an inline policy that allows reading
+        exactly that secret when it may not yet. Without it the run stops before registering a
+        revision.
+    type: bool
+    default: false
   rds_apply_timeout:
-    description: V(rds_api). Seconds to wait for RDS to apply the new master password.
+    description: V(rds_api) and V(rds_managed). Seconds to wait for RDS to apply the new master
+      password.
     type: int
     default: 300
   lock_db:
@@ -168,6 +192,13 @@ outcome:
       V(converged) (stores brought in line, no new password), V(not_due), V(converted) (iam).
   returned: always
   type: str
+moved_plaintext:
+  description:
+    - With O(move_plaintext_to), what was moved - C(created) (the secret was made), C(moved) (per
+      task-definition store the execution role, its C(permission) decision, the
+      C(granted_policy) if one was added, the new C(revision) and the C(value_from)).
+  returned: when O(move_plaintext_to) is set
+  type: dict
 login_user:
   description: The user the stores hold after the run.
   returned: always
@@ -212,7 +243,10 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rotation import (
     run_rotation,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation_exec import env_failpoint
-from ansible_collections.credops.pgauth.plugins.module_utils.store import prepare_runbook_params
+from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+    prepare_runbook_params,
+    validated_stores,
+)
 
 
 def lock_connection(params: dict, conn):
@@ -236,6 +270,9 @@ def lock_connection(params: dict, conn):
 
 def run(module: AnsibleModule) -> dict:
     params = prepare_runbook_params(module.params, module.no_log_values.add)
+    if params.get("move_plaintext_to"):
+        params["move_plaintext_to"] = validated_stores([params["move_plaintext_to"]],
+                                                       "move_plaintext_to")[0]
     conn = admin_connect(params)
     lock_conn = None
     try:
@@ -280,7 +317,10 @@ def main() -> None:
             principal_arn={"type": "str"},
             iam_enable_instance={"type": "bool", "default": False},
             login_password_from={"type": "dict", "no_log": False},
-            rotate_via={"type": "str", "default": "sql", "choices": ["sql", "rds_api"]},
+            move_plaintext_to={"type": "dict", "no_log": False},
+            grant_secret_read={"type": "bool", "default": False},
+            rotate_via={"type": "str", "default": "sql",
+                        "choices": ["sql", "rds_api", "rds_managed"]},
             rds_apply_timeout={"type": "int", "default": 300},
             lock_db={"type": "str", "default": "postgres"},
         ),

@@ -11,7 +11,7 @@ import os
 import sys
 
 from moto import server
-from moto.rds.models import RDSBackend
+from moto.rds.models import MasterUserSecret, RDSBackend
 from moto.secretsmanager.models import SecretsManagerBackend
 
 _original_update_stage = SecretsManagerBackend.update_secret_version_stage
@@ -60,6 +60,44 @@ def _modify_instance_and_master_password(self, db_instance_identifier, db_kwargs
 
 
 RDSBackend.modify_db_instance = _modify_instance_and_master_password
+
+
+# RDS-managed master passwords (ManageMasterUserPassword): moto's secret holds a fixed
+# {"username": "admin", "password": "P@55w0rd!"} and its RotateMasterUserPassword only stages
+# a copy.  RDS makes a random password for the real master user, sets it on the database and
+# writes it into the secret as AWSCURRENT: so does the lab, for a master role that exists.
+def _managed_secret_string(self) -> str:
+    import json
+    import secrets
+    password = "rds-" + secrets.token_urlsafe(24)
+    user = self.resource.master_username
+    if os.environ.get("PGAUTH_LAB_PGSOCKET") and _role_exists(user):
+        _set_master_password(user, password)
+    return json.dumps({"username": user, "password": password})
+
+
+def _role_exists(user: str) -> bool:
+    import psycopg2
+    conn = psycopg2.connect(host=os.environ["PGAUTH_LAB_PGSOCKET"],
+                            port=os.environ["PGAUTH_LAB_PGPORT"], user="postgres",
+                            dbname="postgres", application_name="moto-lab-rds")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
+            return cur.fetchone() is not None
+    finally:
+        conn.close()
+
+
+def _rotate_managed_secret(self) -> None:
+    import uuid
+    self._status = "rotating"
+    self.secretsmanager.put_secret_value(self.secret.arn, self._generate_secret_string(), None,
+                                         str(uuid.uuid4()), ["AWSCURRENT"])
+
+
+MasterUserSecret._generate_secret_string = _managed_secret_string
+MasterUserSecret.rotate_secret = _rotate_managed_secret
 
 if __name__ == "__main__":
     server.main(sys.argv[1:])

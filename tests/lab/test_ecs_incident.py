@@ -3,12 +3,15 @@ holds RDS_PASSWORD=DB for the RDS master user.  diagnose names the placeholder f
 plaintext variable beside it; rotate (rds_api) changes the master password and brings the
 task definition and an SSM copy to it; the new password logs in to the lab PostgreSQL.
 
-Not here yet (issue 19 item 3): moving the plaintext variable into a secret reference."""
+And remediate with pgauth_move_plaintext_to: the variable moved into a Secrets Manager secret."""
 from __future__ import annotations
 
+import json
 import secrets as random
 
+import psycopg2
 from labfixtures import lab_client, scenario
+from psycopg2 import sql
 from runbooks import assert_no_leak, logs_in, read_report, read_stores, run_playbook, vars_for
 from test_rotate_runbook import make_ops_master, rotate_vars
 
@@ -71,3 +74,74 @@ def test_ecs_placeholder_is_named_first_and_rotation_reaches_the_task_definition
                     "rotate": done.stdout + done.stderr + converged.stdout,
                     "report": (tmp_path / "before" / "localhost" / "diagnose.json").read_text()},
                    {new, first})
+
+
+def _exec_role(lab: dict) -> str:
+    name = "ops-exec-" + random.token_hex(4)
+    return lab_client(lab, "iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}))["Role"]["Arn"]
+
+
+def _master(lab: dict, role: str, instance: str, password: str) -> None:
+    conn = psycopg2.connect(host=lab["PGAUTH_LAB_PGSOCKET"], port=lab["PGAUTH_LAB_PGPORT"],
+                            user="postgres", dbname="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        verifier = psycopg2.extensions.encrypt_password(password, role, conn, "scram-sha-256")
+        cur.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(verifier)))
+    conn.close()
+    lab_client(lab, "rds").create_db_instance(
+        DBInstanceIdentifier=instance, Engine="postgres", DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20, MasterUsername=role, MasterUserPassword=password,
+        Port=int(lab["PGAUTH_LAB_PGPORT"]))
+
+
+def test_remediate_moves_the_plaintext_password_into_a_secret(lab, tmp_path):
+    """The fix the team made by hand: a generated password in Secrets Manager, the master
+    password changed to match through RDS, the variable taken from secrets instead of the
+    environment, the execution role allowed to read it."""
+    role, instance = "ecsm_" + random.token_hex(3), "lab-ecsm-" + random.token_hex(3)
+    family, secret_name = "ecsm-api-" + random.token_hex(3), f"prod/{role}"
+    first = "ops-" + random.token_urlsafe(18)
+    with scenario("healthy") as meta:
+        _master(lab, role, instance, first)
+        execution_role = _exec_role(lab)
+        lab_client(lab, "ecs").register_task_definition(
+            family=family, executionRoleArn=execution_role,
+            containerDefinitions=[{"name": "api", "image": "ops/api:7", "memory": 256,
+                                   "environment": [{"name": "RDS_PASSWORD", "value": "DB"},
+                                                   {"name": "RDS_USER", "value": role}]}])
+        ecs_store = {"name": "ecs-api", "type": "aws_ecs_task_definition", "family": family,
+                     "container": "api", "variable": "RDS_PASSWORD"}
+        target = {**meta["target"], "role": role, "dbname": "postgres",
+                  "rds_instance_id": instance}
+        variables = {**vars_for({**meta, "target": target, "stores": [ecs_store]}, lab,
+                                tmp_path / "reports"),
+                     "pgauth_move_plaintext_to": {"name": "aws-secret",
+                                                  "type": "aws_secretsmanager",
+                                                  "secret_id": secret_name, "format": "json"},
+                     "pgauth_grant_secret_read": True, "pgauth_rotate_via": "rds_api",
+                     "pgauth_apply": True}
+        done = run_playbook(lab, tmp_path, variables, playbook="remediate")
+        assert done.returncode == 0, done.stdout[-4000:]
+        secret = json.loads(lab_client(lab, "secretsmanager").get_secret_value(
+            SecretId=secret_name)["SecretString"])
+        task = lab_client(lab, "ecs").describe_task_definition(
+            taskDefinition=family)["taskDefinition"]
+        policies = lab_client(lab, "iam").list_role_policies(
+            RoleName=execution_role.rsplit("/", 1)[-1])["PolicyNames"]
+        verified = read_report(tmp_path / "reports" / "localhost" / "verify.json")
+        works = logs_in(lab, role, secret["password"], dbname="postgres")
+        old_works = logs_in(lab, role, first, dbname="postgres")
+    container = task["containerDefinitions"][0]
+    assert secret["username"] == role and secret["password"] not in ("DB", first)
+    assert works and not old_works
+    assert [env["name"] for env in container["environment"]] == ["RDS_USER"]  # no plaintext
+    arn = lab_client(lab, "secretsmanager").describe_secret(SecretId=secret_name)["ARN"]
+    assert container["secrets"] == [{"name": "RDS_PASSWORD", "valueFrom": f"{arn}:password::"}]
+    assert [p for p in policies if p.startswith("pgauth-read-")], policies
+    assert verified["verdict"] == "healthy", verified
+    assert_no_leak({"remediate": done.stdout + done.stderr}, {secret["password"], first})

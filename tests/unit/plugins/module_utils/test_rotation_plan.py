@@ -124,6 +124,14 @@ ROWS = [
      ["Resume", "EnsureClone", "Apply"], CLONE),
     ("check-mode-fresh", state(), RotationPlan(check_mode=True, now=NOW), "rotated",
      ["StageNew", "Apply"], ROLE),
+    # rotate_via rds_managed: RDS made the password; only the other stores are brought in
+    # line, RDS's own pending stage is left alone, and nothing is ever staged
+    ("rds-managed-differ", state(**LOGS_IN, differ=("env",)),
+     RotationPlan(converge_only=True, now=NOW), "converged", ["Converge"], ROLE),
+    ("rds-managed-agree", state(**LOGS_IN), RotationPlan(converge_only=True, now=NOW),
+     "converged", ["Converge"], ROLE),
+    ("rds-managed-pending-is-rds-business", state(**LOGS_IN, pending=PEND, differ=("env",)),
+     RotationPlan(converge_only=True, now=NOW), "converged", ["Converge"], ROLE),
 ]
 
 
@@ -172,7 +180,9 @@ def test_steps_carry_what_the_engine_needs():
     (state(user_error="the primary store's username is 'bob'", target_user=None,
            pending=PEND), RotationPlan(now=NOW), "username is 'bob'"),
     (state(**LOGS_IN, changed_at=YOUNG), RotationPlan("soon", now=NOW), "min_age"),
-], ids=["pending-for-other-user", "unknown-user", "unknown-user-pending", "bad-min-age"])
+    (state(), RotationPlan(converge_only=True, now=NOW), "does not log in"),
+], ids=["pending-for-other-user", "unknown-user", "unknown-user-pending", "bad-min-age",
+        "rds-managed-source-broken"])
 def test_decide_refuses(found, plan, match):
     with pytest.raises(RotationError, match=match):
         decide(found, plan)
