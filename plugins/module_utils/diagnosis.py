@@ -238,10 +238,12 @@ def _iam_findings(facts: dict, failed: dict) -> list[dict]:
     return found
 
 
-_PLAINTEXT_FIX = ("Move the password into Secrets Manager or Parameter Store and reference it "
-                  "(an ECS container's secrets entry with valueFrom; a Lambda reads it at "
-                  "start), then rotate: the plaintext copy has been readable by everyone who "
-                  "may describe the task definition or function.")
+_PLAINTEXT_FIX = ("Move the password into Secrets Manager or Parameter Store and reference it, "
+                  "then rotate: the plaintext copy has been readable by everyone who may "
+                  "describe the task definition or function. For an ECS task definition the "
+                  "rotate runbook does it: -e pgauth_move_plaintext_to='<store dict>' (add "
+                  "pgauth_grant_secret_read=true to let the execution role read it), then "
+                  "deploy the service.")
 
 
 def _store_findings(facts: dict, failed: dict) -> list[dict]:
