@@ -125,9 +125,14 @@ def move_plaintext(stores: list[dict], target_spec: dict, options: dict, check_m
         if not role:
             raise backend.error("the task definition has no executionRoleArn: ECS could not "
                                 "fetch the secret at task start")
-        decision = _may_read(options, role, action, arn) if arn != "(new)" else "denied"
         granted = None
-        if decision != "allowed":
+        if arn == "(new)":
+            # check mode, and the secret is not made yet: its ARN (and so the decision) is
+            # known only once it exists; the real run checks before registering anything
+            decision = "checked once the secret exists"
+        else:
+            decision = _may_read(options, role, action, arn)
+        if decision not in ("allowed", "checked once the secret exists"):
             if not grant:
                 raise backend.error(f"the execution role {role} may not {action} on {arn} "
                                     f"({decision}); grant it, or run with "

@@ -231,3 +231,71 @@ def test_lambda_without_the_variable_is_a_clear_error_and_nothing_is_written(opt
     with pytest.raises(StoreError, match=r"store 'fn-gone'.*no such function"):
         Store({"name": "fn-gone", "type": "aws_lambda_environment", "function": "gone",
                "variable": "X"}, options).read()
+
+
+def test_moving_plaintext_stops_before_registering_when_the_role_may_not_read(options, lab):
+    from ansible_collections.credops.pgauth.plugins.module_utils.plaintext_move import (
+        move_plaintext,
+    )
+    family, secret = unique("mv"), unique("prod/mv")
+    role = lab_client(lab, "iam").create_role(
+        RoleName=unique("mv-exec"), AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "sts:AssumeRole",
+                "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}))["Role"]["Arn"]
+    lab_client(lab, "ecs").register_task_definition(
+        family=family, executionRoleArn=role, containerDefinitions=[
+            {"name": "web", "image": "nginx", "memory": 64,
+             "environment": [{"name": "RDS_PASSWORD", "value": "Plain-Pw-123"}]}])
+    ecs = {"name": "ecs-mv", "type": "aws_ecs_task_definition", "family": family,
+           "container": "web", "variable": "RDS_PASSWORD"}
+    target = {"name": "aws-mv", "type": "aws_secretsmanager", "secret_id": secret}
+    planned = move_plaintext([ecs], target, options, True, False, {"username": "app_user"})
+    assert planned["changed"] and planned["created"]
+    assert not Store(target, options).exists()  # check mode made nothing
+    with pytest.raises(StoreError, match=r"store 'ecs-mv'.*may not "
+                                         r"secretsmanager:GetSecretValue.*nothing was registered"):
+        move_plaintext([ecs], target, options, False, False, {"username": "app_user"})
+    assert lab_client(lab, "ecs").describe_task_definition(
+        taskDefinition=family)["taskDefinition"]["revision"] == 1
+    done = move_plaintext([ecs], target, options, False, True, {"username": "app_user"})
+    again = move_plaintext([ecs], target, options, False, True, {"username": "app_user"})
+    assert done["moved"][0]["granted_policy"].startswith("pgauth-read-")
+    assert done["stores"][0] is target and again == {**again, "changed": False, "moved": []}
+    assert Store(ecs, options).read()[0].password == "Plain-Pw-123"  # now via the secret
+
+
+def test_rotations_reach_parameter_store_and_lambda(lab, tmp_path):
+    """Both strategies with an SSM parameter and a Lambda variable among the stores (RDS-style
+    JSON in both: alternating_users switches the user inside)."""
+    import secrets as random
+
+    from labfixtures import scenario
+    from runbooks import logs_in, read_stores
+    from test_rotate_runbook import rotate
+    with scenario("healthy") as meta:
+        primary = lab_client(lab, "secretsmanager").get_secret_value(
+            SecretId=meta["stores"][0]["secret_id"])["SecretString"]
+        parameter = f"/rot/{random.token_hex(4)}"
+        lab_client(lab, "ssm").put_parameter(Name=parameter, Type="SecureString", Value=primary)
+        function = _function(lab, {"DATABASE_CREDENTIALS": primary, "OTHER": "x"})
+        stores = [*meta["stores"],
+                  {"name": "ssm-app", "type": "aws_ssm", "parameter": parameter,
+                   "format": "json"},
+                  {"name": "fn-app", "type": "aws_lambda_environment", "function": function,
+                   "variable": "DATABASE_CREDENTIALS", "format": "json"}]
+        meta = {**meta, "stores": stores}
+        seen = []
+        for strategy in ("single_user", "alternating_users"):
+            (tmp_path / strategy).mkdir()
+            done = rotate(lab, tmp_path / strategy, meta, pgauth_strategy=strategy)
+            assert done.returncode == 0, done.stdout[-3000:]
+            creds = read_stores(meta, lab)
+            assert len({(c.username, c.password) for c in creds.values()}) == 1, strategy
+            cred = creds["fn-app"]
+            assert logs_in(lab, cred.username, cred.password)
+            seen.append((cred.username, cred.password))
+    assert seen[0] != seen[1] and seen[1][0] == "app_user_clone"
+    variables = lab_client(lab, "lambda").get_function_configuration(
+        FunctionName=function)["Environment"]["Variables"]
+    assert variables["OTHER"] == "x"
