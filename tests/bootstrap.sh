@@ -18,6 +18,8 @@ command -v pass >/dev/null || missing+=(pass)
 command -v gpg >/dev/null || missing+=(gnupg)
 compgen -G "/usr/share/java/postgresql*.jar" >/dev/null || missing+=(libpostgresql-jdbc-java)
 command -v java >/dev/null || missing+=(default-jre-headless)
+# promtool checks the metrics files and alert rules (tests/lab/test_metrics.py)
+command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "bootstrap: installing ${missing[*]}"

@@ -11,6 +11,7 @@ import secrets
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.credops.pgauth.plugins.module_utils.metrics import render_metrics
 from ansible_collections.credops.pgauth.plugins.module_utils.report import (
     build_report,
     render_markdown,
@@ -28,7 +29,17 @@ ARGUMENT_SPEC = {
     "data": {"type": "dict", "default": {}},
     "dir": {"type": "path", "default": "./pgauth-reports"},
     "host": {"type": "str"},
+    "metrics_file": {"type": "path"},
 }
+
+
+def metrics_path(option: str, host: str, runbook: str) -> str:
+    """A directory (existing, or ending in /) gets one file per host and runbook, as the
+    textfile collector wants for a fleet; a file name may say {host} and {runbook}."""
+    if option.endswith(os.sep) or os.path.isdir(option):
+        os.makedirs(option, mode=0o755, exist_ok=True)  # the collector's directory: readable
+        return os.path.join(option, f"pgauth_{report_host_dir(host)}_{runbook}.prom")
+    return option.replace("{host}", report_host_dir(host)).replace("{runbook}", runbook)
 
 
 class ReportDirError(OSError):
@@ -58,8 +69,9 @@ def open_host_dir(base: str, name: str) -> int:
         os.close(base_fd)
 
 
-def write_atomically(path: str, text: str, dir_fd: int | None = None) -> None:
-    """Replace path with text: a new file (O_EXCL, no symlink followed, 0640) renamed over it.
+def write_atomically(path: str, text: str, dir_fd: int | None = None,
+                     mode: int = 0o640) -> None:
+    """Replace path with text: a new file (O_EXCL, no symlink followed, mode) renamed over it.
     With dir_fd, path is a name inside that directory."""
     own_fd = dir_fd is None
     if own_fd:
@@ -69,10 +81,10 @@ def write_atomically(path: str, text: str, dir_fd: int | None = None) -> None:
     temp = f".pgauth-{secrets.token_hex(8)}.tmp"
     try:
         handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, 0o640, dir_fd=dir_fd)
+                         | os.O_CLOEXEC, mode, dir_fd=dir_fd)
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
-                os.fchmod(out.fileno(), 0o640)  # whatever the umask
+                os.fchmod(out.fileno(), mode)  # whatever the umask
                 out.write(text)
             # a rename replaces a symlink at path, it does not follow it
             os.replace(temp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -114,6 +126,17 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg=f"report: cannot write {args['runbook']} report "
                                            f"for {host!r} in {directory}: {err.strerror}")
             return result
+        if args["metrics_file"]:
+            metrics = args["metrics_file"]
+            try:
+                metrics = metrics_path(metrics, host, args["runbook"])
+                # no secret in it, and the collector runs as its own user: world-readable
+                write_atomically(metrics, render_metrics(report, host), mode=0o644)
+            except OSError as err:
+                result.update(failed=True, msg=f"report: cannot write the metrics of {host!r} "
+                                               f"to {metrics}: {err.strerror}")
+                return result
+            result["metrics_file"] = metrics
         result.update(changed=False, report=report, paths=paths, verdict=args["verdict"],
                       summary=summary(report, paths),
                       ansible_stats={"data": stats(report, host, paths), "per_host": False,

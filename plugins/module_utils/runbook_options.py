@@ -109,6 +109,11 @@ RUNBOOK_INPUTS = {
         ("How far ahead a role's VALID UNTIL counts as expiring, such as C(7d), C(12h) or "
          "C(2w): diagnose reports C(role_password_expiring) and verify fails its check "
          "C(role_password_not_expiring), both warnings (verdict C(degraded)).")]},
+    "pgauth_metrics_file": {"type": "str", "default": "", "description": [
+        ("Also write the report as Prometheus metrics in the node_exporter textfile-collector "
+         "format (docs/metrics.md). A directory gets one file per host and runbook, "
+         "C(pgauth_<host>_<runbook>.prom); a file name may contain C({host}) and "
+         "C({runbook}). Empty: no metrics.")]},
 }
 
 

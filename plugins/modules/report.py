@@ -59,6 +59,14 @@ options:
     description: The report directory; each host gets a subdirectory.
     type: path
     default: ./pgauth-reports
+  metrics_file:
+    description:
+      - Also write the report as metrics in the node_exporter textfile-collector format
+        (docs/metrics.md), atomically and world-readable (no secret is in it).
+      - A directory (one that exists, or a path ending in C(/)) gets one file per host and
+        runbook, C(pgauth_<host>_<runbook>.prom); a file name may contain C({host}) and
+        C({runbook}). Point node_exporter's C(--collector.textfile.directory) at it.
+    type: path
   host:
     description:
       - The host the report is for; its subdirectory's name is made from it as described
