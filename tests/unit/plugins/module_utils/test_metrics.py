@@ -51,8 +51,9 @@ def test_verify_checks_and_an_empty_report():
               "checks": [{"check": "login:aws", "ok": True, "severity": "critical"},
                          {"check": "logs_quiet", "ok": False, "severity": "warning"}]}
     text = render_metrics(verify, "h")
-    assert 'pgauth_check_ok{runbook="verify",target="h",role="r",check="logs_quiet",' \
-           'severity="warning"} 0' in text
+    expected = ('pgauth_check_ok{runbook="verify",target="h",role="r",check="logs_quiet",'
+                'severity="warning"} 0')
+    assert expected in text
     assert render_metrics({"runbook": "diagnose"}, "h").count("pgauth_verdict{") == 3
 
 
