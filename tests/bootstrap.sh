@@ -20,6 +20,8 @@ compgen -G "/usr/share/java/postgresql*.jar" >/dev/null || missing+=(libpostgres
 command -v java >/dev/null || missing+=(default-jre-headless)
 # promtool checks the metrics files and alert rules (tests/lab/test_metrics.py)
 command -v promtool >/dev/null || missing+=(prometheus)
+# headless Chromium renders the fleet report in tests/lab/test_fleet_report.py
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "bootstrap: installing ${missing[*]}"

@@ -114,6 +114,11 @@ RUNBOOK_INPUTS = {
          "format (docs/metrics.md). A directory gets one file per host and runbook, "
          "C(pgauth_<host>_<runbook>.prom); a file name may contain C({host}) and "
          "C({runbook}). Empty: no metrics.")]},
+    "pgauth_fleet_report": {"type": "bool", "default": True, "description": [
+        ("Once per play, after every host wrote its report, write "
+         "C(<pgauth_report_dir>/index.html) and C(index.md): a row per host with its "
+         "verdict, first finding and fix command, broken hosts first "
+         "(M(credops.pgauth.fleet_report)).")]},
 }
 
 
