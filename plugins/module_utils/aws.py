@@ -224,3 +224,14 @@ def rds_auth_token(params: dict, host: str, port: int, user: str) -> str:
         return rds.generate_db_auth_token(DBHostname=host, Port=int(port), DBUsername=user)
     except botocore.exceptions.NoCredentialsError as err:
         raise AwsError("cannot make an RDS IAM token: no AWS credentials found") from err
+
+
+def caller_account(params: dict) -> str:
+    """The account of the AWS identity these settings use (sts:GetCallerIdentity): where a
+    write may go when an ARN names another account."""
+    sts = client(params, "sts")
+    try:
+        return str(sts.get_caller_identity()["Account"])
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+        raise AwsError(describe_aws_error(err, "get_caller_identity", "STS",
+                                          sts.meta.endpoint_url)) from None

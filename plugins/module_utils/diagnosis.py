@@ -344,12 +344,20 @@ def diagnose(facts: dict) -> list[dict]:
     return sorted(roots, key=lambda f: SEVERITY_ORDER[f["severity"]])
 
 
+_FIXED_THROUGH_RDS = frozenset({"store_password_mismatch", "stores_disagree",
+                                "store_placeholder_password", "store_dsn_invalid",
+                                "store_password_whitespace", "store_target_mismatch",
+                                "store_unreadable"})
+
+
 def _rotate_through_rds(findings: list[dict]) -> None:
     """RDS owns a managed master password: a rotation that fixes a finding asks RDS for the
     new password (rotate_via rds_managed), which also makes the managed secret the source."""
     for finding in findings:
         extra = finding["fix"]["extra_vars"]
-        if finding["fix"]["runbook"] == "rotate" and \
+        # only what a new managed password plus the stores brought in line fixes: a role's
+        # own state (VALID UNTIL, NOLOGIN, the hash) needs ALTER ROLE, which rds_managed skips
+        if finding["id"] in _FIXED_THROUGH_RDS and finding["fix"]["runbook"] == "rotate" and \
                 extra.get("pgauth_strategy", "single_user") == "single_user":
             extra.pop("pgauth_source_store", None)
             extra["pgauth_rotate_via"] = "rds_managed"

@@ -17,11 +17,13 @@ at it, the permission before the revision, and a run again finds the revision do
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
     AwsError,
+    caller_account,
     client,
     describe_aws_error,
 )
@@ -57,7 +59,10 @@ def _target_arn(target: Store) -> str:
 
 
 def _policy_name(arn: str) -> str:
-    return "pgauth-read-" + re.sub(r"[^A-Za-z0-9+=,.@_-]", "-", arn.rsplit(":", 1)[-1])[:100]
+    # the readable tail of two ARNs may be the same (/app/db and /app-db, one name in two
+    # regions): the hash of the whole ARN (not a secret) keeps one grant from replacing another
+    tail = re.sub(r"[^A-Za-z0-9+=,.@_-]", "-", arn.rsplit(":", 1)[-1])[:80]
+    return f"pgauth-read-{tail}-{hashlib.sha256(arn.encode()).hexdigest()[:10]}"
 
 
 def _may_read(options: dict, role_arn: str, action: str, arn: str) -> str:
@@ -68,6 +73,14 @@ def _may_read(options: dict, role_arn: str, action: str, arn: str) -> str:
         raise AwsError(describe_aws_error(err, f"reading the policies of {role_arn}", "IAM",
                                           iam.meta.endpoint_url)) from None
     return evaluate(policies, action, arn).decision
+
+
+def _check_grantable(options: dict, role_arn: str) -> None:
+    account = parse_principal(role_arn).account
+    if account != caller_account(options):
+        # put_role_policy takes a name: it would grant the role of that name in this account
+        raise AwsError(f"the execution role {role_arn} is in account {account}, not the one "
+                       "these AWS credentials use; grant it there")
 
 
 def _grant(options: dict, role_arn: str, action: str, arn: str) -> str:
@@ -107,7 +120,13 @@ def move_plaintext(stores: list[dict], target_spec: dict, options: dict, check_m
               "stores": [target_spec, *others]}
     if not plaintext:
         return result
-    if not target.exists():
+    if target.exists():
+        held, _stored = target.read()
+        if held is not None and held.username not in (None, defaults.get("username")):
+            raise target.error(f"the secret holds a credential of {held.username!r}, not "
+                               f"{defaults.get('username')!r}: the task would be pointed at "
+                               "another role's password")
+    else:
         cred, _stored = Store(plaintext[0][0], options).read()
         result["created"] = result["changed"] = True
         if not check_mode:
@@ -137,6 +156,7 @@ def move_plaintext(stores: list[dict], target_spec: dict, options: dict, check_m
                 raise backend.error(f"the execution role {role} may not {action} on {arn} "
                                     f"({decision}); grant it, or run with "
                                     "pgauth_grant_secret_read: true; nothing was registered")
+            _check_grantable(options, role)
             granted = _grant(options, role, action, arn) if not check_mode else "(planned)"
         revision = backend.move_to_secrets(value_from, check_mode)
         result["changed"] = True

@@ -168,7 +168,8 @@ class Rotation:
 
     def _rotate_in_rds(self) -> bool:
         """rotate_via rds_managed: RDS makes the new password, when one is due."""
-        primary = self.stores.primary
+        # the managed secret (with_managed_secret put it first and made it the source)
+        primary = self.stores.by_name([MANAGED_STORE_NAME])[0]
         stored = primary.read_stored("current")
         if not is_due(self.params.get("min_age"), bool(self.params.get("force")),
                       stored.changed_at if stored else None, dt.datetime.now(dt.timezone.utc)):
@@ -176,7 +177,7 @@ class Rotation:
                               f"the current secret is younger than {self.params['min_age']}")
             return False
         self.execute.run("rotate_in_rds", [primary], rotate_managed_password, self.params,
-                         self.role, primary, self.db.login_params)
+                         self.role, primary, self.db.login_params, self.hide)
         return True
 
     def finish(self, decision: Decision) -> None:
@@ -199,7 +200,11 @@ class Rotation:
         for store in self.stores.by_name(step.stores):
             self.execute.run("converge:" + store.name, [store], self.stores.promote_store,
                              store, state.trusted)
-        self.out.promoted = bool(step.stores) and not self.check_mode
+        # after RDS rotated a managed password the consumers must restart even when every
+        # store already reads that secret
+        rotated = any(step.name == "rotate_in_rds" and step.status == "done"
+                      for step in self.out.steps)
+        self.out.promoted = (rotated or bool(step.stores)) and not self.check_mode
 
     def _not_due(self, step: NotDue, _state: RotationState) -> None:
         self.execute.skip("check_age", [self.stores.primary],
@@ -309,6 +314,32 @@ def refuse_other_rotators(params: dict) -> None:
         raise RotationError(refusal)
 
 
+def plan_and_move(params: dict, check_mode: bool) -> tuple[dict, dict]:
+    """move_plaintext_to: what the rotation needs of the stores after the move is checked on
+    the planned list before anything is moved, so a move is never left behind by a rotation
+    that was bound to refuse."""
+    if params.get("rotate_via") == "rds_managed":
+        raise RotationError("move_plaintext_to with rotate_via rds_managed: the managed secret "
+                            "is the source; move the variable into it by hand, or rotate "
+                            "without rds_managed")
+    if (params["move_plaintext_to"] or {}).get("type") != "aws_secretsmanager":
+        raise RotationError("move_plaintext_to must be an aws_secretsmanager store: it becomes "
+                            "the primary, which holds the pending value (Parameter Store has "
+                            "no pending stage)")
+    args = (params["stores"], params["move_plaintext_to"], params)
+    grant = bool(params.get("grant_secret_read"))
+    defaults = {"username": params["role"], "host": params.get("login_host"),
+                "port": params.get("login_port"), "dbname": params.get("dbname")}
+    planned = move_plaintext(*args, True, grant, defaults)
+    names = [store.get("name") or store.get("type") for store in planned["stores"]]
+    if len(set(names)) != len(names):
+        raise RotationError("store names must be unique (they label reports), also with the "
+                            "move_plaintext_to store")
+    refuse_other_rotators({**params, "stores": planned["stores"]})
+    moved = planned if check_mode else move_plaintext(*args, False, grant, defaults)
+    return moved, {**params, "stores": moved.pop("stores")}
+
+
 def with_managed_secret(params: dict) -> dict:
     """The stores with the secret RDS manages first, as the source every other store is
     brought in line with (a store the user listed for it is that secret: left out)."""
@@ -333,12 +364,7 @@ def run_rotation(params: dict, cur, hide, check_mode: bool, lock_cur=None,
             failpoint("lock")
     moved = None
     if params.get("move_plaintext_to"):
-        moved = move_plaintext(params["stores"], params["move_plaintext_to"], params,
-                               check_mode, bool(params.get("grant_secret_read")),
-                               {"username": params["role"], "host": params.get("login_host"),
-                                "port": params.get("login_port"),
-                                "dbname": params.get("dbname")})
-        params = {**params, "stores": moved.pop("stores")}
+        moved, params = plan_and_move(params, check_mode)
     refuse_other_rotators(params)
     engine = ENGINES[params["strategy"]](params, cur, hide, check_mode, failpoint)
     try:

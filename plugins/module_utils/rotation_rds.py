@@ -103,9 +103,10 @@ def find_managed_secret(params: dict, user: str) -> dict | None:
         return None
 
 
-def rotate_managed_password(params: dict, user: str, secret, login_params) -> None:
+def rotate_managed_password(params: dict, user: str, secret, login_params, hide) -> None:
     """RotateMasterUserPassword, then wait until the secret's current version is a new one
-    and its password logs in.  secret: the Store of the managed secret (read only)."""
+    and its password logs in.  secret: the Store of the managed secret (read only); hide
+    registers the new password with the module's no_log values."""
     instance, cluster, what = _what(params)
     before = (secret.read_stored("current") or StoredValue(None)).version
     modify_database(params, instance, cluster, "rotating the RDS-managed master password",
@@ -116,6 +117,7 @@ def rotate_managed_password(params: dict, user: str, secret, login_params) -> No
         cred, stored = secret.read("current")
         if stored is not None and stored.version != before and cred is not None \
                 and cred.password:
+            hide(cred.password)
             result = try_login(login_kwargs(login_params(cred.merged({"username": user})),
                                             user, cred.password))
             if result.authenticated:

@@ -65,11 +65,17 @@ class AwsBackend(Backend):
             source = "this store's endpoint_url"
         elif spec.get("profile") and not merged.get("endpoint_url"):
             source = "the AWS config of this store's profile"
+        self._settings = merged
         try:
             self.api = client(merged, self.service, endpoint_source=source)
         except AwsError as err:
             raise self.error(str(err)) from None
         self.endpoint = shown_url(self.api.meta.endpoint_url)
+
+    def _aws_settings(self) -> dict:
+        """The AWS settings this store's client was made with (the module's, overridden by
+        the store's region, endpoint and profile)."""
+        return dict(self._settings)
 
     def check_spec(self) -> None:
         """Raise an error naming the store when a key it needs is missing."""

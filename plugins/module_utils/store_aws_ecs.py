@@ -23,6 +23,7 @@ import copy
 import re
 from typing import ClassVar
 
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import caller_account
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     Backend,
     StoredValue,
@@ -70,6 +71,14 @@ class EcsTaskDefinitionBackend(AwsBackend):
         for key in ("family", "container", "variable"):
             if not self.spec.get(key):
                 raise self.error(f"{key} is required")
+
+    def shared_resource(self) -> str | None:
+        # two variables of one family (DATABASE_URL and DB_PASSWORD) are two stores: written
+        # at once, each would register a copy of the same revision with only its own change
+        _task, inner = self._resolve()
+        if inner is not None:
+            return inner.shared_resource()
+        return f"ecs:{self.api.meta.region_name}:{self.spec['family']}"
 
     def describe(self) -> str:
         return (f"aws_ecs_task_definition {self.spec.get('family')} "
@@ -125,11 +134,18 @@ class EcsTaskDefinitionBackend(AwsBackend):
 
     def _referenced(self, ref: str) -> Backend:
         """The backend of the store a ``secrets`` entry's valueFrom names."""
-        base = {key: self.spec[key] for key in ("endpoint_url", "profile", "region")
-                if self.spec.get(key)}
+        # the profile is the operator's identity; the endpoint is ECS's own (a VPC endpoint
+        # of ECS must not receive Secrets Manager or SSM requests), and an ARN names its region
+        base = {key: self.spec[key] for key in ("profile", "region") if self.spec.get(key)}
         label = f"{self.label} -> {ref}"  # an ARN or a name: no secret in it
         secret = _SECRET_ARN.match(ref)
         if secret:
+            account = secret.group("arn").split(":")[4]
+            if account != caller_account(self._aws_settings()):
+                # a revision anyone may register could send every new password there
+                raise self.error(f"valueFrom names a secret in account {account}, not the one "
+                                 "these AWS credentials use: a secret of another account is "
+                                 "not written from here")
             key = secret.group("key")
             if key and key not in _CREDENTIAL_KEYS:
                 raise self.error(f"valueFrom takes JSON key {key!r} of the secret: only "
@@ -176,28 +192,34 @@ class EcsTaskDefinitionBackend(AwsBackend):
         return inner.exists() if inner is not None else True
 
     def read(self, stage: str) -> StoredValue | None:
-        task, inner = self._resolve()
+        _task, inner = self._resolve()
         if inner is not None:
             return inner.read(stage)
         if stage != "current":
             return None
-        value = next(env.get("value") for env in self._container(task).get("environment")
-                     if env.get("name") == self.spec["variable"])
+        task = self._latest()  # the revision now: a read is what a write is checked against
+        value = next((env.get("value") for env in self._container(task).get("environment")
+                      or [] if env.get("name") == self.spec["variable"]), None)
+        if value is None:
+            raise self.error(f"revision {task.get('revision')} no longer has "
+                             f"{self.spec['variable']} in its environment")
         registered = task.get("registeredAt")
         return StoredValue(value, f"{self.spec['family']}:{task.get('revision')}", ["current"],
                            registered.isoformat() if hasattr(registered, "isoformat") else None)
 
     def write(self, value, stage: str, previous: StoredValue | None) -> str | None:
-        task, inner = self._resolve()
+        _task, inner = self._resolve()
         if inner is not None:
             return inner.write(value, stage, previous)
         if stage != "current":
             raise self.error("a plaintext environment variable has no pending stage")
-        read_revision = f"{self.spec['family']}:{task.get('revision')}"
+        latest = self._latest()  # now, not when the rotation began
+        read_revision = f"{self.spec['family']}:{latest.get('revision')}"
         if previous is not None and previous.version != read_revision:
-            raise self.error("a newer revision was registered meanwhile; nothing was "
+            raise self.error(f"revision {latest.get('revision')} was registered after "
+                             f"{previous.version} was read (a deploy?); nothing was "
                              "registered: run again")
-        revision = self._register(task, value)
+        revision = self._register(latest, value)
         self._resolved = None  # the next read sees the new revision
         return f"{self.spec['family']}:{revision}"
 

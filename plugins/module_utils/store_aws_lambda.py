@@ -44,6 +44,10 @@ class LambdaEnvironmentBackend(AwsBackend):
             if not self.spec.get(key):
                 raise self.error(f"{key} is required")
 
+    def shared_resource(self) -> str | None:
+        # two variables of one function: one configuration, written whole by each
+        return f"lambda:{self.api.meta.region_name}:{self.spec['function']}"
+
     def describe(self) -> str:
         return f"aws_lambda_environment {self.spec.get('function')} [{self.spec.get('variable')}]"
 
@@ -56,8 +60,10 @@ class LambdaEnvironmentBackend(AwsBackend):
                               "is done")
         return None
 
-    def _configuration(self) -> dict:
-        return self._call("get_function_configuration", FunctionName=self.spec["function"])
+    def _configuration(self, qualifier: str | None = None) -> dict:
+        where = {"Qualifier": qualifier} if qualifier else {}
+        return self._call("get_function_configuration", FunctionName=self.spec["function"],
+                          **where)
 
     def _variables(self, config: dict) -> dict:
         return dict(((config.get("Environment") or {}).get("Variables")) or {})
@@ -69,7 +75,8 @@ class LambdaEnvironmentBackend(AwsBackend):
     def read(self, stage: str) -> StoredValue | None:
         if stage != "current":
             return None
-        config = self._configuration()
+        # with an alias, what its callers get: the version it points at, not $LATEST
+        config = self._configuration(self.spec.get("alias"))
         variables = self._variables(config)
         if self.spec["variable"] not in variables:
             raise self.error(f"the function has no environment variable "
@@ -119,6 +126,21 @@ class LambdaEnvironmentBackend(AwsBackend):
     def _publish_to_alias(self, revision: str | None) -> str:
         alias = self._call("get_alias", FunctionName=self.spec["function"],
                            Name=self.spec["alias"])
+        served = self._configuration(self.spec["alias"])
+        latest = self._configuration()
+        if self._variables(served).get(self.spec["variable"]) == \
+                self._variables(latest).get(self.spec["variable"]):
+            return f"{revision}:{alias.get('FunctionVersion')}"  # the alias serves it already
+        others = {key: value for key, value in self._variables(latest).items()
+                  if key != self.spec["variable"]}
+        served_others = {key: value for key, value in self._variables(served).items()
+                         if key != self.spec["variable"]}
+        if latest.get("CodeSha256") != served.get("CodeSha256") or others != served_others:
+            # publishing $LATEST would also release its unreleased code or configuration
+            raise self.error(f"$LATEST differs from version {alias.get('FunctionVersion')} "
+                             f"that alias {self.spec['alias']} serves in more than "
+                             f"{self.spec['variable']} (code or other variables): release "
+                             "those first; $LATEST has the new value, the alias does not")
         published = self._call("publish_version", FunctionName=self.spec["function"],
                                **({"RevisionId": revision} if revision else {}))
         version = published.get("Version")

@@ -18,26 +18,30 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import caller_account
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     StoredValue,
+    StoreError,
     StoreNotFound,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.store_aws import AwsBackend
 
 PREVIOUS_LABEL = "pgauth-previous"
-_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:(?P<region>[a-z0-9-]*):\d*:parameter(?P<name>/.+)$")
+_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:(?P<region>[a-z0-9-]*):(?P<account>\d*):"
+                  r"parameter(?P<name>/.+)$")
 
 
-def parameter_name(ref: str) -> tuple[str, str | None]:
-    """(the parameter's name, the region of its ARN or None) for a name or an ARN.  An ARN
-    holds a hierarchical name whole (parameter/app/db is /app/db) and a flat one after one
-    slash (parameter/db is db)."""
+def parameter_name(ref: str) -> tuple[str, str | None, str | None]:
+    """(the parameter's name, the region and the account of its ARN, or None) for a name or
+    an ARN.  An ARN holds a hierarchical name whole (parameter/app/db is /app/db) and a flat
+    one after one slash (parameter/db is db)."""
     match = _ARN.match(ref)
     if not match:
-        return ref, None
+        return ref, None, None
     name = match.group("name")
     flat = name.count("/") == 1
-    return (name[1:] if flat else name), match.group("region") or None
+    return ((name[1:] if flat else name), match.group("region") or None,
+            match.group("account") or None)
 
 
 class SsmParameterBackend(AwsBackend):
@@ -49,11 +53,18 @@ class SsmParameterBackend(AwsBackend):
                  "ParameterVersionNotFound": "no such parameter version"}
 
     def __init__(self, spec: dict, options: dict):
-        name, region = parameter_name(spec.get("parameter") or "")
-        if region and not spec.get("region"):
+        name, region, account = parameter_name(spec.get("parameter") or "")
+        if region:
+            # an ARN names its region: the same name elsewhere is another parameter
             spec = {**spec, "region": region}
-        self.parameter = name
+        self.parameter, self.account = name, account
         super().__init__(spec, options)
+        if account and account != caller_account(self._aws_settings()):
+            # by name only: the parameter with this name in the caller's account would be
+            # read and written instead of the one the ARN names
+            raise self.error(f"the parameter is in account {account}, not the one these AWS "
+                             "credentials use: a parameter of another account is not "
+                             "rotated from here")
 
     def check_spec(self) -> None:
         if not self.spec.get("parameter"):
@@ -118,9 +129,18 @@ class SsmParameterBackend(AwsBackend):
         put = self._call("put_parameter", Name=self.parameter, Value=value, Type=kind,
                          Overwrite=existing is not None, **extra)
         if existing is not None:
-            # what the write replaced stays readable by label, for whoever must undo it
-            self._call("label_parameter_version", Name=self.parameter,
-                       ParameterVersion=int(existing["Version"]), Labels=[PREVIOUS_LABEL])
+            if int(put.get("Version") or 0) != int(existing["Version"]) + 1:
+                # PutParameter has no condition: someone wrote between the read and this
+                self.warnings.append(f"store {self.label!r}: another write landed between "
+                                     f"version {existing['Version']} and this one "
+                                     f"({put.get('Version')}): check the parameter's history")
+            try:
+                # what the write replaced stays readable by label, for whoever must undo it
+                self._call("label_parameter_version", Name=self.parameter,
+                           ParameterVersion=int(existing["Version"]), Labels=[PREVIOUS_LABEL])
+            except StoreError as err:
+                self.warnings.append(f"{err} (the new value was written; only the label of "
+                                     "the previous version is missing)")
         return str(put.get("Version"))
 
     def delete(self) -> None:

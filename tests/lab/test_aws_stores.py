@@ -299,3 +299,60 @@ def test_rotations_reach_parameter_store_and_lambda(lab, tmp_path):
     variables = lab_client(lab, "lambda").get_function_configuration(
         FunctionName=function)["Environment"]["Variables"]
     assert variables["OTHER"] == "x"
+
+
+# -- what the security review of issue 19 found -------------------------------------------
+
+def test_a_value_from_in_another_account_is_never_followed(options, lab):
+    family = unique("xacct")
+    _register(lab, family, [], [
+        {"name": "SM_OTHER", "valueFrom": "arn:aws:secretsmanager:us-east-1:999999999999:"
+                                          "secret:theirs-AbCdEf:password::"},
+        {"name": "SSM_OTHER", "valueFrom": "arn:aws:ssm:us-east-1:999999999999:parameter/p"}])
+    for variable in ("SM_OTHER", "SSM_OTHER"):
+        spec = {"name": "xacct", "type": "aws_ecs_task_definition", "family": family,
+                "container": "web", "variable": variable}
+        with pytest.raises(StoreError, match=r"account 999999999999, not the one"):
+            Store(spec, options).read()
+
+
+def test_two_variables_of_one_family_are_written_one_after_the_other(options, lab):
+    family = unique("two")
+    _register(lab, family, [{"name": "DATABASE_URL",
+                             "value": "postgresql://app_user:Old-Pw-1234@db/app"},
+                            {"name": "DB_PASSWORD", "value": "Old-Pw-1234"}])
+    url = Store({"name": "url", "type": "aws_ecs_task_definition", "family": family,
+                 "container": "web", "variable": "DATABASE_URL"}, options)
+    bare = Store({"name": "bare", "type": "aws_ecs_task_definition", "family": family,
+                  "container": "web", "variable": "DB_PASSWORD"}, options)
+    assert url.shared_resource() == bare.shared_resource()  # the engine serializes them
+    plan_url, plan_bare = url.plan_write({"password": SECRET}), bare.plan_write(
+        {"password": SECRET})
+    url.write(plan_url)
+    # the second was planned on the old revision: refused, not a copy that reverts the first
+    with pytest.raises(StoreError, match="was registered after"):
+        bare.write(plan_bare)
+    bare.write(bare.plan_write({"password": SECRET}))
+    task = lab_client(lab, "ecs").describe_task_definition(taskDefinition=family)
+    env = {e["name"]: e["value"] for e in task["taskDefinition"]["containerDefinitions"][0][
+        "environment"]}
+    assert env["DB_PASSWORD"] == SECRET and SECRET.replace("%", "%25") != env["DATABASE_URL"]
+    assert Store({"name": "url", "type": "aws_ecs_task_definition", "family": family,
+                  "container": "web", "variable": "DATABASE_URL"}, options).read()[
+        0].password == SECRET
+
+
+def test_a_lambda_alias_is_read_and_moved_only_when_it_serves_another_value(options, lab):
+    name = _function(lab, {"DB_PASSWORD": "Old-Pw-1234"})
+    api = lab_client(lab, "lambda")
+    first = api.publish_version(FunctionName=name)["Version"]
+    api.create_alias(FunctionName=name, Name="live", FunctionVersion=first)
+    spec = {"name": "fn-alias", "type": "aws_lambda_environment", "function": name,
+            "variable": "DB_PASSWORD", "alias": "live"}
+    store = Store(spec, options)
+    assert store.read()[0].password == "Old-Pw-1234"
+    store.write(store.plan_write({"password": SECRET}))
+    alias = api.get_alias(FunctionName=name, Name="live")
+    assert alias["FunctionVersion"] != first
+    assert Store(spec, options).read()[0].password == SECRET  # what the alias serves
+    assert not Store(spec, options).plan_write({"password": SECRET}).changed
