@@ -29,6 +29,7 @@ What it guarantees, and why:
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -178,10 +179,8 @@ def _refuse_exposed(argv: list[str], env: dict[str, str], secrets: Sequence[str]
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class _Pump:
