@@ -126,6 +126,8 @@ class IamConversion:
                                 f"({result.category}): {result.message}")
 
     def store_is_iam(self, store: Store) -> bool:
+        if store.write_only:
+            return False  # cannot be read back: always written
         cred, _stored = store.read("current")
         # a DSN cannot say auth=iam: no password and the role's name is what it can say
         return cred is not None and cred.auth in ("iam", None) and not cred.password \
