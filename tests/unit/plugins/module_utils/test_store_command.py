@@ -65,7 +65,7 @@ def test_base64_encoding(tmp_path: Path):
     assert base64.b64decode((tmp_path / "value").read_text()).decode() == PASSWORD
     assert store.read()[0].password == PASSWORD
     (tmp_path / "value").write_text("not base64 !!")
-    with pytest.raises(StoreValueError, match="cli-app.*base64"):
+    with pytest.raises(StoreValueError, match=r"cli-app.*base64"):
         store.read()
 
 
