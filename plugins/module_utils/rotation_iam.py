@@ -150,6 +150,10 @@ class IamConversion:
         if bare:
             raise RotationError("an IAM application's stores must name the user, and these hold "
                                 f"a bare password: {', '.join(bare)}; nothing was changed")
+        read_only = [store.name for store in self.stores if not store.writable]
+        if read_only:
+            raise RotationError(f"these stores cannot be written (no write command): "
+                                f"{', '.join(read_only)}; nothing was changed")
         out.versions_before = store_versions(self.stores)
         self.aws_side()
         grant = plan_membership(self.cur, self.role, "rds_iam", True)

@@ -79,6 +79,7 @@ class Backend:
     value_is_text = True          # the raw value is a string (else a mapping)
     default_format = "json"
     write_only = False            # the store cannot be read back (read() raises)
+    writable = True               # False: a read-only store (a command store without write)
 
     def __init__(self, spec: dict, options: dict):
         self.spec = spec
@@ -202,6 +203,10 @@ class Store:
     def write_only(self) -> bool:
         """Never read back (a GitHub Actions secret): reads raise, a write always writes."""
         return self._backend.write_only
+
+    @property
+    def writable(self) -> bool:
+        return self._backend.writable
 
     def error(self, message: str, kind: type[StoreError] = StoreError) -> StoreError:
         """An error that names this store (and never holds its secret)."""

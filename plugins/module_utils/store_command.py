@@ -55,6 +55,7 @@ class CommandBackend(Backend):
         super().__init__(spec, options)
         self.write_only = bool(spec.get("write_only"))
         self.read_argv, self.write_argv = spec.get("read"), spec.get("write")
+        self.writable = bool(self.write_argv)
         if self.write_only and self.read_argv:
             raise self.error("a write_only store takes no read command (it is never read "
                              "back): drop read, or write_only")

@@ -155,3 +155,44 @@ def test_env_reaches_the_cli_and_nothing_else_does(tmp_path: Path, monkeypatch):
     cred, _stored = store.read()
     assert "STORE_DIR=/srv/x" in cred.password and "MY_CLI_HOME=/srv/cli" in cred.password
     assert "module-env-secret" not in cred.password
+
+
+def test_a_store_without_write_is_read_only(tmp_path: Path):
+    (tmp_path / "value").write_text(PASSWORD)
+    store = Store(spec(tmp_path, write=None), {})
+    assert not store.writable and store.read()[0].password == PASSWORD
+    with pytest.raises(StoreError, match="cli-app.*no write command"):
+        store.write(store.plan_write({"password": "other-Pw-44"}))
+    assert (tmp_path / "value").read_text() == PASSWORD
+
+
+def test_rotation_refuses_a_read_only_store_before_anything(tmp_path: Path):
+    from ansible_collections.credops.pgauth.plugins.module_utils.rotation import (
+        Rotation,
+        RotationError,
+    )
+    (tmp_path / "value").write_text(PASSWORD)
+    params = {"role": "app_user", "strategy": "single_user", "generate": {},
+              "stores": [spec(tmp_path, write=None)]}
+    with pytest.raises(RotationError, match="cannot be written.*cli-app.*nothing was changed"):
+        Rotation(params, None, lambda _secret: None, False)
+
+
+def test_the_documented_recipes_are_valid_store_dicts():
+    """docs/stores.md's command recipes (untested against their CLIs) at least validate."""
+    import re
+
+    import yaml
+
+    from ansible_collections.credops.pgauth.plugins.module_utils import store as store_module
+    docs = Path(store_module.__file__).resolve().parents[2] / "docs" / "stores.md"
+    blocks = [yaml.safe_load(block) for block in
+              re.findall(r"```yaml\n(.*?)```", docs.read_text(), re.S)]
+    recipes = [block[0] for block in blocks
+               if isinstance(block, list) and block and block[0].get("type") == "command"]
+    assert {recipe["name"] for recipe in recipes} >= {"pass-app", "k8s-app", "az-app", "gh-app",
+                                                       "op-admin"}
+    for recipe in store_module.validated_stores(recipes, "recipes"):
+        store = Store(recipe, {})
+        assert store.write_only == (recipe["name"] == "gh-app")
+        assert store.writable == (recipe["name"] != "op-admin")
