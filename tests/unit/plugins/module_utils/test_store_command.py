@@ -161,7 +161,7 @@ def test_a_store_without_write_is_read_only(tmp_path: Path):
     (tmp_path / "value").write_text(PASSWORD)
     store = Store(spec(tmp_path, write=None), {})
     assert not store.writable and store.read()[0].password == PASSWORD
-    with pytest.raises(StoreError, match="cli-app.*no write command"):
+    with pytest.raises(StoreError, match=r"cli-app.*no write command"):
         store.write(store.plan_write({"password": "other-Pw-44"}))
     assert (tmp_path / "value").read_text() == PASSWORD
 
@@ -174,7 +174,7 @@ def test_rotation_refuses_a_read_only_store_before_anything(tmp_path: Path):
     (tmp_path / "value").write_text(PASSWORD)
     params = {"role": "app_user", "strategy": "single_user", "generate": {},
               "stores": [spec(tmp_path, write=None)]}
-    with pytest.raises(RotationError, match="cannot be written.*cli-app.*nothing was changed"):
+    with pytest.raises(RotationError, match=r"cannot be written.*cli-app.*nothing was changed"):
         Rotation(params, None, lambda _secret: None, False)
 
 
