@@ -190,8 +190,8 @@ def test_the_documented_recipes_are_valid_store_dicts():
               re.findall(r"```yaml\n(.*?)```", docs.read_text(), re.S)]
     recipes = [block[0] for block in blocks
                if isinstance(block, list) and block and block[0].get("type") == "command"]
-    assert {recipe["name"] for recipe in recipes} >= {"pass-app", "k8s-app", "az-app", "gh-app",
-                                                       "op-admin"}
+    names = {recipe["name"] for recipe in recipes}
+    assert names >= {"pass-app", "k8s-app", "az-app", "gh-app", "op-admin"}
     for recipe in store_module.validated_stores(recipes, "recipes"):
         store = Store(recipe, {})
         assert store.write_only == (recipe["name"] == "gh-app")
