@@ -230,6 +230,12 @@ class _Pump:
     def run(self, deadline: float) -> bool:
         """True when the process exited and its pipes closed (or its grace ran out) before
         the deadline; False on timeout or too much output."""
+        try:
+            return self._loop(deadline)
+        finally:
+            self.sel.close()
+
+    def _loop(self, deadline: float) -> bool:
         exited_at = None
         while self.sel.get_map():
             now = time.monotonic()
@@ -245,7 +251,6 @@ class _Pump:
                     self._read(key)
                 if self.too_large:
                     return False
-        self.sel.close()
         if exited_at is not None:
             return True
         remaining = deadline - time.monotonic()
