@@ -103,7 +103,7 @@ options:
           - Command stores, the command that prints the value on stdout, as an argument
             list run without a shell (V([pass, show, app/db])). One trailing newline
             is dropped.
-          - Required unless O(store.write_only).
+          - Required unless C(write_only).
         type: list
         elements: str
       write:
@@ -141,7 +141,7 @@ options:
         description:
           - 'Command stores, environment variables set for the commands (C(PASSWORD_STORE_DIR)).
             The commands start from a clean environment: C(PATH), C(HOME), the locale,
-            C(TZ), C(TMPDIR), C(USER) and C(LOGNAME) only, plus these and O(store.inherit_env).'
+            C(TZ), C(TMPDIR), C(USER) and C(LOGNAME) only, plus these and C(inherit_env).'
           - 'Never the value itself: a variable that holds it is refused.'
         type: dict
       inherit_env:
@@ -275,7 +275,7 @@ options:
               - Command stores, the command that prints the value on stdout, as an argument
                 list run without a shell (V([pass, show, app/db])). One trailing newline
                 is dropped.
-              - Required unless O(store.write_only).
+              - Required unless C(write_only).
             type: list
             elements: str
           write:
@@ -313,7 +313,7 @@ options:
             description:
               - 'Command stores, environment variables set for the commands (C(PASSWORD_STORE_DIR)).
                 The commands start from a clean environment: C(PATH), C(HOME), the locale,
-                C(TZ), C(TMPDIR), C(USER) and C(LOGNAME) only, plus these and O(store.inherit_env).'
+                C(TZ), C(TMPDIR), C(USER) and C(LOGNAME) only, plus these and C(inherit_env).'
               - 'Never the value itself: a variable that holds it is refused.'
             type: dict
           inherit_env:

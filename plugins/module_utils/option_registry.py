@@ -190,7 +190,7 @@ STORE_KEYS = {
     "read": {"type": "list", "elements": "str", "description": [
         ("Command stores, the command that prints the value on stdout, as an argument list "
          "run without a shell (V([pass, show, app/db])). One trailing newline is dropped."),
-        "Required unless O(store.write_only)."]},
+        "Required unless C(write_only)."]},
     "write": {"type": "list", "elements": "str", "description": [
         ("Command stores, the command that takes the new value on stdin, as an argument "
          "list run without a shell (V([pass, insert, --multiline, --force, app/db])). The "
@@ -211,7 +211,7 @@ STORE_KEYS = {
     "env": {"type": "dict", "description": [
         ("Command stores, environment variables set for the commands (C(PASSWORD_STORE_DIR)). "
          "The commands start from a clean environment: C(PATH), C(HOME), the locale, C(TZ), "
-         "C(TMPDIR), C(USER) and C(LOGNAME) only, plus these and O(store.inherit_env)."),
+         "C(TMPDIR), C(USER) and C(LOGNAME) only, plus these and C(inherit_env)."),
         "Never the value itself: a variable that holds it is refused."]},
     "inherit_env": {"type": "list", "elements": "str", "description": [
         ("Command stores, names of variables passed on from the module's own environment "

@@ -41,6 +41,8 @@ from ansible_collections.credops.pgauth.plugins.module_utils.option_registry imp
 
 # how a credential is written inside a secret (a file's own syntax is its format)
 VALUE_FORMATS = ("json", "password", "dsn")
+# keys that only a command store reads: elsewhere they would be ignored, silently
+COMMAND_KEYS = ("read", "write", "value_encoding", "write_only", "timeout", "env", "inherit_env")
 # StoreError.code of a read of a write-only store: diagnose and verify list it as not checked
 WRITE_ONLY = "write_only"
 # The store dict as an argument spec (suboptions), shared by every module taking a store.
@@ -189,8 +191,10 @@ class Store:
             raise self._backend.error(f"value_format is for file stores; a {kind} store's "
                                       f"value format is its format option "
                                       f"({', '.join(VALUE_FORMATS)})")
-        if kind != "command" and spec.get("write_only"):
-            raise self._backend.error("write_only is for command stores")
+        stray = [key for key in COMMAND_KEYS if spec.get(key)] if kind != "command" else []
+        if stray:
+            raise self._backend.error(f"{', '.join(stray)} {'is' if len(stray) == 1 else 'are'}"
+                                      " for command stores")
         if kind != "file" and spec.get("format") not in (None, *VALUE_FORMATS):
             raise self._backend.error(f"format must be one of {', '.join(VALUE_FORMATS)} for "
                                       f"a {kind} store")

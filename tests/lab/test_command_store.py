@@ -179,7 +179,7 @@ def test_secret_value_on_pass_check_mode_then_real_twice(lab, tmp_path, pass_env
     checked, result = run_tasks(lab, tmp_path, task, "--check", "-vvv")
     assert result["changed"] is True and not result.get("failed"), result
     assert pass_cli(pass_env, "show", ENTRY) == "first-Pw-11"       # check mode wrote nothing
-    runs = [run_tasks(lab, tmp_path, task, "-vvv") for _ in range(2)]
+    runs = [run_tasks(lab, tmp_path, task, "-vvv") for _run in range(2)]
     assert [result["changed"] for _done, result in runs] == [True, False]
     assert pass_cli(pass_env, "show", ENTRY) == "second-Pw-22"
     for done in (checked, *(done for done, _result in runs)):
@@ -195,7 +195,7 @@ def test_secret_value_on_a_write_only_store_always_writes(lab, tmp_path, pass_en
     _done, checked = run_tasks(lab, tmp_path, task, "--check")
     assert checked["changed"] is True and not checked.get("failed"), checked
     assert not entry_file(pass_env, "lab/gh_copy").exists()
-    results = [run_tasks(lab, tmp_path, task)[1] for _ in range(2)]
+    results = [run_tasks(lab, tmp_path, task)[1] for _run in range(2)]
     assert [result["changed"] for result in results] == [True, True]
     assert pass_cli(pass_env, "show", "lab/gh_copy") == "blind-Pw-33"
     _done, info = run_tasks(lab, tmp_path, {"credops.pgauth.secret_value_info": {"store": store}})

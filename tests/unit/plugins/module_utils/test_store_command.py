@@ -78,7 +78,7 @@ def test_write_only_is_never_read_and_always_written(tmp_path: Path):
         store.read()
     assert err.value.code == WRITE_ONLY and "gh-app" in str(err.value)
     assert "write-only, not checked" in str(err.value)
-    for _ in range(2):
+    for _attempt in range(2):
         plan = store.plan_write({"password": PASSWORD})
         assert plan.changed and plan.before is None
         store.write(plan)
@@ -98,10 +98,14 @@ def test_bad_specs_name_the_store(tmp_path: Path, extra, message):
         Store(spec(tmp_path, **extra), {})
 
 
-def test_write_only_is_for_command_stores_only():
-    with pytest.raises(StoreError, match="write_only is for command stores"):
-        Store({"name": "f", "type": "file", "path": "/nonexistent/x.env", "format": "dotenv",
-               "key": "PW", "write_only": True}, {})
+def test_command_keys_are_for_command_stores_only():
+    file_store = {"name": "f", "type": "file", "path": "/nonexistent/x.env", "format": "dotenv",
+                  "key": "PW"}
+    with pytest.raises(StoreError, match=r"'f'.*write_only is for command stores"):
+        Store({**file_store, "write_only": True}, {})
+    with pytest.raises(StoreError, match=r"'f'.*read, timeout are for command stores"):
+        Store({**file_store, "read": ["cat"], "timeout": 3}, {})
+    assert Store({**file_store, "write_only": False}, {}).writable
 
 
 def test_a_hanging_cli_is_a_clear_error_in_bounded_time(tmp_path: Path):
