@@ -230,3 +230,27 @@ def test_a_bad_cli_is_a_clear_error_that_changes_nothing(lab, tmp_path, pass_env
     assert expected in output, output[-3000:]
     assert before == after and entry_before == entry_after, "something changed"
     assert_no_leak({"the -vvv output": output}, secrets)
+
+
+def test_a_write_that_fails_during_promote_names_the_store_and_leaks_nothing(lab, tmp_path,
+                                                                             pass_env):
+    # after the database change nothing can be "unchanged": the run fails naming the store,
+    # the primary and the database hold the new credential, and the CLI's stderr - which
+    # echoes the value it was given - is redacted
+    blind = {"name": "gh-app", "type": "command", "write_only": True,
+             "write": ["/bin/sh", "-c", 'echo "refusing $(cat)" >&2; exit 3']}
+    with scenario("healthy") as healthy:
+        aws = next(store for store in healthy["stores"] if store["name"] == "aws-app")
+        meta = {**healthy, "stores": [aws, blind]}
+        old = read_stores({"stores": [aws]}, lab)["aws-app"]
+        done = rotate(lab, tmp_path, meta, "-vvv")
+        new = read_stores({"stores": [aws]}, lab)["aws-app"]
+        secrets = lab_secrets(lab) | {old.password, new.password}
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "store 'gh-app' (command /bin/sh): write: command '/bin/sh' exited with status 3" \
+        in output, output[-3000:]
+    assert "promote failed on some stores" in output
+    assert "refusing ********" in output      # stderr is quoted, with the value masked
+    assert new.password != old.password and logs_in(lab, new.username, new.password)
+    assert_no_leak({"the -vvv output": output}, secrets)
