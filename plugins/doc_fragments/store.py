@@ -34,6 +34,7 @@ options:
           - vault_kv2
           - vault_kv1
           - file
+          - command
       secret_id:
         description:
           - Secrets Manager secret name or ARN.
@@ -82,14 +83,14 @@ options:
         type: str
       format:
         description:
-          - Secrets Manager, Parameter Store, ECS, Lambda and Vault, the value's format.
-            V(json) is the RDS-style object C({username, password, host, port, dbname,
-            engine}) (unknown keys are kept on write), V(password) the bare password,
-            V(dsn) a C(postgresql://) URL (every part percent-encoded on write; query
-            parameters such as C(sslmode) kept).
+          - Secrets Manager, Parameter Store, ECS, Lambda, Vault and command stores,
+            the value's format. V(json) is the RDS-style object C({username, password,
+            host, port, dbname, engine}) (unknown keys are kept on write), V(password)
+            the bare password, V(dsn) a C(postgresql://) URL (every part percent-encoded
+            on write; query parameters such as C(sslmode) kept).
           - File stores, the file's syntax. V(yaml), V(json) or V(dotenv).
           - Defaults to V(json) for Secrets Manager and Vault, V(password) for Parameter
-            Store, ECS and Lambda variables, V(dotenv) for files.
+            Store, ECS and Lambda variables and command stores, V(dotenv) for files.
         type: str
       key:
         description:
@@ -136,6 +137,59 @@ options:
             older ones are removed after a successful write. Default is to keep every
             backup.
         type: int
+      read:
+        description:
+          - Command stores, the command that prints the value on stdout, as an argument
+            list run without a shell (V([pass, show, app/db])). One trailing newline
+            is dropped.
+          - Required unless C(write_only).
+        type: list
+        elements: str
+      write:
+        description:
+          - 'Command stores, the command that takes the new value on stdin, as an
+            argument list run without a shell (V([pass, insert, --multiline, --force,
+            app/db])). The value is never put in an argument or the environment: a
+            command that holds it there is refused.'
+        type: list
+        elements: str
+      value_encoding:
+        description:
+          - 'Command stores, how the CLI prints and takes the value: V(text) (UTF-8,
+            the default), or V(base64) (the value is base64-decoded after read and
+            encoded before write, as C(kubectl get secret -o jsonpath) prints it).'
+        type: str
+        choices:
+          - text
+          - base64
+      write_only:
+        description:
+          - 'Command stores that cannot be read back (C(gh secret set)). Never read:
+            diagnose and verify list it as "write-only, not checked" and judge the
+            other stores; a rotation writes it after the database change, during promote;
+            secret_value writes it every time it is asked to (changed is always true;
+            nothing can be compared).'
+        type: bool
+        default: false
+      timeout:
+        description:
+          - Command stores, seconds each command may run (default 30); then its whole
+            process group is killed and the store fails with an error naming it.
+        type: float
+      env:
+        description:
+          - 'Command stores, environment variables set for the commands (C(PASSWORD_STORE_DIR)).
+            The commands start from a clean environment: C(PATH), C(HOME), the locale,
+            C(TZ), C(TMPDIR), C(USER) and C(LOGNAME) only, plus these and C(inherit_env).'
+          - 'Never the value itself: a variable that holds it is refused.'
+        type: dict
+      inherit_env:
+        description:
+          - Command stores, names of variables passed on from the module's own environment
+            (C(KUBECONFIG), C(GNUPGHOME), C(OP_SERVICE_ACCOUNT_TOKEN)), so a CLI's
+            own credential need not be written into the store dict.
+        type: list
+        elements: str
       region:
         description:
           - Overrides O(region) for this store.
@@ -191,6 +245,7 @@ options:
               - vault_kv2
               - vault_kv1
               - file
+              - command
           secret_id:
             description:
               - Secrets Manager secret name or ARN.
@@ -239,14 +294,14 @@ options:
             type: str
           format:
             description:
-              - Secrets Manager, Parameter Store, ECS, Lambda and Vault, the value's format.
-                V(json) is the RDS-style object C({username, password, host, port, dbname,
-                engine}) (unknown keys are kept on write), V(password) the bare password,
-                V(dsn) a C(postgresql://) URL (every part percent-encoded on write; query
-                parameters such as C(sslmode) kept).
+              - Secrets Manager, Parameter Store, ECS, Lambda, Vault and command stores,
+                the value's format. V(json) is the RDS-style object C({username, password,
+                host, port, dbname, engine}) (unknown keys are kept on write), V(password)
+                the bare password, V(dsn) a C(postgresql://) URL (every part percent-encoded
+                on write; query parameters such as C(sslmode) kept).
               - File stores, the file's syntax. V(yaml), V(json) or V(dotenv).
               - Defaults to V(json) for Secrets Manager and Vault, V(password) for Parameter
-                Store, ECS and Lambda variables, V(dotenv) for files.
+                Store, ECS and Lambda variables and command stores, V(dotenv) for files.
             type: str
           key:
             description:
@@ -293,6 +348,59 @@ options:
                 older ones are removed after a successful write. Default is to keep every
                 backup.
             type: int
+          read:
+            description:
+              - Command stores, the command that prints the value on stdout, as an argument
+                list run without a shell (V([pass, show, app/db])). One trailing newline
+                is dropped.
+              - Required unless C(write_only).
+            type: list
+            elements: str
+          write:
+            description:
+              - 'Command stores, the command that takes the new value on stdin, as an
+                argument list run without a shell (V([pass, insert, --multiline, --force,
+                app/db])). The value is never put in an argument or the environment: a
+                command that holds it there is refused.'
+            type: list
+            elements: str
+          value_encoding:
+            description:
+              - 'Command stores, how the CLI prints and takes the value: V(text) (UTF-8,
+                the default), or V(base64) (the value is base64-decoded after read and
+                encoded before write, as C(kubectl get secret -o jsonpath) prints it).'
+            type: str
+            choices:
+              - text
+              - base64
+          write_only:
+            description:
+              - 'Command stores that cannot be read back (C(gh secret set)). Never read:
+                diagnose and verify list it as "write-only, not checked" and judge the
+                other stores; a rotation writes it after the database change, during promote;
+                secret_value writes it every time it is asked to (changed is always true;
+                nothing can be compared).'
+            type: bool
+            default: false
+          timeout:
+            description:
+              - Command stores, seconds each command may run (default 30); then its whole
+                process group is killed and the store fails with an error naming it.
+            type: float
+          env:
+            description:
+              - 'Command stores, environment variables set for the commands (C(PASSWORD_STORE_DIR)).
+                The commands start from a clean environment: C(PATH), C(HOME), the locale,
+                C(TZ), C(TMPDIR), C(USER) and C(LOGNAME) only, plus these and C(inherit_env).'
+              - 'Never the value itself: a variable that holds it is refused.'
+            type: dict
+          inherit_env:
+            description:
+              - Command stores, names of variables passed on from the module's own environment
+                (C(KUBECONFIG), C(GNUPGHOME), C(OP_SERVICE_ACCOUNT_TOKEN)), so a CLI's
+                own credential need not be written into the store dict.
+            type: list
+            elements: str
           region:
             description:
               - Overrides O(region) for this store.

@@ -40,7 +40,9 @@ from ansible_collections.credops.pgauth.plugins.module_utils.findings_checks imp
     expiry_findings,
     invariant_findings,
     rotation_findings,
+    split_write_only,
     target_mismatch_findings,
+    write_only_findings,
 )
 
 
@@ -321,6 +323,7 @@ def _log_findings(facts: dict) -> list[dict]:
 
 def diagnose(facts: dict) -> list[dict]:
     """Findings, root causes first, each with the symptoms it explains folded under it."""
+    facts, blind = split_write_only(facts)
     failed = _probe_categories(facts)
     candidates = (_connection_findings(facts, failed) + _role_findings(facts, failed)
                   + expiry_findings(facts) + conflict_findings(facts)
@@ -336,7 +339,8 @@ def diagnose(facts: dict) -> list[dict]:
             roots.append(finding)
     for finding in roots:
         finding.setdefault("folded", [])
-    for finding in invariant_findings(facts, roots):
+    for finding in (*invariant_findings(facts, roots),
+                    *write_only_findings(blind, facts.get("stores") or [])):
         finding["folded"] = []
         roots.append(finding)
     if facts.get("managed_secret"):

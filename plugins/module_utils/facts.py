@@ -39,6 +39,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.scram import (
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.secret_ops import describe
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+    WRITE_ONLY,
     Store,
     StoreError,
     with_store_credential,
@@ -64,10 +65,14 @@ def role_part(params: dict) -> dict:
 
 
 def store_part(spec: dict, params: dict, fingerprint_key: str) -> dict:
-    """secret_value_info of one store, readable=false with the reason when it cannot be read."""
+    """secret_value_info of one store, readable=false with the reason when it cannot be read.
+    A write-only store is not read at all: it is listed as not checked (write_only)."""
     try:
         return describe(Store(spec, params), "current", fingerprint_key, False)
     except StoreError as err:
+        if err.code == WRITE_ONLY:
+            return {"store": spec.get("name") or spec.get("type"), "type": spec.get("type"),
+                    "write_only": True, "checked": False, "status": "write-only, not checked"}
         return {"store": spec.get("name") or spec.get("type"), "readable": False,
                 "error": str(err), "error_code": err.code}
 
@@ -88,7 +93,7 @@ def _whitespace(password: str) -> dict | None:
     return {"ends": ends, "characters": kinds}
 
 
-def probe_part(spec: dict, params: dict, hide, candidates: dict) -> dict:
+def probe_part(spec: dict, params: dict, hide, candidates: dict) -> dict | None:
     """pg_login_probe with the store's credential, the way the application logs in.  When it
     fails: the pending value's login too (a rotation that died before promote), and a
     password padded with whitespace is noted in candidates (checked once, by gather_facts)."""
@@ -96,6 +101,8 @@ def probe_part(spec: dict, params: dict, hide, candidates: dict) -> dict:
     try:
         login = with_store_credential(params, {"store": spec, "stage": "current"}, hide)
     except StoreError as err:
+        if err.code == WRITE_ONLY:
+            return None  # nothing to log in with: out of the probe set, listed as not checked
         return {"store": name, "ok": False, "category": "store_unreadable", "sqlstate": None,
                 "message": str(err), "probed": False}
     result = probe(login, login["user"], login.get("password")).as_dict()
@@ -193,7 +200,8 @@ def gather_facts(params: dict, hide) -> dict:
                                params.get("cloudwatch_log_groups") or [],
                                params.get("logs_since"), params["role"], 5, None, started)
         facts = {**role.result(), "stores": [info.result() for info in infos],
-                 "probes": [found.result() for found in probes], "iam": None, "logs": None}
+                 "probes": [found.result() for found in probes if found.result() is not None],
+                 "iam": None, "logs": None}
         for part, future in (("iam", iam), ("logs", logs)):
             if future is None:
                 continue

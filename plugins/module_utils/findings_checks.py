@@ -231,3 +231,36 @@ def invariant_findings(facts: dict, roots: list[dict]) -> list[dict]:
                              manual("Read the server's message: no known cause matches it. "
                                     "The server log has the DETAIL the client does not see.")))
     return extra
+
+
+def split_write_only(facts: dict) -> tuple[dict, list[dict]]:
+    """(facts without the write-only stores, those stores).  A write-only store yields no
+    credential by design, so it is out of the read and probe set and the invariant applies
+    to the stores that can be read; write_only_findings lists it as not checked."""
+    stores = facts.get("stores") or []
+    blind = [store for store in stores if store.get("write_only")]
+    if not blind:
+        return facts, []
+    return {**facts, "stores": [store for store in stores if not store.get("write_only")]}, blind
+
+
+def write_only_findings(blind: list[dict], checked: list[dict]) -> list[dict]:
+    """An info finding per write-only store ("write-only, not checked"); when every store is
+    write-only, a warning too: nothing shows which credential the application has, so the
+    verdict is never healthy on write-only stores alone."""
+    found = [finding("store_unreadable", "info",
+                     {"store": store.get("store"), "write_only": True,
+                      "status": "write-only, not checked"},
+                     manual("A write-only store cannot be read back: rotate writes it, and only "
+                            "the application that reads it can show what it holds (verify's "
+                            "health URLs)."))
+             for store in blind]
+    if blind and not checked:
+        found.append(finding("store_unreadable", "warning",
+                             {"stores": [store.get("store") for store in blind],
+                              "write_only": True,
+                              "error": "every configured store is write-only, not checked: "
+                                       "no credential could be read or tried"},
+                             manual("Add a store that can be read back (the primary of a "
+                                    "rotation always can).")))
+    return found

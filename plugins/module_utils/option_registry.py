@@ -145,7 +145,7 @@ VAULT_OPTIONS = {
 }
 
 STORE_TYPES = ["aws_secretsmanager", "aws_ssm", "aws_ecs_task_definition", "aws_lambda_environment",
-               "vault_kv2", "vault_kv1", "file"]
+               "vault_kv2", "vault_kv1", "file", "command"]
 STAGES = ["current", "pending"]
 
 # The store dict's keys, the same for every module option, list item and lookup term.
@@ -179,14 +179,14 @@ STORE_KEYS = {
         "Vault KV mount (default V(secret) for KV v2, V(kv1) for KV v1)."]},
     "path": {"type": "str", "description": ["Vault secret path, or the file's path."]},
     "format": {"type": "str", "description": [
-        ("Secrets Manager, Parameter Store, ECS, Lambda and Vault, the value's format. "
-         "V(json) is the RDS-style object "
+        ("Secrets Manager, Parameter Store, ECS, Lambda, Vault and command stores, the value's "
+         "format. V(json) is the RDS-style object "
          "C({username, password, host, port, dbname, engine}) (unknown keys are kept on write), "
          "V(password) the bare password, V(dsn) a C(postgresql://) URL (every part "
          "percent-encoded on write; query parameters such as C(sslmode) kept)."),
         "File stores, the file's syntax. V(yaml), V(json) or V(dotenv).",
         ("Defaults to V(json) for Secrets Manager and Vault, V(password) for Parameter Store, "
-         "ECS and Lambda variables, V(dotenv) for files.")]},
+         "ECS and Lambda variables and command stores, V(dotenv) for files.")]},
     "key": {"type": "str", "no_log": False, "description": [
         "Vault, the field of the secret that holds a V(password) or V(dsn) value.",
         ("File, a dotted path (V(database.password)) for yaml/json, or a variable name "
@@ -210,6 +210,37 @@ STORE_KEYS = {
     "backup_keep": {"type": "int", "description": [
         ("File stores with C(backup=true), how many backups of the file to keep; older ones are "
          "removed after a successful write. Default is to keep every backup.")]},
+    # type: command (store_command.py); the value goes on stdin/stdout only
+    "read": {"type": "list", "elements": "str", "description": [
+        ("Command stores, the command that prints the value on stdout, as an argument list "
+         "run without a shell (V([pass, show, app/db])). One trailing newline is dropped."),
+        "Required unless C(write_only)."]},
+    "write": {"type": "list", "elements": "str", "description": [
+        ("Command stores, the command that takes the new value on stdin, as an argument "
+         "list run without a shell (V([pass, insert, --multiline, --force, app/db])). The "
+         "value is never put in an argument or the environment: a command that holds it "
+         "there is refused.")]},
+    "value_encoding": {"type": "str", "choices": ["text", "base64"], "description": [
+        ("Command stores, how the CLI prints and takes the value: V(text) (UTF-8, the "
+         "default), or V(base64) (the value is base64-decoded after read and encoded before "
+         "write, as C(kubectl get secret -o jsonpath) prints it).")]},
+    "write_only": {"type": "bool", "default": False, "description": [
+        ("Command stores that cannot be read back (C(gh secret set)). Never read: diagnose "
+         "and verify list it as \"write-only, not checked\" and judge the other stores; a "
+         "rotation writes it after the database change, during promote; secret_value writes "
+         "it every time it is asked to (changed is always true; nothing can be compared).")]},
+    "timeout": {"type": "float", "description": [
+        ("Command stores, seconds each command may run (default 30); then its whole process "
+         "group is killed and the store fails with an error naming it.")]},
+    "env": {"type": "dict", "description": [
+        ("Command stores, environment variables set for the commands (C(PASSWORD_STORE_DIR)). "
+         "The commands start from a clean environment: C(PATH), C(HOME), the locale, C(TZ), "
+         "C(TMPDIR), C(USER) and C(LOGNAME) only, plus these and C(inherit_env)."),
+        "Never the value itself: a variable that holds it is refused."]},
+    "inherit_env": {"type": "list", "elements": "str", "description": [
+        ("Command stores, names of variables passed on from the module's own environment "
+         "(C(KUBECONFIG), C(GNUPGHOME), C(OP_SERVICE_ACCOUNT_TOKEN)), so a CLI's own "
+         "credential need not be written into the store dict.")]},
     # per-store connection overrides (a fleet mixes regions and Vault namespaces)
     **{name: {"type": "str", "description": [f"Overrides O({name}) for this store."]}
        for name in ("region", "endpoint_url", "profile", "url", "namespace")},

@@ -40,7 +40,11 @@ def nothing() -> None:
 def read_ahead(store: Store, cred: Credential,
                plan_current: Callable[[Store, Credential], WritePlan]) -> Promotion | None:
     """The promote of cred in store as writes only, or None when the store is not in the
-    simple state a fresh stage leaves (then the caller promotes the slow, careful way)."""
+    simple state a fresh stage leaves (then the caller promotes the slow, careful way).  A
+    write-only store is written blind: after the database change, during promote."""
+    if store.write_only:
+        plan = plan_current(store, cred)
+        return Promotion(lambda: store.write(plan), nothing)
     if store.supports_pending:
         try:
             pending_cred, pending = store.read("pending")

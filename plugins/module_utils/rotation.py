@@ -134,6 +134,13 @@ class Rotation:
         if source and source not in by_name:
             raise RotationError(f"source_store {source!r} is not one of the stores: "
                                 f"{', '.join(by_name)}")
+        if source and by_name[source].write_only:
+            raise RotationError(f"source_store {source!r} is write-only: it cannot be read")
+        read_only = [store.name for store in stores if not store.writable]
+        if read_only:
+            # found out at promote, the database would already have the new password
+            raise RotationError(f"these stores cannot be written (no write command): "
+                                f"{', '.join(read_only)}; nothing was changed")
         if not stores[0].supports_pending:
             raise RotationError(f"the primary store {stores[0].name!r} has no pending stage "
                                 "(a file): put a Secrets Manager or Vault store first")

@@ -126,6 +126,8 @@ class IamConversion:
                                 f"({result.category}): {result.message}")
 
     def store_is_iam(self, store: Store) -> bool:
+        if store.write_only:
+            return False  # cannot be read back: always written
         cred, _stored = store.read("current")
         # a DSN cannot say auth=iam: no password and the role's name is what it can say
         return cred is not None and cred.auth in ("iam", None) and not cred.password \
@@ -148,6 +150,10 @@ class IamConversion:
         if bare:
             raise RotationError("an IAM application's stores must name the user, and these hold "
                                 f"a bare password: {', '.join(bare)}; nothing was changed")
+        read_only = [store.name for store in self.stores if not store.writable]
+        if read_only:
+            raise RotationError(f"these stores cannot be written (no write command): "
+                                f"{', '.join(read_only)}; nothing was changed")
         out.versions_before = store_versions(self.stores)
         self.aws_side()
         grant = plan_membership(self.cur, self.role, "rds_iam", True)

@@ -34,6 +34,9 @@ def store_versions(stores: list[Store], missing: list | None = None) -> dict:
     secret at all go to missing."""
     found = {}
     for store in stores:
+        if store.write_only:
+            found[store.name] = "write-only, not read back"
+            continue
         try:
             _cred, stored = store.read("current")
             found[store.name] = stored.version if stored else None
@@ -86,12 +89,17 @@ class RotationStores:
             return None
 
     def differing_from(self, cred: Credential) -> list[Store]:
-        """The stores whose current credential differs from cred (user or password)."""
-        return [store for store in self.stores
-                if not same_secret(self.read_or_none(store, "current"), cred)]
+        """The stores whose current credential differs from cred (user or password).  A
+        write-only store cannot be compared: it is written by a rotation, never converged
+        (else every run would rewrite it and never be idempotent)."""
+        return [store for store in self.stores if not store.write_only
+                and not same_secret(self.read_or_none(store, "current"), cred)]
 
     # -- writing ---------------------------------------------------------------------------
     def plan(self, store: Store, cred: Credential, stage: str = "current") -> WritePlan:
+        if store.write_only:
+            # nothing to merge into: the whole credential (host, port, dbname too)
+            return store.plan_write(credential_fields(cred, whole=True), stage)
         try:
             return store.plan_write(credential_fields(cred), stage)
         except StoreError:
@@ -113,6 +121,9 @@ class RotationStores:
     def promote_store(self, store: Store, cred: Credential) -> None:
         """pending -> current where the store has a pending stage holding cred, else write
         cred as current (files, or a pending that is missing or stale)."""
+        if store.write_only:
+            self.write(store, cred, "current")
+            return
         if store.supports_pending:
             pending = self.read_or_none(store, "pending")
             if same_secret(pending, cred):

@@ -3,7 +3,8 @@
 """One interface over every secret store, and the store dict that addresses one.
 
     - name: aws-app                  # label in reports and errors
-      type: aws_secretsmanager       # aws_secretsmanager | vault_kv2 | vault_kv1 | file
+      type: aws_secretsmanager       # aws_secretsmanager | vault_kv2 | vault_kv1 | file |
+                                     # command (store_command.py: read/write argv lists)
       secret_id: prod/app_user       # aws
       mount_point: secret            # vault (default: secret for kv2, kv1 for kv1)
       path: app/db                   # vault: secret path; file: file path
@@ -40,6 +41,10 @@ from ansible_collections.credops.pgauth.plugins.module_utils.option_registry imp
 
 # how a credential is written inside a secret (a file's own syntax is its format)
 VALUE_FORMATS = ("json", "password", "dsn")
+# keys that only a command store reads: elsewhere they would be ignored, silently
+COMMAND_KEYS = ("read", "write", "value_encoding", "write_only", "timeout", "env", "inherit_env")
+# StoreError.code of a read of a write-only store: diagnose and verify list it as not checked
+WRITE_ONLY = "write_only"
 # The store dict as an argument spec (suboptions), shared by every module taking a store.
 STORE_OPTION_SPEC = argument_spec(STORE_KEYS)
 
@@ -75,6 +80,8 @@ class Backend:
     supports_pending = False
     value_is_text = True          # the raw value is a string (else a mapping)
     default_format = "json"
+    write_only = False            # the store cannot be read back (read() raises)
+    writable = True               # False: a read-only store (a command store without write)
 
     def __init__(self, spec: dict, options: dict):
         self.spec = spec
@@ -172,6 +179,11 @@ def make_backend(spec: dict, options: dict) -> Backend:
             FileBackend,
         )
         return FileBackend(spec, options)
+    if kind == "command":
+        from ansible_collections.credops.pgauth.plugins.module_utils.store_command import (
+            CommandBackend,
+        )
+        return CommandBackend(spec, options)
     raise StoreError(f"store {spec.get('name')!r}: unknown type {kind!r} "
                      f"(use {', '.join(STORE_TYPES)})")
 
@@ -198,15 +210,28 @@ class Store:
         if kind != "file" and spec.get("value_format"):
             # ignoring it would read the value in another format than the user meant
             raise self._backend.error(f"value_format is for file stores; a {kind} store's "
-                                     f"value format is its format option "
-                                     f"({', '.join(VALUE_FORMATS)})")
+                                      f"value format is its format option "
+                                      f"({', '.join(VALUE_FORMATS)})")
+        stray = [key for key in COMMAND_KEYS if spec.get(key)] if kind != "command" else []
+        if stray:
+            raise self._backend.error(f"{', '.join(stray)} {'is' if len(stray) == 1 else 'are'}"
+                                      " for command stores")
         if kind != "file" and spec.get("format") not in (None, *VALUE_FORMATS):
             raise self._backend.error(f"format must be one of {', '.join(VALUE_FORMATS)} for "
-                                     f"a {kind} store")
+                                      f"a {kind} store")
 
     @property
     def supports_pending(self) -> bool:
         return self._backend.supports_pending
+
+    @property
+    def write_only(self) -> bool:
+        """Never read back (a GitHub Actions secret): reads raise, a write always writes."""
+        return self._backend.write_only
+
+    @property
+    def writable(self) -> bool:
+        return self._backend.writable
 
     def error(self, message: str, kind: type[StoreError] = StoreError) -> StoreError:
         """An error that names this store (and never holds its secret)."""
@@ -288,6 +313,8 @@ class Store:
         replace_unreadable, a value that cannot be decoded is replaced by update alone."""
         if stage == "pending" and not self._backend.supports_pending:
             raise self._backend.error("this store type has no pending stage")
+        if self._backend.write_only:
+            return self._plan_blind(update)
         base_cred, previous = self._read_or_replace("current", replace_unreadable)
         base, before = previous, base_cred
         if stage == "pending":
@@ -304,6 +331,16 @@ class Store:
         current_value = previous.value if previous else None
         changed = current_value is None or not same_value(current_value, value, fmt)
         return WritePlan(changed, value, previous, cred, before)
+
+    def _plan_blind(self, update: dict) -> WritePlan:
+        """A write-only store: what it holds cannot be compared, so a write always writes
+        (update alone, nothing merged from a value that cannot be read)."""
+        try:
+            cred = Credential().merged(update)
+            value = encode(cred, self.value_format, None, as_text=self._backend.value_is_text)
+        except CredentialError as err:
+            raise self._backend.error(str(err)) from None
+        return WritePlan(True, value, None, cred, None)
 
     def write(self, plan: WritePlan, stage: str = "current") -> str | None:
         return self._backend.write(plan.value, stage, plan.previous)

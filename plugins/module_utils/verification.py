@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit
 from ansible_collections.credops.pgauth.plugins.module_utils.diagnosis import app_auth
 from ansible_collections.credops.pgauth.plugins.module_utils.findings_checks import (
     expiry_findings,
+    split_write_only,
 )
 
 # RDS IAM tokens are good for new connections for 15 minutes; sessions outlive them
@@ -20,7 +21,19 @@ def _check(name: str, ok: bool, detail: str, severity: str = "critical") -> dict
     return {"check": name, "ok": bool(ok), "severity": severity, "detail": detail}
 
 
+def _write_only_checks(blind: list[dict]) -> list[dict]:
+    """A write-only store is listed, not checked: info, so it neither passes nor fails the
+    run (the other stores, or with none of them stores_configured, decide)."""
+    return [_check(f"write_only:{store.get('store')}", True, "write-only, not checked", "info")
+            for store in blind]
+
+
 def _store_checks(facts: dict, iam: bool) -> list[dict]:
+    facts, blind = split_write_only(facts)
+    if blind and not facts.get("stores"):
+        return [_check("stores_configured", False, "every configured store is write-only, "
+                       "not checked: nothing proves a credential logs in"),
+                *_write_only_checks(blind)]
     if not facts.get("stores"):
         # the invariant: healthy means every store gave a credential that logs in; with no
         # store nothing was proven
@@ -55,7 +68,7 @@ def _store_checks(facts: dict, iam: bool) -> list[dict]:
                              else "the stores hold different passwords: "
                                   + ", ".join(f"{name} {value[:8] if value else 'none'}"
                                               for name, value in sorted(prints.items()))))
-    return checks
+    return checks + _write_only_checks(blind)
 
 
 def _role_checks(facts: dict, iam: bool) -> list[dict]:

@@ -188,6 +188,34 @@ CASES = {
         [r"vault-app", r"bare password"],
         None,
     ),
+    # command stores (a CLI): refused before anything runs or changes
+    "store-command-primary": (
+        lambda v: {**v, "pgauth_stores": [{"name": "pass-app", "type": "command",
+                                           "read": ["true"], "write": ["true"]},
+                                          *v["pgauth_stores"]]},
+        [r"pass-app", r"pending"],
+        None,
+    ),
+    "store-command-no-read": (
+        with_store(1, type="command", write=["true"]),
+        [r"vault-app", r"read is required"],
+        None,
+    ),
+    "store-command-read-only": (
+        with_store(1, type="command", read=["true"], format="json"),
+        [r"vault-app", r"cannot be written"],
+        None,
+    ),
+    "store-command-key-on-vault": (
+        with_store(1, read=["pass", "show", "app/db"]),
+        [r"vault-app", r"read is for command stores"],
+        None,
+    ),
+    "store-command-not-found": (
+        with_store(1, type="command", read=["no-such-cli-here", "show"], write=["true"]),
+        [r"vault-app", r"no-such-cli-here.*not found"],
+        None,
+    ),
     # the primary secret's JSON
     "secret-json-broken": (
         with_vars(),

@@ -8,6 +8,7 @@ import sys
 import time
 
 from . import scenarios, slot_holder
+from .passstore import PassStore, passstore_env
 from .postgres import ADMIN_USER, Postgres, is_root
 from .services import Moto, OpenBao
 from .settings import HOST, RDS_INSTANCE, REGION, VAULT_ROOT_TOKEN, Lab
@@ -25,6 +26,7 @@ def cmd_up(lab: Lab) -> int:
     pg.up(state)
     moto.up(state)
     bao.up()
+    PassStore(lab).up()
     print(f"lab up in {time.monotonic() - started:.1f}s: PostgreSQL {HOST}:{lab.pg_port}"
           f" (IAM emulation {'on' if pg.iam_enabled else 'OFF: not root'}),"
           f" moto {lab.moto_url}, OpenBao {lab.vault_url}")
@@ -41,6 +43,7 @@ def cmd_down(lab: Lab) -> int:
     pg.remove_pam()
     moto.down()
     bao.down()
+    PassStore(lab).down()
     print("lab down")
     return 0
 
@@ -95,6 +98,7 @@ def lab_env(lab: Lab) -> dict[str, str]:
         "AWS_DEFAULT_REGION": REGION,
         "VAULT_ADDR": lab.vault_url,
         "VAULT_TOKEN": VAULT_ROOT_TOKEN,
+        **passstore_env(lab),
     }
 
 

@@ -125,3 +125,88 @@ def test_verify_with_no_store_proves_nothing():
     facts = {"target": {"role": "app_user"}, "stores": [], "probes": [],
              "role": {"exists": True, "can_login": True}}
     assert checks_verdict(verify_checks(facts)) == "broken"
+
+
+# -- write-only stores (a `command` store with write_only: true) --------------------------
+# The rule: a write-only store yields no credential by design.  It is out of the read and
+# probe set (facts carry it as {"write_only": true}), the invariant holds for the other
+# stores, each write-only store is listed as "write-only, not checked" (an info finding, an
+# info check), and the verdict is never healthy on write-only stores alone.
+def _blind(name: str) -> dict:
+    return {"store": name, "type": "command", "write_only": True, "checked": False,
+            "status": "write-only, not checked"}
+
+
+@st.composite
+def with_write_only(draw):
+    facts = draw(fact_sets())
+    names = draw(st.lists(st.sampled_from(["gh", "k8s"]), min_size=1, max_size=2, unique=True))
+    stores = [*facts["stores"], *(_blind(name) for name in names)]
+    if draw(st.booleans()):
+        stores = [_blind(name) for name in names]   # nothing but write-only stores
+        facts = {**facts, "probes": []}
+    return {**facts, "stores": draw(st.permutations(stores))}
+
+
+def _without_write_only(facts: dict) -> dict:
+    return {**facts, "stores": [s for s in facts["stores"] if not s.get("write_only")]}
+
+
+def _not_checked(found: list[dict]) -> set:
+    return {f["evidence"]["store"] for f in found
+            if f["id"] == "store_unreadable" and f["severity"] == "info"
+            and f["evidence"].get("status") == "write-only, not checked"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(with_write_only())
+def test_write_only_stores_are_listed_not_checked_and_never_make_healthy(facts):
+    found = diagnose(facts)
+    blind = {s["store"] for s in facts["stores"] if s.get("write_only")}
+    assert _not_checked(found) == blind
+    readable = _without_write_only(facts)
+    if not readable["stores"]:
+        assert verdict(found) != "healthy", found
+    else:
+        # the other stores decide, exactly as without the write-only ones
+        assert verdict(found) == verdict(diagnose(readable))
+    for probe in facts["probes"]:
+        if not probe["ok"]:
+            assert _explains(found, probe["store"], probe["category"]), (probe, found)
+
+
+@settings(max_examples=300, deadline=None)
+@given(with_write_only())
+def test_verify_lists_write_only_stores_and_is_never_healthy_on_them_alone(facts):
+    checks = verify_checks(facts)
+    blind = {s["store"] for s in facts["stores"] if s.get("write_only")}
+    listed = {c["check"].split(":", 1)[1] for c in checks if c["check"].startswith("write_only:")}
+    assert listed == blind
+    assert all(c["severity"] == "info" and c["detail"] == "write-only, not checked"
+               for c in checks if c["check"].startswith("write_only:"))
+    assert not any(c["check"] in {f"store_readable:{n}" for n in blind} for c in checks)
+    readable = _without_write_only(facts)
+    if not readable["stores"]:
+        assert checks_verdict(checks) == "broken", checks
+    else:
+        assert checks_verdict(checks) == checks_verdict(verify_checks(readable))
+
+
+def test_a_healthy_store_beside_a_write_only_one_is_healthy():
+    facts = {"target": {"host": "db", "port": 5432, "dbname": "appdb", "role": "app_user",
+                        "auth": "password", "sslmode": "verify-full"},
+             "admin_error": None, "admin_error_category": None,
+             "server": {"password_encryption": "scram-sha-256"},
+             "role": {"exists": True, "can_login": True, "expired": False, "password_set": True,
+                      "password_hash": "scram", "conn_limit": -1, "connections": 0,
+                      "rds_iam_member": False, "valid_until": None},
+             "stores": [{"store": "aws", "readable": True, "exists": True, "placeholder": False,
+                         "type": "aws_secretsmanager", "stages": ["AWSCURRENT"],
+                         "password_fingerprint": "f1", "credential": {"username": "app_user"}},
+                        _blind("gh")],
+             "probes": [{"store": "aws", "ok": True, "category": "ok", "sqlstate": None,
+                         "message": ""}],
+             "iam": None, "logs": None, "gathered_at": "2026-12-01T10:00:00+00:00"}
+    assert verdict(diagnose(facts)) == "healthy"
+    assert checks_verdict(verify_checks(facts)) == "healthy"
+    assert _not_checked(diagnose(facts)) == {"gh"}

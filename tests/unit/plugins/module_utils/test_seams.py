@@ -10,6 +10,7 @@ import pytest
 
 from ansible_collections.credops.pgauth.plugins.module_utils import (
     aws,
+    cmd_runner,
     credential,
     logsources,
     pg,
@@ -23,8 +24,8 @@ from ansible_collections.credops.pgauth.plugins.module_utils.errors import Pgaut
 PLUGINS = pathlib.Path(store.__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("module", [aws, credential, logsources, pg, rotation_exec, safe_write,
-                                    store, vault])
+@pytest.mark.parametrize("module", [aws, cmd_runner, credential, logsources, pg, rotation_exec,
+                                    safe_write, store, vault])
 def test_every_public_error_is_a_pgauth_error(module):
     errors = [obj for name, obj in vars(module).items()
               if inspect.isclass(obj) and issubclass(obj, Exception) and not name.startswith("_")
