@@ -1,6 +1,7 @@
 """diagnose over a fleet: 1, 10 and 50 targets, one inventory host each, forks 10.
 
     eval "$(tests/lab/labctl env)"; .venv/bin/python bench/fleet.py [--sizes 1,10,50]
+        [--extras on|off]
 
 Each target is its own login role on the lab server (fleet_001, ...) with a password held
 by a Secrets Manager secret and a YAML config file, plus the server log: two stores, a login
@@ -64,7 +65,7 @@ def make_targets(count: int, work: Path) -> dict:
     return hosts
 
 
-def run(size: int, forks: int, work: Path) -> dict:
+def run(size: int, forks: int, work: Path, extras: bool) -> dict:
     labctl("scenario", "healthy")  # a clean lab: no roles or secrets of an earlier size
     hosts = make_targets(size, work)
     inventory = work / f"fleet-{size}.yml"
@@ -72,7 +73,10 @@ def run(size: int, forks: int, work: Path) -> dict:
     shared = work / "fleet-vars.json"
     shared.write_text(json.dumps({
         "pgauth_logs": {"files": [os.environ["PGAUTH_LAB_PGLOG"]], "since": "15m"},
-        "pgauth_report_dir": str(work / "reports")}))
+        "pgauth_report_dir": str(work / "reports"),
+        # --extras: the metrics file per host and the fleet report (issue 21); off: neither
+        "pgauth_fleet_report": extras,
+        **({"pgauth_metrics_file": str(work / "metrics") + "/"} if extras else {})}))
     env = playbook_env()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
@@ -96,15 +100,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1,10,50")
     parser.add_argument("--forks", type=int, default=10)
+    parser.add_argument("--extras", choices=["on", "off"], default="on",
+                        help="metrics files and the fleet report (default on, as the roles)")
     args = parser.parse_args()
     work = REPO / ".lab" / "bench" / "fleet"
     work.mkdir(parents=True, exist_ok=True)
-    rows = [run(int(size), args.forks, work) for size in args.sizes.split(",")]
+    rows = [run(int(size), args.forks, work, args.extras == "on")
+            for size in args.sizes.split(",")]
     print(f"{'targets':>8} {'wall (s)':>9} {'cpu (s)':>8} {'peak RSS (MB)':>14} {'healthy':>8}")
     for row in rows:
         print(f"{row['targets']:>8} {row['wall_s']:>9} {row['cpu_s']:>8} "
               f"{row['peak_rss_mb']:>14} {row['healthy_reports']:>8}")
-    save("fleet", {"forks": args.forks, "results": rows})
+    save("fleet", {"forks": args.forks, "extras": args.extras, "results": rows})
     labctl("reset")
 
 
