@@ -4,7 +4,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: pg_dsn
-short_description: Build a connection string (libpq URL, SQLAlchemy, JDBC, keyword/value) from a credential
+short_description: Build a connection string of any DSN dialect from a credential
 version_added: 0.1.0
 description:
   - Turns a credential dict (V(username), V(password), V(host), V(port), V(dbname),

@@ -71,7 +71,7 @@ class KeywordDsn:
             if not match:
                 if text[pos:].strip(_WS):
                     raise DsnError(f"keyword/value string: expected key=value at "
-                                       f"character {pos + 1}")
+                                   f"character {pos + 1}")
                 out.tail = text[pos:]
                 return out
             start = pos
