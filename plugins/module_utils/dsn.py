@@ -86,7 +86,8 @@ def split_dialect(name: str | None) -> tuple[str, str | None]:
     SQLAlchemy's own default driver for postgresql://."""
     text = (name or URL).strip().lower()
     base, _plus, driver = text.partition("+")
-    if base not in DIALECTS or (driver and base != SQLALCHEMY):
+    if base not in DIALECTS or ((driver or _plus) and base != SQLALCHEMY) or \
+            (_plus and not driver):
         raise DsnError(f"unknown DSN dialect {name!r} (use url, keyword, jdbc, "
                        "sqlalchemy or sqlalchemy+<driver>)")
     if base == SQLALCHEMY and not re.fullmatch(r"[a-z0-9_]*", driver):

@@ -27,6 +27,7 @@ FIELD_OF = {"host": "host", "port": "port", "dbname": "dbname", "user": "usernam
 _WS = " \t\n\r\f\v"
 _KEY = re.compile(rf"[{_WS}]*([^{_WS}=]+)[{_WS}]*=[{_WS}]*")
 # a value libpq reads as written: no space, quote or backslash, not empty
+_KEYWORD = re.compile(r"[a-z_][a-z0-9_]*")
 _BARE = re.compile(rf"[^{_WS}'\\]+")
 
 
@@ -84,14 +85,16 @@ class KeywordDsn:
 
     @staticmethod
     def looks_like(text: str) -> bool:
-        """A keyword/value string: it parses, every key is libpq's, and it names a host, a
-        database or a service (so a password like 'a=b' is not mistaken for one)."""
+        """A keyword/value string: it parses, every key is a keyword's name, and it names a
+        host, a database or a service (so a password like 'a=b' is not mistaken for one)."""
         try:
             kv = KeywordDsn.parse(text)
         except DsnError:
             return False
         keys = [item.key for item in kv.items]
-        return bool(keys) and all(key in LIBPQ_KEYWORDS for key in keys) and \
+        # an unknown keyword is the client's to refuse (dsn.rejected), not a reason to read
+        # the whole string as a bare password
+        return bool(keys) and all(_KEYWORD.fullmatch(key) for key in keys) and \
             bool({"host", "hostaddr", "dbname", "service"} & set(keys))
 
     def fields(self, factory):
