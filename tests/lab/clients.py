@@ -3,8 +3,9 @@ string exactly as a store holds it: SQLAlchemy (with asyncpg, psycopg2, psycopg)
 PostgreSQL JDBC driver (a one-file Java program, the URL on its stdin, never in argv or the
 environment) and libpq (psycopg2) for libpq URLs and keyword/value strings.
 
-Each returns the user the server says it logged in as (session_user), or None when the login failed; the
-error's kind is kept in ``last_error`` (never its text: a driver may quote the URL)."""
+Each returns the user the server says it logged in as (session_user), or None when the
+login failed; the error's kind is kept in ``last_error`` (never its text: a driver may quote
+the URL)."""
 from __future__ import annotations
 
 import asyncio
