@@ -165,7 +165,13 @@ def build_dsn(cred: Credential, dialect: str | None = None) -> str:
     """A new connection string of dialect (default: the one the credential was read from,
     else a postgresql:// URL), every part encoded so that it parses back losslessly."""
     base, driver = _dsn_call(dsn.split_dialect, dialect or cred.dialect)
-    return _dsn_call(dsn.render, _fields(cred), None, base, driver)
+    fields = _fields(cred)
+    if cred.dialect and dsn.dialect_name(base, driver) != cred.dialect:
+        # into another dialect: the TLS the old client used, in the new one's parameter
+        fields.sslmode = client_sslmode(cred)
+        fields.params = [(key, value) for key, value in fields.params
+                         if key not in dsn.tls_only_params(cred.dialect)]
+    return _dsn_call(dsn.render, fields, None, base, driver)
 
 
 def parse_dsn(text: str) -> Credential:

@@ -338,6 +338,12 @@ def rejected(fields: Fields, dialect: str, driver: str | None) -> list[dict]:
     return out
 
 
+def tls_only_params(name: str) -> tuple[str, ...]:
+    """Parameters that only say how the dialect's client uses TLS (and are in params): what
+    probe_sslmode turns into an sslmode when the credential moves to another dialect."""
+    return ("ssl",) if name == JDBC else ()
+
+
 def probe_sslmode(fields: Fields, dialect: str, driver: str | None) -> str | None:
     """The libpq sslmode that logs in the way the dialect's client does; None: the client's
     default, which is prefer for libpq, asyncpg and pgjdbc 42 alike."""

@@ -27,7 +27,7 @@ FIELD_OF = {"host": "host", "port": "port", "dbname": "dbname", "user": "usernam
 _WS = " \t\n\r\f\v"
 _KEY = re.compile(rf"[{_WS}]*([^{_WS}=]+)[{_WS}]*=[{_WS}]*")
 # a value libpq reads as written: no space, quote or backslash, not empty
-_KEYWORD = re.compile(r"[a-z_][a-z0-9_]*")
+_KEYWORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BARE = re.compile(rf"[^{_WS}'\\]+")
 
 

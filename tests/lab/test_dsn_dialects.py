@@ -9,6 +9,9 @@ string exactly as stored; verify is healthy after."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from urllib.parse import quote
@@ -16,7 +19,7 @@ from urllib.parse import quote
 import psycopg2
 import pytest
 from clients import last_error, login_as_client, login_with_sqlalchemy
-from labfixtures import lab_client, lab_store_options, scenario
+from labfixtures import BUILD, lab_client, lab_store_options, scenario
 from psycopg2 import sql
 from runbooks import assert_no_leak, lab_secrets, read_report, run_playbook, vars_for
 
@@ -228,3 +231,100 @@ def test_rotate_both_strategies_then_verify_every_dialect(lab, tmp_path):
         assert done.returncode == 0, done.stdout[-3000:]
         verified = read_report(tmp_path / "reports" / "localhost" / "verify.json")
         assert verified["verdict"] == "healthy"
+
+
+MODULE_PLAY = """
+- name: secret_value, secret_value_info and the lookup on every DSN dialect
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Checksums before
+      ansible.builtin.stat: {path: "{{ item.path }}"}
+      loop: "{{ dsn_stores }}"
+      register: before
+    - name: Write the new password, check mode
+      credops.pgauth.secret_value: {store: "{{ item }}", value: {password: "{{ new_pw }}"}}
+      check_mode: true
+      loop: "{{ dsn_stores }}"
+      register: checked
+    - name: Checksums after check mode
+      ansible.builtin.stat: {path: "{{ item.path }}"}
+      loop: "{{ dsn_stores }}"
+      register: after_check
+    - name: Write it
+      credops.pgauth.secret_value: {store: "{{ item }}", value: {password: "{{ new_pw }}"}}
+      loop: "{{ dsn_stores }}"
+      register: first
+    - name: Write it again
+      credops.pgauth.secret_value: {store: "{{ item }}", value: {password: "{{ new_pw }}"}}
+      loop: "{{ dsn_stores }}"
+      register: second
+    - name: Read it
+      credops.pgauth.secret_value_info: {store: "{{ item }}"}
+      loop: "{{ dsn_stores }}"
+      register: info
+    - name: The lookup gives each store's credential in its own dialect and in another
+      ansible.builtin.assert:
+        that:
+          - (own | credops.pgauth.pg_dsn_parse).password == new_pw
+          - (own | credops.pgauth.pg_dsn_parse).dialect == dsn_dialects[index]
+          - (as_kv | credops.pgauth.pg_dsn_parse).password == new_pw
+          - as_kv.startswith('host=')
+      loop: "{{ dsn_stores }}"
+      loop_control: {index_var: index}
+      no_log: true
+      vars:
+        own: "{{ lookup('credops.pgauth.secret_value', item, field='dsn') }}"
+        as_kv: "{{ lookup('credops.pgauth.secret_value', item, field='dsn', dialect='keyword') }}"
+    - name: Results (no secrets in them)
+      ansible.builtin.copy:
+        dest: "{{ out }}"
+        mode: "0600"
+        content: "{{ {'before': before.results | map(attribute='stat.checksum') | list,
+                      'after_check': after_check.results | map(attribute='stat.checksum') | list,
+                      'checked': checked.results | map(attribute='changed') | list,
+                      'first': first.results | map(attribute='changed') | list,
+                      'second': second.results | map(attribute='changed') | list,
+                      'info': info.results | map(attribute='credential') | list} | to_json }}"
+"""
+
+
+def test_the_modules_and_the_lookup_on_every_dialect(lab, tmp_path):
+    """secret_value in check mode changes nothing, for real changes only the password's
+    bytes, a second time nothing; secret_value_info names the dialect; the lookup renders
+    the credential in its own dialect or in the one asked for."""
+    with scenario("healthy") as meta:
+        dsns = dialect_dsns(meta["target"], "app_user", TRICKY)
+        new_pw = "Nëw pw/@?#&=+%'\"\\-2"
+        stores = []
+        for dialect, text in dsns.items():
+            path = tmp_path / f"{dialect.replace('+', '-')}.env"
+            path.write_text(f"DATABASE_URL={text}\n")
+            path.chmod(0o600)
+            stores.append({"name": f"file-{dialect}", "type": "file", "path": str(path),
+                           "format": "dotenv", "key": "DATABASE_URL", "value_format": "dsn"})
+            assert stored_texts(lab, stores[-1:])[stores[-1]["name"]] == text
+        play = tmp_path / "modules.yml"
+        play.write_text(MODULE_PLAY)
+        out = tmp_path / "modules.json"
+        vars_file = tmp_path / "vars.yml"
+        vars_file.write_text(json.dumps({"dsn_stores": stores, "dsn_dialects": list(dsns),
+                                         "new_pw": new_pw, "out": str(out)}))
+        env = {**os.environ, **lab, "ANSIBLE_COLLECTIONS_PATH": str(BUILD), "ANSIBLE_NOCOLOR": "1",
+               "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"}
+        done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(play),
+                               "-e", f"@{vars_file}", "-v"], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, check=False)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+        results = json.loads(out.read_text())
+        texts = dict(zip(dsns, stored_texts(lab, stores).values(), strict=True))
+    assert results["before"] == results["after_check"], "check mode changed a file"
+    assert results["checked"] == [True] * 5 and results["first"] == [True] * 5
+    assert results["second"] == [False] * 5, "the second write was not idempotent"
+    assert [cred["dialect"] for cred in results["info"]] == list(DIALECTS)
+    for dialect, value in texts.items():
+        assert _without_credentials(value, "app_user", new_pw) == \
+            _without_credentials(dsns[dialect], "app_user", TRICKY), dialect
+    assert_no_leak({"the -v output": done.stdout + done.stderr, "results": json.dumps(results)},
+                   {TRICKY, new_pw})

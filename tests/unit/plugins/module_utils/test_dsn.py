@@ -228,3 +228,14 @@ def test_a_refused_parameter_is_store_dsn_invalid_naming_it():
     assert found[0]["evidence"]["parameters"][0]["parameter"] == "sslmode"
     assert "asyncpg" in found[0]["evidence"]["parameters"][0]["reason"]
     assert found[0]["fix"]["manual"]
+
+
+def test_into_another_dialect_the_tls_goes_along():
+    jdbc = parse_dsn("jdbc:postgresql://db/app?ssl=true&user=app&password=pw&ApplicationName=x")
+    kv = build_dsn(jdbc, "keyword")
+    assert kv == "host=db dbname=app user=app password=pw sslmode=verify-full ApplicationName=x"
+    assert [item["parameter"] for item in dsn_rejected(parse_dsn(kv))] == ["ApplicationName"]
+    asyncpg = parse_dsn("postgresql+asyncpg://app:pw@db/app?ssl=require")
+    assert build_dsn(asyncpg, "jdbc") == "jdbc:postgresql://db/app?sslmode=require&user=app" \
+        "&password=pw"
+    assert build_dsn(asyncpg) == "postgresql+asyncpg://app:pw@db/app?ssl=require"
