@@ -236,6 +236,6 @@ def test_into_another_dialect_the_tls_goes_along():
     assert kv == "host=db dbname=app user=app password=pw sslmode=verify-full ApplicationName=x"
     assert [item["parameter"] for item in dsn_rejected(parse_dsn(kv))] == ["ApplicationName"]
     asyncpg = parse_dsn("postgresql+asyncpg://app:pw@db/app?ssl=require")
-    assert build_dsn(asyncpg, "jdbc") == "jdbc:postgresql://db/app?sslmode=require&user=app" \
-        "&password=pw"
+    assert build_dsn(asyncpg, "jdbc") == \
+        "jdbc:postgresql://db/app?sslmode=require&user=app&password=pw"
     assert build_dsn(asyncpg) == "postgresql+asyncpg://app:pw@db/app?ssl=require"
