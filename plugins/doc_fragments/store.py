@@ -45,11 +45,13 @@ options:
         type: str
       format:
         description:
-          - Secrets Manager and Vault, the value's format. V(json) is the RDS-style
+          - 'Secrets Manager and Vault, the value''s format. V(json) is the RDS-style
             object C({username, password, host, port, dbname, engine}) (unknown keys
-            are kept on write), V(password) the bare password, V(dsn) a C(postgresql://)
-            URL (every part percent-encoded on write; query parameters such as C(sslmode)
-            kept).
+            are kept on write), V(password) the bare password, V(dsn) a connection
+            string: a C(postgresql://) URL, a SQLAlchemy C(postgresql+<driver>://)
+            or C(jdbc:postgresql://) URL, or libpq keyword/value (rewritten in its
+            own dialect, only the changed parts; every other parameter such as C(sslmode)
+            kept).'
           - File stores, the file's syntax. V(yaml), V(json) or V(dotenv).
           - Defaults to V(json), or V(dotenv) for files.
         type: str
@@ -62,8 +64,8 @@ options:
       value_format:
         description:
           - File stores, what the value at C(key) is. Default is guessed from the
-            current value (a mapping is V(json), a C(postgresql://) string V(dsn),
-            else V(password)).
+            current value (a mapping is V(json), a connection string of any DSN dialect
+            V(dsn), else V(password)).
         type: str
         choices:
           - password
@@ -163,11 +165,13 @@ options:
             type: str
           format:
             description:
-              - Secrets Manager and Vault, the value's format. V(json) is the RDS-style
+              - 'Secrets Manager and Vault, the value''s format. V(json) is the RDS-style
                 object C({username, password, host, port, dbname, engine}) (unknown keys
-                are kept on write), V(password) the bare password, V(dsn) a C(postgresql://)
-                URL (every part percent-encoded on write; query parameters such as C(sslmode)
-                kept).
+                are kept on write), V(password) the bare password, V(dsn) a connection
+                string: a C(postgresql://) URL, a SQLAlchemy C(postgresql+<driver>://)
+                or C(jdbc:postgresql://) URL, or libpq keyword/value (rewritten in its
+                own dialect, only the changed parts; every other parameter such as C(sslmode)
+                kept).'
               - File stores, the file's syntax. V(yaml), V(json) or V(dotenv).
               - Defaults to V(json), or V(dotenv) for files.
             type: str
@@ -180,8 +184,8 @@ options:
           value_format:
             description:
               - File stores, what the value at C(key) is. Default is guessed from the
-                current value (a mapping is V(json), a C(postgresql://) string V(dsn),
-                else V(password)).
+                current value (a mapping is V(json), a connection string of any DSN dialect
+                V(dsn), else V(password)).
             type: str
             choices:
               - password

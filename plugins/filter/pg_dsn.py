@@ -8,8 +8,8 @@ short_description: Build a connection string of any DSN dialect from a credentia
 version_added: 0.1.0
 description:
   - Turns a credential dict (V(username), V(password), V(host), V(port), V(dbname),
-    V(sslmode), and V(params) for other query parameters) into a URL that libpq, psycopg,
-    SQLAlchemy and friends read back exactly. Passwords with C(@), C(:), C(/), C(?), C(#),
+    V(sslmode), and V(params) for other parameters) into a connection string that its
+    client reads back exactly (libpq, psycopg, SQLAlchemy and its drivers, pgjdbc). Passwords with C(@), C(:), C(/), C(?), C(#),
     C(%) or spaces are encoded; not encoding them is what breaks hand-built DATABASE_URLs.
   - O(dialect) picks the connection string's dialect; every part is encoded the way that
     dialect's client decodes it.
