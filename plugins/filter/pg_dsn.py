@@ -9,8 +9,9 @@ version_added: 0.1.0
 description:
   - Turns a credential dict (V(username), V(password), V(host), V(port), V(dbname),
     V(sslmode), and V(params) for other parameters) into a connection string that its
-    client reads back exactly (libpq, psycopg, SQLAlchemy and its drivers, pgjdbc). Passwords with C(@), C(:), C(/), C(?), C(#),
-    C(%) or spaces are encoded; not encoding them is what breaks hand-built DATABASE_URLs.
+    client reads back exactly (libpq, psycopg, SQLAlchemy and its drivers, pgjdbc).
+    Passwords with C(@), C(:), C(/), C(?), C(#), C(%) or spaces are encoded; not encoding
+    them is what breaks hand-built DATABASE_URLs.
   - O(dialect) picks the connection string's dialect; every part is encoded the way that
     dialect's client decodes it.
   - The inverse is P(credops.pgauth.pg_dsn_parse#filter).
