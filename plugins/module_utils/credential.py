@@ -57,6 +57,8 @@ class Credential:
     extra: dict = field(default_factory=dict)   # unknown JSON keys, kept on write
     params: list = field(default_factory=list)  # DSN parameters besides the fields
     dialect: str | None = None  # the DSN dialect read (dsn.dialect_name), kept on rewrite
+    # what the DSN's client refuses in it (dsn.rejected): facts about the text read
+    rejected: list = field(default_factory=list, compare=False, repr=False)
 
     def public(self) -> dict:
         """Everything but the password."""
@@ -181,7 +183,8 @@ def parse_dsn(text: str) -> Credential:
     fields, dialect, driver = _dsn_call(dsn.parse, text or "")
     return Credential(username=fields.username, password=fields.password, host=fields.host,
                       port=fields.port, dbname=fields.dbname, sslmode=fields.sslmode,
-                      params=fields.params, dialect=dsn.dialect_name(dialect, driver))
+                      params=fields.params, dialect=dsn.dialect_name(dialect, driver),
+                      rejected=dsn.rejected(fields, dialect, driver))
 
 
 def looks_like_dsn(value) -> bool:
@@ -189,10 +192,9 @@ def looks_like_dsn(value) -> bool:
 
 
 def dsn_rejected(cred: Credential) -> list[dict]:
-    """The parameters of the credential's connection string that its client refuses."""
-    if not cred.dialect:
-        return []
-    return dsn.rejected(_fields(cred), *dsn.split_dialect(cred.dialect))
+    """The parameters of the connection string the credential was read from that its client
+    refuses (worked out as it was parsed: only the parse knows what was quoted)."""
+    return list(cred.rejected) if cred.dialect else []
 
 
 def client_sslmode(cred: Credential) -> str | None:

@@ -59,6 +59,8 @@ class Fields:
     dbname: str | None = None
     sslmode: str | None = None
     params: list = field(default_factory=list)
+    # parameter names that may be pieces of an unquoted password (keyword/value): never named
+    suspect: set = field(default_factory=set, compare=False)
 
 
 @dataclass
@@ -328,9 +330,14 @@ def rejected(fields: Fields, dialect: str, driver: str | None) -> list[dict]:
                 refuse(param, f"SQLAlchemy passes it to asyncpg.connect(), which has no "
                               f"{param} argument (TypeError){hint}")
     elif (dialect == SQLALCHEMY and driver in LIBPQ_DRIVERS) or dialect == KEYWORD:
-        for param in names:
-            if param not in LIBPQ_KEYWORDS:
+        unknown = [param for param in names if param not in LIBPQ_KEYWORDS]
+        for param in unknown:
+            if param not in fields.suspect:
                 refuse(param, f"libpq has no connection option {param!r}")
+        if fields.suspect & set(unknown):
+            refuse("password", "an unknown keyword follows an unquoted password: a password "
+                               "with a space must be single-quoted (the keyword is not named: "
+                               "it may be part of the password)")
     if dialect == JDBC:
         ssl = dict(fields.params).get("ssl")
         if ssl is not None and ssl.lower() not in ("", "true", "false"):

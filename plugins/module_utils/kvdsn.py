@@ -101,8 +101,14 @@ class KeywordDsn:
         """factory(...) -> the dialect-neutral fields (dsn.Fields); the last of a repeated
         keyword wins, as in libpq."""
         out = factory()
+        after_bare_password = False
         for item in self.items:
             name = FIELD_OF.get(item.key)
+            if item.key in LIBPQ_KEYWORDS:
+                after_bare_password = item.key == "password" and not item.raw.startswith("'")
+            elif after_bare_password:
+                # "password=two words=x": the unknown keyword may be part of the password
+                out.suspect.add(item.key)
             if name is None:
                 out.params.append((item.key, item.value))
             elif name == "port":

@@ -239,3 +239,33 @@ def test_into_another_dialect_the_tls_goes_along():
     assert build_dsn(asyncpg, "jdbc") == \
         "jdbc:postgresql://db/app?sslmode=require&user=app&password=pw"
     assert build_dsn(asyncpg) == "postgresql+asyncpg://app:pw@db/app?ssl=require"
+
+
+MARK = "S3cr3tMARK"
+hostile = st.text(st.sampled_from(list("@:/?#&=+%'\"\\ ,[]\t\nab12")), max_size=12)
+# where a password goes in each dialect, written as a careless hand would (not encoded)
+password_slots = st.sampled_from([
+    "jdbc:postgresql://db/app?user=u&password={}", "jdbc:postgresql://db/app?password={}&ssl=1",
+    "postgresql+asyncpg://u:{}@db/app?ssl=require", "postgresql+psycopg2://u:{}@db/app",
+    "postgres://u:{}@db:5432/app", "host=db password={}", "dbname=app password='{}'",
+    "host=h user=u password={} sslmode=require", "host=h password = {} x=1"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(slot=password_slots, before=hostile, after=hostile)
+def test_a_careless_password_never_shows_in_errors_fields_or_findings(slot, before, after):
+    text = slot.format(f"{before}{MARK}{after}")
+    try:
+        cred = parse_dsn(text)
+    except CredentialError as err:
+        assert MARK not in str(err)
+        return
+    assert MARK not in repr(cred.public())
+    assert MARK not in repr(dsn_rejected(cred))
+    assert looks_like_dsn(text)
+
+
+def test_an_unquoted_password_with_a_space_is_named_as_such():
+    cred = parse_dsn("host=db user=app password=two words=x")
+    assert [item["parameter"] for item in dsn_rejected(cred)] == ["password"]
+    assert "words" not in repr(dsn_rejected(cred))
