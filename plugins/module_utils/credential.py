@@ -15,7 +15,7 @@ import secrets
 import string
 from dataclasses import dataclass, field
 
-from ansible_collections.credops.pgauth.plugins.module_utils import dsn
+from ansible_collections.credops.pgauth.plugins.module_utils import dsn, dsn_clients
 from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError
 from ansible_collections.credops.pgauth.plugins.module_utils.kvdsn import DsnError
 
@@ -57,7 +57,7 @@ class Credential:
     extra: dict = field(default_factory=dict)   # unknown JSON keys, kept on write
     params: list = field(default_factory=list)  # DSN parameters besides the fields
     dialect: str | None = None  # the DSN dialect read (dsn.dialect_name), kept on rewrite
-    # what the DSN's client refuses in it (dsn.rejected): facts about the text read
+    # what the DSN's client refuses in it (dsn_clients.rejected): facts about the text read
     rejected: list = field(default_factory=list, compare=False, repr=False)
 
     def public(self) -> dict:
@@ -172,7 +172,7 @@ def build_dsn(cred: Credential, dialect: str | None = None) -> str:
         # into another dialect: the TLS the old client used, in the new one's parameter
         fields.sslmode = client_sslmode(cred)
         fields.params = [(key, value) for key, value in fields.params
-                         if key not in dsn.tls_only_params(cred.dialect)]
+                         if key not in dsn_clients.tls_only_params(cred.dialect)]
     return _dsn_call(dsn.render, fields, None, base, driver)
 
 
@@ -184,7 +184,7 @@ def parse_dsn(text: str) -> Credential:
     return Credential(username=fields.username, password=fields.password, host=fields.host,
                       port=fields.port, dbname=fields.dbname, sslmode=fields.sslmode,
                       params=fields.params, dialect=dsn.dialect_name(dialect, driver),
-                      rejected=dsn.rejected(fields, dialect, driver))
+                      rejected=dsn_clients.rejected(fields, dialect, driver))
 
 
 def looks_like_dsn(value) -> bool:
@@ -201,7 +201,7 @@ def client_sslmode(cred: Credential) -> str | None:
     """The sslmode that logs in the way the credential's client would (None: its default)."""
     if not cred.dialect:
         return cred.sslmode
-    return dsn.probe_sslmode(_fields(cred), *dsn.split_dialect(cred.dialect))
+    return dsn_clients.probe_sslmode(_fields(cred), *dsn.split_dialect(cred.dialect))
 
 
 # -- one value in a store <-> a credential -----------------------------------------------

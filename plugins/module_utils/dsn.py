@@ -5,7 +5,7 @@
 Each is parsed into its pieces as written (``Parsed``), so that a rewrite changes only the
 fields whose value changed and leaves every other byte, parameter and its order as it was:
 a rotation must not turn a JDBC URL into a libpq one or drop its ``ssl=true``.  Each is read
-the way its client reads it (which decoder, which TLS parameter), and ``rejected`` says which
+the way its client reads it (which decoder, which TLS parameter); dsn_clients.py says which
 parameters that client would refuse.  Nothing here does I/O; nothing here puts a value in
 an error message.  The TLS and parameter facts are the clients' own, checked on this
 machine (docs/stores.md, "DSN dialects")."""
@@ -15,11 +15,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, unquote_plus
 
-from ansible_collections.credops.pgauth.plugins.module_utils.kvdsn import (
-    LIBPQ_KEYWORDS,
-    DsnError,
-    KeywordDsn,
-)
+from ansible_collections.credops.pgauth.plugins.module_utils.kvdsn import DsnError, KeywordDsn
 
 URL = "url"            # postgresql:// and postgres://: libpq (psql, psycopg, most drivers)
 SQLALCHEMY = "sqlalchemy"  # postgresql+<driver>://
@@ -28,16 +24,6 @@ KEYWORD = "keyword"    # host=... password='...'
 DIALECTS = (URL, SQLALCHEMY, JDBC, KEYWORD)
 URL_SCHEMES = ("postgresql", "postgres")
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-
-# SQLAlchemy's asyncpg dialect hands every query parameter to asyncpg.connect() as a keyword
-# argument, except the two it takes for itself; asyncpg.connect() has no **kwargs
-ASYNCPG_ACCEPTS = frozenset({
-    "passfile", "service", "servicefile", "timeout", "statement_cache_size",
-    "max_cached_statement_lifetime", "max_cacheable_statement_size", "command_timeout", "ssl",
-    "direct_tls", "server_settings", "target_session_attrs", "krbsrvname", "gsslib",
-    "prepared_statement_cache_size", "prepared_statement_name_func"})
-# the drivers that hand the query to libpq as connection keywords
-LIBPQ_DRIVERS = ("psycopg2", "psycopg", "psycopg2cffi")
 
 _USERINFO_RESERVED = re.compile(r"[@/?#\[\]\s]|%(?![0-9A-Fa-f]{2})")
 # what may precede a '?' or '#' whose query or fragment holds an '@': a host and a numeric
@@ -215,6 +201,10 @@ def _url_fields(parsed: Parsed, host: str | None, port: int | None) -> Fields:
     fields.dbname = decode(dbname) if parsed.dialect == JDBC and dbname else (
         unquote(dbname) if dbname else None)
     managed = _managed_keys(parsed)
+    if parsed.user_raw is None and any("@" in raw for raw, _k, _v in parsed.query):
+        # no user:password@ but an '@' in the query: "u:1?pw@host" reads the password's
+        # tail as parameters, so none of their names may be shown
+        fields.suspect = {key for _raw, key, _value in parsed.query}
     for _raw, key, value in parsed.query:
         if key not in managed:
             fields.params.append((key, value))
@@ -305,64 +295,6 @@ def build_url(fields: Fields, dialect: str = URL, driver: str | None = None) -> 
               SQLALCHEMY: f"postgresql+{driver or 'psycopg2'}://"}[dialect]
     empty = Parsed(dialect, driver, scheme, None, None, "", "", [], "")
     return render_url(fields, empty)
-
-
-# -- what each client makes of the parameters --------------------------------------------
-
-def rejected(fields: Fields, dialect: str, driver: str | None) -> list[dict]:
-    """Parameters the dialect's client refuses: [{parameter, dialect, reason}].  Only the
-    parameter's name is given: its value could be anything."""
-    name = dialect_name(dialect, driver)
-    out = []
-
-    def refuse(parameter: str, reason: str) -> None:
-        out.append({"parameter": parameter, "dialect": name, "reason": reason})
-
-    key = tls_key(dialect, driver)
-    if fields.sslmode is not None and fields.sslmode not in SSLMODES:
-        refuse(key, f"{key} must be one of {', '.join(SSLMODES)}")
-    names = [param for param, _value in fields.params]
-    if dialect == SQLALCHEMY and driver == "asyncpg":
-        for param in names:
-            if param not in ASYNCPG_ACCEPTS:
-                hint = " (asyncpg reads ssl=, e.g. ssl=require)" if param.startswith("ssl") \
-                    else ""
-                refuse(param, f"SQLAlchemy passes it to asyncpg.connect(), which has no "
-                              f"{param} argument (TypeError){hint}")
-    elif (dialect == SQLALCHEMY and driver in LIBPQ_DRIVERS) or dialect == KEYWORD:
-        unknown = [param for param in names if param not in LIBPQ_KEYWORDS]
-        for param in unknown:
-            if param not in fields.suspect:
-                refuse(param, f"libpq has no connection option {param!r}")
-        if fields.suspect & set(unknown):
-            refuse("password", "an unknown keyword follows an unquoted password: a password "
-                               "with a space must be single-quoted (the keyword is not named: "
-                               "it may be part of the password)")
-    if dialect == JDBC:
-        ssl = dict(fields.params).get("ssl")
-        if ssl is not None and ssl.lower() not in ("", "true", "false"):
-            refuse("ssl", "pgjdbc reads ssl as true or false")
-    return out
-
-
-def tls_only_params(name: str) -> tuple[str, ...]:
-    """Parameters that only say how the dialect's client uses TLS (and are in params): what
-    probe_sslmode turns into an sslmode when the credential moves to another dialect."""
-    return ("ssl",) if name == JDBC else ()
-
-
-def probe_sslmode(fields: Fields, dialect: str, driver: str | None) -> str | None:
-    """The libpq sslmode that logs in the way the dialect's client does; None: the client's
-    default, which is prefer for libpq, asyncpg and pgjdbc 42 alike."""
-    if fields.sslmode in SSLMODES:
-        return fields.sslmode
-    if dialect == JDBC and fields.sslmode is None:
-        ssl = dict(fields.params).get("ssl")
-        # pgjdbc: ssl=true (or a bare ssl) without sslmode verifies the certificate and
-        # the host name, unlike libpq's require
-        if ssl is not None and ssl.lower() in ("", "true"):
-            return "verify-full"
-    return None
 
 
 # -- one entry point for credential.py ---------------------------------------------------

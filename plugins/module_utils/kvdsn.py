@@ -92,7 +92,7 @@ class KeywordDsn:
         except DsnError:
             return False
         keys = [item.key for item in kv.items]
-        # an unknown keyword is the client's to refuse (dsn.rejected), not a reason to read
+        # an unknown keyword is the client's to refuse (dsn_clients.rejected), not a reason to read
         # the whole string as a bare password
         return bool(keys) and all(_KEYWORD.fullmatch(key) for key in keys) and \
             bool({"host", "hostaddr", "dbname", "service"} & set(keys))

@@ -269,3 +269,7 @@ def test_an_unquoted_password_with_a_space_is_named_as_such():
     cred = parse_dsn("host=db user=app password=two words=x")
     assert [item["parameter"] for item in dsn_rejected(cred)] == ["password"]
     assert "words" not in repr(dsn_rejected(cred))
+    # "u:1?pw@host": the port-like start puts the password's tail in the query
+    cred = parse_dsn("postgresql+asyncpg://u:1?tail=@db/app")
+    assert [item["parameter"] for item in dsn_rejected(cred)] == ["password"]
+    assert "tail" not in repr(dsn_rejected(cred))
