@@ -293,7 +293,9 @@ def build_url(fields: Fields, dialect: str = URL, driver: str | None = None) -> 
     """A new URL of the dialect, every part percent-encoded."""
     scheme = {URL: "postgresql://", JDBC: "jdbc:postgresql://",
               SQLALCHEMY: f"postgresql+{driver or 'psycopg2'}://"}[dialect]
-    empty = Parsed(dialect, driver, scheme, None, None, "", "", [], "")
+    # pgjdbc wants the '/' even without a database name
+    empty = Parsed(dialect, driver, scheme, None, None, "", "/" if dialect == JDBC else "", [],
+                   "")
     return render_url(fields, empty)
 
 

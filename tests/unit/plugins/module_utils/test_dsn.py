@@ -127,6 +127,11 @@ def test_rewrite_changes_only_what_changed(text, new_text):
     assert encode(cred, "dsn", text) == new_text
 
 
+def test_a_new_jdbc_url_without_a_database_keeps_its_slash():
+    assert build_dsn(Credential(username="u", host="db"), "jdbc") == \
+        "jdbc:postgresql://db/?user=u"
+
+
 def test_jdbc_credentials_stay_in_the_query_and_are_added_there():
     text = "jdbc:postgresql://db/app?ssl=true"
     out = encode(parse_dsn(text).merged({"username": "app", "password": "p&w=1"}), "dsn", text)
