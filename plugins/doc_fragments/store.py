@@ -83,11 +83,13 @@ options:
         type: str
       format:
         description:
-          - Secrets Manager, Parameter Store, ECS, Lambda, Vault and command stores,
-            the value's format. V(json) is the RDS-style object C({username, password,
+          - 'Secrets Manager, Parameter Store, ECS, Lambda, Vault and command stores,
+            the value''s format. V(json) is the RDS-style object C({username, password,
             host, port, dbname, engine}) (unknown keys are kept on write), V(password)
-            the bare password, V(dsn) a C(postgresql://) URL (every part percent-encoded
-            on write; query parameters such as C(sslmode) kept).
+            the bare password, V(dsn) a connection string: a C(postgresql://) URL,
+            a SQLAlchemy C(postgresql+<driver>://) or C(jdbc:postgresql://) URL, or
+            libpq keyword/value (rewritten in its own dialect, only the changed parts;
+            every other parameter such as C(sslmode) kept).'
           - File stores, the file's syntax. V(yaml), V(json) or V(dotenv).
           - Defaults to V(json) for Secrets Manager and Vault, V(password) for Parameter
             Store, ECS and Lambda variables and command stores, V(dotenv) for files.
@@ -101,8 +103,8 @@ options:
       value_format:
         description:
           - File stores, what the value at C(key) is. Default is guessed from the
-            current value (a mapping is V(json), a C(postgresql://) string V(dsn),
-            else V(password)).
+            current value (a mapping is V(json), a connection string of any DSN dialect
+            V(dsn), else V(password)).
         type: str
         choices:
           - password
@@ -294,11 +296,13 @@ options:
             type: str
           format:
             description:
-              - Secrets Manager, Parameter Store, ECS, Lambda, Vault and command stores,
-                the value's format. V(json) is the RDS-style object C({username, password,
+              - 'Secrets Manager, Parameter Store, ECS, Lambda, Vault and command stores,
+                the value''s format. V(json) is the RDS-style object C({username, password,
                 host, port, dbname, engine}) (unknown keys are kept on write), V(password)
-                the bare password, V(dsn) a C(postgresql://) URL (every part percent-encoded
-                on write; query parameters such as C(sslmode) kept).
+                the bare password, V(dsn) a connection string: a C(postgresql://) URL,
+                a SQLAlchemy C(postgresql+<driver>://) or C(jdbc:postgresql://) URL, or
+                libpq keyword/value (rewritten in its own dialect, only the changed parts;
+                every other parameter such as C(sslmode) kept).'
               - File stores, the file's syntax. V(yaml), V(json) or V(dotenv).
               - Defaults to V(json) for Secrets Manager and Vault, V(password) for Parameter
                 Store, ECS and Lambda variables and command stores, V(dotenv) for files.
@@ -312,8 +316,8 @@ options:
           value_format:
             description:
               - File stores, what the value at C(key) is. Default is guessed from the
-                current value (a mapping is V(json), a C(postgresql://) string V(dsn),
-                else V(password)).
+                current value (a mapping is V(json), a connection string of any DSN dialect
+                V(dsn), else V(password)).
             type: str
             choices:
               - password

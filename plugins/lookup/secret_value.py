@@ -23,6 +23,12 @@ options:
     type: str
     choices: [password, username, host, port, dbname, dsn, credential]
     default: password
+  dialect:
+    description:
+      - With O(field=dsn), the connection string's dialect, as in
+        P(credops.pgauth.pg_dsn#filter) (V(url), V(sqlalchemy+asyncpg), V(jdbc), V(keyword), ...).
+      - Default, the dialect of the store's own connection string when it holds one, else V(url).
+    type: str
   stage:
     description: Which value to read.
     type: str
@@ -45,6 +51,8 @@ EXAMPLES = r"""
     mode: "0600"
   vars:
     db_url: "{{ lookup('credops.pgauth.secret_value', pgauth_stores[0], field='dsn') }}"
+    jdbc_url: "{{ lookup('credops.pgauth.secret_value', pgauth_stores[0], field='dsn',
+                         dialect='jdbc') }}"
   no_log: true
 """
 
@@ -90,7 +98,7 @@ class LookupModule(LookupBase):
                 if field == "credential":
                     values.append({**cred.public(), "password": cred.password})
                 elif field == "dsn":
-                    values.append(build_dsn(cred))
+                    values.append(build_dsn(cred, self.get_option("dialect")))
                 else:
                     values.append(getattr(cred, field))
             except (StoreError, CredentialError) as err:

@@ -1,10 +1,11 @@
 # Copyright (c) credops.pgauth contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The credential model and its formats: RDS-style JSON, a bare password, a postgresql:// URL.
+"""The credential model and its formats: RDS-style JSON, a bare password, a connection string.
 
 A credential is {username, password, host, port, dbname, auth, sslmode} plus, so that
 a write never drops what an application put there, the other keys of a JSON secret
-(``extra``) and the query parameters of a URL (``params``).  Nothing here does I/O.
+(``extra``) and the other parameters of a connection string (``params``), whose dialect
+(module_utils/dsn.py) it remembers.  Nothing here does I/O.
 """
 from __future__ import annotations
 
@@ -13,15 +14,16 @@ import re
 import secrets
 import string
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from ansible_collections.credops.pgauth.plugins.module_utils import dsn, dsn_clients
 from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError
+from ansible_collections.credops.pgauth.plugins.module_utils.kvdsn import DsnError
 
 FIELDS = ("username", "password", "host", "port", "dbname", "auth", "sslmode")
 # keys other tools write for the same things; read them, write back under the key found
 ALIASES = {"user": "username", "database": "dbname", "db": "dbname", "dbName": "dbname"}
 FORMATS = ("json", "password", "dsn")
-DSN_SCHEMES = ("postgresql", "postgres")
+DSN_SCHEMES = dsn.URL_SCHEMES
 # what AWS's rotation functions exclude by default: breaks URLs, shells and quoting
 DEFAULT_EXCLUDE = ":/@\"'\\ "
 PLACEHOLDERS = frozenset({"db", "changeme", "change_me", "password", "passw0rd", "secret",
@@ -40,7 +42,7 @@ class CredentialError(PgauthError, ValueError):
 
 # the code of a DSN whose user, password or database name needs percent-encoding (a rotation
 # that rewrites the value fixes it: store_dsn_invalid)
-DSN_NOT_ENCODED = "dsn_not_encoded"
+DSN_NOT_ENCODED = dsn.NOT_ENCODED
 
 
 @dataclass
@@ -53,18 +55,24 @@ class Credential:
     auth: str | None = None
     sslmode: str | None = None
     extra: dict = field(default_factory=dict)   # unknown JSON keys, kept on write
-    params: list = field(default_factory=list)  # URL query parameters besides sslmode
+    params: list = field(default_factory=list)  # DSN parameters besides the fields
+    dialect: str | None = None  # the DSN dialect read (dsn.dialect_name), kept on rewrite
+    # what the DSN's client refuses in it (dsn_clients.rejected): facts about the text read
+    rejected: list = field(default_factory=list, compare=False, repr=False)
 
     def public(self) -> dict:
         """Everything but the password."""
         out = {name: getattr(self, name) for name in FIELDS if name != "password"}
         out["password_set"] = bool(self.password)
+        if self.dialect:
+            out["dialect"] = self.dialect
         return out
 
     def merged(self, update: dict) -> Credential:
         """A copy with the given fields replaced (None values ignored)."""
         new = Credential(**{name: getattr(self, name) for name in FIELDS},
-                         extra=dict(self.extra), params=list(self.params))
+                         extra=dict(self.extra), params=list(self.params),
+                         dialect=self.dialect)
         for key, value in update.items():
             key = ALIASES.get(key, key)
             if value is None:
@@ -141,90 +149,59 @@ def parse_json_text(text: str) -> dict:
     return data
 
 
-# -- postgresql:// URLs ----------------------------------------------------------------
+# -- connection strings (every dialect: module_utils/dsn.py) -----------------------------
 
-_USERINFO_RESERVED = re.compile(r"[@/?#\[\]\s]|%(?![0-9A-Fa-f]{2})")
-# what may precede a '?' or '#' whose query or fragment holds an '@': a host and a numeric
-# port, nothing that could be a user and the start of an unencoded password
-_PLAIN_HOSTPORT = re.compile(r"(?:\[[^\]]*\]|[^:\[\]]*)(?::\d+)?")
-_NOT_ENCODED = "the user or password part has characters that must be percent-encoded"
+def _fields(cred: Credential) -> dsn.Fields:
+    return dsn.Fields(cred.username, cred.password, cred.host, cred.port, cred.dbname,
+                      cred.sslmode, list(cred.params))
 
 
-def build_dsn(cred: Credential) -> str:
-    """A postgresql:// URL with every component percent-encoded (round-trips via parse_dsn)."""
-    if not cred.host:
-        raise CredentialError("a DSN needs a host")
-    userinfo = ""
-    # a password without a user is still a password ("postgresql://:pw@host")
-    if cred.username or cred.password:
-        userinfo = quote(cred.username or "", safe="")
-        if cred.password:
-            userinfo += ":" + quote(cred.password, safe="")
-        userinfo += "@"
-    host = f"[{cred.host}]" if ":" in cred.host else quote(cred.host, safe=".-_")
-    port = f":{cred.port}" if cred.port else ""
-    path = "/" + quote(cred.dbname, safe="") if cred.dbname else ""
-    params = list(cred.params)
-    if cred.sslmode:
-        params = [("sslmode", cred.sslmode), *[(k, v) for k, v in params if k != "sslmode"]]
-    query = "?" + urlencode(params, quote_via=quote) if params else ""
-    return f"postgresql://{userinfo}{host}{port}{path}{query}"
-
-
-def parse_dsn(url: str) -> Credential:
-    """A credential from a postgresql:// URL.  Refuses ambiguous URLs: an unencoded '@',
-    '/', '?', '#' or space in the user or password is read differently by libpq and by
-    other parsers, which is exactly the broken-DATABASE_URL incident.  So is an unencoded
-    '@' in the database name, which looks the same."""
-    text = (url or "").strip()
-    scheme, sep, rest = text.partition("://")
-    if not sep or scheme.lower() not in DSN_SCHEMES:
-        raise CredentialError("not a postgresql:// URL")
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    after = rest[len(authority):]
-    userinfo, at, hostport = authority.rpartition("@")
-    # An '@' past the authority means a user or password with an unencoded '@', '/', '?'
-    # or '#' (libpq and urllib then read part of it as the host, database or query) or, at
-    # best, an unencoded '@' in the database name: both are refused rather than guessed.
-    # In a query value ("application_name=svc@web1") an '@' is ordinary.
-    before_fragment, _hash, fragment = after.partition("#")
-    path, _mark, query = before_fragment.partition("?")
-    if authority.count("@") > 1 or (at and ("@" in path or "@" in fragment)):
-        raise CredentialError("the URL has more than one '@': the password is not URL-encoded",
-                              DSN_NOT_ENCODED)
-    if "@" in path or "@" in fragment:
-        raise CredentialError("the user, password or database name has characters "
-                              "that must be percent-encoded (an '@' after the host)",
-                              DSN_NOT_ENCODED)
-    if "@" in query:
-        # "user:?pw@host" and "user:#pw@host" put the host in the query; so does an '@' in
-        # a query parameter's name ("u:a@b?c@h/d"): names never hold one
-        bare = any("@" in part.partition("=")[0] for part in query.split("&"))
-        if bare or (not at and not _PLAIN_HOSTPORT.fullmatch(authority)):
-            raise CredentialError(_NOT_ENCODED, DSN_NOT_ENCODED)
-    if at and _USERINFO_RESERVED.search(userinfo):
-        raise CredentialError(_NOT_ENCODED, DSN_NOT_ENCODED)
-    if "," in hostport:
-        raise CredentialError("multi-host URLs are not supported")
+def _dsn_call(function, *args):
     try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError:
-        raise CredentialError("the URL's port is not a number") from None
-    params = parse_qsl(parts.query, keep_blank_values=True)
-    sslmode = next((v for k, v in params if k == "sslmode"), None)
-    user, _colon, password = userinfo.partition(":")
-    return Credential(
-        username=unquote(user) if at and user else None,
-        password=unquote(password) if at and _colon else None,
-        host=parts.hostname and unquote(parts.hostname),
-        port=port, dbname=unquote(parts.path[1:]) if parts.path[1:] else None,
-        sslmode=sslmode, params=[(k, v) for k, v in params if k != "sslmode"])
+        return function(*args)
+    except DsnError as err:
+        raise CredentialError(str(err), err.code or "invalid_value") from None
+
+
+def build_dsn(cred: Credential, dialect: str | None = None) -> str:
+    """A new connection string of dialect (default: the one the credential was read from,
+    else a postgresql:// URL), every part encoded so that it parses back losslessly."""
+    base, driver = _dsn_call(dsn.split_dialect, dialect or cred.dialect)
+    fields = _fields(cred)
+    if cred.dialect and dsn.dialect_name(base, driver) != cred.dialect:
+        # into another dialect: the TLS the old client used, in the new one's parameter
+        fields.sslmode = client_sslmode(cred)
+        fields.params = [(key, value) for key, value in fields.params
+                         if key not in dsn_clients.tls_only_params(cred.dialect)]
+    return _dsn_call(dsn.render, fields, None, base, driver)
+
+
+def parse_dsn(text: str) -> Credential:
+    """A credential from a connection string of any dialect.  Refuses ambiguous URLs: an
+    unencoded '@', '/', '?', '#' or space in the user or password is read differently by
+    libpq and by other parsers, which is exactly the broken-DATABASE_URL incident."""
+    fields, dialect, driver = _dsn_call(dsn.parse, text or "")
+    return Credential(username=fields.username, password=fields.password, host=fields.host,
+                      port=fields.port, dbname=fields.dbname, sslmode=fields.sslmode,
+                      params=fields.params, dialect=dsn.dialect_name(dialect, driver),
+                      rejected=dsn_clients.rejected(fields, dialect, driver))
 
 
 def looks_like_dsn(value) -> bool:
-    return isinstance(value, str) and value.strip().lower().startswith(
-        tuple(f"{scheme}://" for scheme in DSN_SCHEMES))
+    return dsn.detect(value) is not None
+
+
+def dsn_rejected(cred: Credential) -> list[dict]:
+    """The parameters of the connection string the credential was read from that its client
+    refuses (worked out as it was parsed: only the parse knows what was quoted)."""
+    return list(cred.rejected) if cred.dialect else []
+
+
+def client_sslmode(cred: Credential) -> str | None:
+    """The sslmode that logs in the way the credential's client would (None: its default)."""
+    if not cred.dialect:
+        return cred.sslmode
+    return dsn_clients.probe_sslmode(_fields(cred), *dsn.split_dialect(cred.dialect))
 
 
 # -- one value in a store <-> a credential -----------------------------------------------
@@ -249,7 +226,8 @@ def decode(value, fmt: str) -> Credential:
 
 def encode(cred: Credential, fmt: str, existing=None, as_text: bool = True):
     """The store's value for cred.  The caller merges the update into the decoded existing
-    credential first; existing only decides key order for JSON.  as_text: the store holds
+    credential first; existing decides key order for JSON, and a DSN is existing rewritten in
+    its own dialect (only the fields that changed).  as_text: the store holds
     a string (Secrets Manager, dotenv) rather than a mapping (Vault, YAML/JSON nodes)."""
     if fmt == "json":
         if isinstance(existing, str) and existing.strip():
@@ -261,7 +239,9 @@ def encode(cred: Credential, fmt: str, existing=None, as_text: bool = True):
             raise CredentialError("no password to write")
         return cred.password
     if fmt == "dsn":
-        return build_dsn(cred)
+        text = existing if isinstance(existing, str) else None
+        base, driver = _dsn_call(dsn.split_dialect, cred.dialect)
+        return _dsn_call(dsn.render, _fields(cred), text, base, driver)
     raise CredentialError(f"unknown format {fmt!r} (use {', '.join(FORMATS)})")
 
 

@@ -37,6 +37,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.findings_catalogue 
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.findings_checks import (
     conflict_findings,
+    dsn_rejected_findings,
     expiry_findings,
     invariant_findings,
     rotation_findings,
@@ -328,7 +329,7 @@ def diagnose(facts: dict) -> list[dict]:
     candidates = (_connection_findings(facts, failed) + _role_findings(facts, failed)
                   + expiry_findings(facts) + conflict_findings(facts)
                   + _iam_findings(facts, failed) + _store_findings(facts, failed)
-                  + _log_findings(facts))
+                  + dsn_rejected_findings(facts) + _log_findings(facts))
     roots: list[dict] = []
     for finding in candidates:
         folded_into = next((root for root in roots if finding["id"] in root["explains"]), None)

@@ -264,3 +264,24 @@ def write_only_findings(blind: list[dict], checked: list[dict]) -> list[dict]:
                              manual("Add a store that can be read back (the primary of a "
                                     "rotation always can).")))
     return found
+
+
+def dsn_rejected_findings(facts: dict) -> list[dict]:
+    """store_dsn_invalid for a connection string that parses, but with a parameter its own
+    client refuses (SQLAlchemy+asyncpg and sslmode=, libpq and ssl=): the application fails
+    before it even sends the password, whatever the probe made of that password."""
+    found = []
+    for store in facts.get("stores") or []:
+        rejected = store.get("dsn_rejected") or []
+        if not store.get("readable", True) or not rejected:
+            continue
+        dialect = rejected[0].get("dialect")
+        names = ", ".join(item.get("parameter") for item in rejected)
+        found.append(finding(
+            "store_dsn_invalid", "critical",
+            {"store": store.get("store"), "dialect": dialect,
+             "parameters": [{"parameter": item.get("parameter"), "reason": item.get("reason")}
+                            for item in rejected]},
+            manual(f"Change or remove {names} in the store's {dialect} connection string: its "
+                   f"client refuses them (docs/stores.md, DSN dialects).")))
+    return found

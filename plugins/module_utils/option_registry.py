@@ -182,8 +182,10 @@ STORE_KEYS = {
         ("Secrets Manager, Parameter Store, ECS, Lambda, Vault and command stores, the value's "
          "format. V(json) is the RDS-style object "
          "C({username, password, host, port, dbname, engine}) (unknown keys are kept on write), "
-         "V(password) the bare password, V(dsn) a C(postgresql://) URL (every part "
-         "percent-encoded on write; query parameters such as C(sslmode) kept)."),
+         "V(password) the bare password, V(dsn) a connection string: a C(postgresql://) "
+         "URL, a SQLAlchemy C(postgresql+<driver>://) or C(jdbc:postgresql://) URL, or libpq "
+         "keyword/value (rewritten in its own dialect, only the changed parts; every other "
+         "parameter such as C(sslmode) kept)."),
         "File stores, the file's syntax. V(yaml), V(json) or V(dotenv).",
         ("Defaults to V(json) for Secrets Manager and Vault, V(password) for Parameter Store, "
          "ECS and Lambda variables and command stores, V(dotenv) for files.")]},
@@ -193,7 +195,8 @@ STORE_KEYS = {
          "(V(DATABASE_URL)) for dotenv.")]},
     "value_format": {"type": "str", "choices": ["password", "dsn", "json"], "description": [
         ("File stores, what the value at C(key) is. Default is guessed from the current value "
-         "(a mapping is V(json), a C(postgresql://) string V(dsn), else V(password)).")]},
+         "(a mapping is V(json), a connection string of any DSN dialect V(dsn), else "
+         "V(password)).")]},
     "description": {"type": "str", "description": [
         "Secrets Manager, the description of a secret created by this module."]},
     "kms_key_id": {"type": "str", "description": [

@@ -11,6 +11,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
     FIELDS,
     Credential,
     CredentialError,
+    dsn_rejected,
     generate_password,
     is_placeholder,
 )
@@ -134,6 +135,9 @@ def describe(store: Store, stage: str, fingerprint_key: str | None,
     if cred is not None:
         out["placeholder"] = is_placeholder(cred.password)
         out["password_length"] = len(cred.password or "")
+        # what the DSN's own client refuses (asyncpg and sslmode=): names, never values
+        if cred.dialect:
+            out["dsn_rejected"] = dsn_rejected(cred)
         if fingerprint_key and cred.password:
             out["password_fingerprint"] = fingerprint(cred.password, fingerprint_key)
         if include_password:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
     Credential,
     CredentialError,
+    client_sslmode,
     decode,
     encode,
     looks_like_dsn,
@@ -414,8 +415,10 @@ def with_store_credential(params: dict, ref: dict, hide) -> dict:
     if cred.password:
         hide(cred.password)
     iam = bool(params.get("login_iam")) or cred.auth == "iam"
+    # the TLS the credential's client would use: asyncpg's ssl=require, JDBC's ssl=true
     from_store = {"user": cred.username or params.get("user"), "login_host": cred.host,
-                  "login_port": cred.port, "login_db": cred.dbname, "ssl_mode": cred.sslmode}
+                  "login_port": cred.port, "login_db": cred.dbname,
+                  "ssl_mode": client_sslmode(cred)}
     login = {**params, **{key: value for key, value in from_store.items() if value is not None},
              "password": cred.password or None, "login_user": None, "login_password": None,
              "login_unix_socket": None if cred.host else params.get("login_unix_socket"),

@@ -52,6 +52,15 @@ def _store_checks(facts: dict, iam: bool) -> list[dict]:
                              f"logs in with {how}" if logged_in else
                              f"{probe.get('category') or 'not tried'}: "
                              f"{probe.get('message') or 'the store gave no credential'}"))
+        if "dsn_rejected" in store:
+            # the probe logs in with the password; the application's own client would
+            # refuse the connection string before it sends one
+            refused = store["dsn_rejected"]
+            checks.append(_check(
+                f"dsn_accepted:{name}", not refused,
+                f"its {(store.get('credential') or {}).get('dialect')} client accepts every "
+                f"parameter" if not refused else "; ".join(
+                    f"{item.get('parameter')}: {item.get('reason')}" for item in refused)))
     readable = [store for store in facts.get("stores") or []
                 if store.get("readable", True) and store.get("exists", True)]
     if iam:

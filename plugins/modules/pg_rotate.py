@@ -14,7 +14,8 @@ description:
     pending in the primary store (the first of O(stores)), then in the other stores that have a
     pending stage (Secrets Manager AWSPENDING, a Vault pending path). The role gets it as a
     SCRAM verifier made on the client, a test login proves it, and every store is promoted
-    (files and DSNs are rewritten, URL-encoded).
+    (files are rewritten; a connection string in its own DSN dialect, only its changed parts,
+    encoded for its client).
   - O(strategy=alternating_users). The same steps for whichever of C(ROLE) and C(ROLE_clone)
     the stores do not hold now; the clone is created once, as a member of C(ROLE) whose
     sessions act as C(ROLE). The user the clients hold keeps its password, so clients that

@@ -78,7 +78,10 @@ exists:
   returned: when readable
   type: bool
 credential:
-  description: The credential without the password (unless O(include_password)).
+  description:
+    - The credential without the password (unless O(include_password)).
+    - For a connection string, C(dialect) says which (V(url), V(sqlalchemy+asyncpg), V(jdbc),
+      V(keyword), ...), and C(sslmode) is the value of that dialect's TLS parameter.
   returned: when readable
   type: dict
   sample: {username: app_user, host: db.example.internal, port: 5432, dbname: appdb,
@@ -87,6 +90,14 @@ placeholder:
   description: Whether the password is empty, a placeholder word or shorter than 8 characters.
   returned: when a value exists
   type: bool
+dsn_rejected:
+  description:
+    - For a connection string, the parameters its own client refuses (C(sslmode) in a
+      C(postgresql+asyncpg://) URL, where asyncpg reads C(ssl)), each with C(parameter),
+      C(dialect) and C(reason); the diagnose runbook reports them as C(store_dsn_invalid).
+  returned: when the value is a connection string
+  type: list
+  elements: dict
 password_length:
   description: Length of the password.
   returned: when a value exists

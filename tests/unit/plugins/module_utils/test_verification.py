@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.credops.pgauth.plugins.module_utils.verification import (
+    checks_verdict,
     health_request,
     health_requests,
     redact_url,
@@ -111,3 +112,22 @@ def test_verify_warns_of_a_password_that_expires_soon(valid_until, warned):
     if warned:
         assert checks["role_password_not_expiring"]["severity"] == "warning"
         assert "24 h" in checks["role_password_not_expiring"]["detail"]
+
+
+def test_a_connection_string_its_client_refuses_fails_verify():
+    from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
+        dsn_rejected,
+        parse_dsn,
+    )
+    cred = parse_dsn("postgresql+asyncpg://app:pw@db/app?sslmode=require")
+    store = {"store": "env", "readable": True, "exists": True, "password_fingerprint": "f",
+             "credential": cred.public(), "dsn_rejected": dsn_rejected(cred)}
+    facts = {"stores": [store], "probes": [{"store": "env", "ok": True}]}
+    checks = {check["check"]: check for check in verify_checks(facts)}
+    assert not checks["dsn_accepted:env"]["ok"]
+    assert "sslmode" in checks["dsn_accepted:env"]["detail"]
+    assert checks_verdict(list(checks.values())) == "broken"
+    fixed = parse_dsn("postgresql+asyncpg://app:pw@db/app?ssl=require")
+    store.update(credential=fixed.public(), dsn_rejected=dsn_rejected(fixed))
+    checks = {check["check"]: check for check in verify_checks(facts)}
+    assert checks["dsn_accepted:env"]["ok"]
