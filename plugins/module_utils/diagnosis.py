@@ -38,6 +38,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.findings_checks imp
     conflict_findings,
     expiry_findings,
     invariant_findings,
+    pooler_findings,
     rotation_findings,
     target_mismatch_findings,
 )
@@ -308,7 +309,10 @@ def _log_findings(facts: dict) -> list[dict]:
 def diagnose(facts: dict) -> list[dict]:
     """Findings, root causes first, each with the symptoms it explains folded under it."""
     failed = _probe_categories(facts)
-    candidates = (_connection_findings(facts, failed) + _role_findings(facts, failed)
+    # a pooler that refuses what the database accepts comes first: it explains every
+    # failed login made through it
+    candidates = (pooler_findings(facts) + _connection_findings(facts, failed)
+                  + _role_findings(facts, failed)
                   + expiry_findings(facts) + conflict_findings(facts)
                   + _iam_findings(facts, failed) + _store_findings(facts, failed)
                   + _log_findings(facts))
