@@ -88,8 +88,9 @@ class Consumer:
         if missing:
             raise self.error(f"missing {', '.join(missing)}")
         try:
-            self.timeout = float(spec.get("timeout") or DEFAULT_TIMEOUT)
-            self.interval = float(spec.get("interval") or DEFAULT_INTERVAL)
+            timeout, interval = spec.get("timeout"), spec.get("interval")
+            self.timeout = float(DEFAULT_TIMEOUT if timeout is None else timeout)
+            self.interval = float(DEFAULT_INTERVAL if interval is None else interval)
         except (TypeError, ValueError):
             raise self.error("timeout and interval are numbers of seconds") from None
         if self.timeout <= 0 or self.interval <= 0:

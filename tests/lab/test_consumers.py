@@ -8,6 +8,7 @@ import http.server
 import json
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import psycopg2
 import pytest
@@ -144,11 +145,11 @@ def test_verify_checks_every_consumer(lab, tmp_path):
 
 class ScriptedHealth(http.server.BaseHTTPRequestHandler):
     """Answers the statuses of `script` in turn, then `then` for good."""
-    script: list = []
+    script: ClassVar[list] = []
     then = 200
     seen = 0
 
-    def do_GET(self):  # noqa: N802 (the stdlib's name)
+    def do_GET(self):  # the stdlib's name
         cls = type(self)
         cls.seen += 1
         status = cls.script.pop(0) if cls.script else cls.then

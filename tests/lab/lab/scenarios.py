@@ -424,8 +424,8 @@ SCENARIOS: dict[str, tuple[Callable[[Seeder], None], str]] = {
                                 "another client holds every connection slot"),
     "login_failed": (_hba_variant("ldap_app", "verify-full"),
                      "pg_hba.conf sends app_user to an LDAP server that is down"),
-    "pooler_auth_stale": (pooler_auth_stale, "the app connects through PgBouncer, whose "
-                          "auth_file holds app_user's old verifier; the database the new one"),
+    "pooler_auth_stale": (pooler_auth_stale, ("the app connects through PgBouncer, whose "
+                                              "auth_file holds app_user's old verifier")),
 }
 
 
