@@ -61,7 +61,7 @@ class PgBouncerConsumer(Consumer):
             raise self.error("auth_file must be an absolute path")
 
     # -- connections --------------------------------------------------------------------
-    def _endpoint(self) -> dict:
+    def endpoint(self) -> dict:
         spec = self.spec
         return {"login_host": spec.get("host") or "127.0.0.1",
                 "login_port": int(spec.get("port") or 6432),
@@ -69,7 +69,7 @@ class PgBouncerConsumer(Consumer):
                 "ssl_rootcert": spec.get("sslrootcert"), "connect_timeout": CONNECT_TIMEOUT}
 
     def where(self) -> str:
-        endpoint = self._endpoint()
+        endpoint = self.endpoint()
         return f"{endpoint['login_host']}:{endpoint['login_port']}"
 
     def _connect(self, params: dict, user: str, password: str | None, **extra):
@@ -101,7 +101,7 @@ class PgBouncerConsumer(Consumer):
         return cred.password
 
     def admin(self, ctx: ConsumerContext, *commands: str) -> None:
-        params = {**self._endpoint(), "login_db": self.spec.get("admin_db") or "pgbouncer"}
+        params = {**self.endpoint(), "login_db": self.spec.get("admin_db") or "pgbouncer"}
         conn = self._connect(params, self.spec["admin"]["user"], self._admin_password(ctx))
         try:
             with conn.cursor() as cur:
@@ -181,7 +181,7 @@ class PgBouncerConsumer(Consumer):
         if cred is None or not cred.password:
             raise self.error("no credential to log in through the pooler with")
         dbname = self.spec.get("dbname") or ctx.params.get("dbname") or cred.dbname
-        params = {**self._endpoint(), "login_db": dbname}
+        params = {**self.endpoint(), "login_db": dbname}
         conn = self._connect(params, ctx.user, cred.password,
                              application_name=CONFIRM_APPLICATION)
         try:

@@ -53,7 +53,7 @@ def pooler_facts(params: dict, probe_params: dict, stores: list[dict], hide) -> 
     for consumer in consumers:
         if consumer.TYPE != "pgbouncer":
             continue
-        endpoint = consumer._endpoint()
+        endpoint = consumer.endpoint()
         host, port = endpoint["login_host"], endpoint["login_port"]
         pointing = [store["store"] for store in stores if _points_at(store, host, port)]
         item = {"consumer": consumer.name, "pooler": f"{host}:{port}", "stores": pointing,
