@@ -47,7 +47,7 @@ options:
     required: true
   consumers:
     description:
-      - What uses the credential and must pick up a new one (the C(pgauth_consumers) items):
+      - What uses the credential and must pick up a new one (the C(pgauth_consumers) items);
         after promote each is refreshed, then confirmed. V(pgbouncer) gets the role's new
         SCRAM verifier (the very one the database holds, read from C(pg_authid); never the
         password) in its C(auth_file), then C(RELOAD) and C(RECONNECT) on its admin console,
