@@ -11,16 +11,19 @@ against the lab CA), clients may use TLS with the lab's server certificate.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
 import pwd
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import psycopg2
 
-from .procs import port_open, read_pid, stop_group, wait_for
+from .procs import pid_alive, port_open, read_pid, wait_for
 from .settings import HOST, Lab
 
 ADMIN_USER = "pgbouncer_admin"
@@ -69,9 +72,18 @@ class PgBouncer:
             wait_for(lambda: self.pid() is not None and port_open(HOST, self.port), "PgBouncer")
 
     def down(self) -> None:
+        """pgbouncer -d forks after setsid: its PID leads no process group, so it is
+        signalled by PID (SIGTERM, then SIGKILL), not by group."""
         pid = self.pid()
         if pid:
-            stop_group(pid)
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and pid_alive(pid):
+                    time.sleep(0.05)
+                if not pid_alive(pid):
+                    break
         self.pidfile.unlink(missing_ok=True)
 
     def _chown(self, *paths: Path) -> None:
