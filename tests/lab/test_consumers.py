@@ -35,13 +35,14 @@ def through_pooler(lab: dict, meta: dict, user: str, password: str) -> bool:
         conn.close()
 
 
-def runbook(lab: dict, tmp_path: Path, meta: dict, playbook: str, consumers=None, **extra):
+def runbook(lab: dict, tmp_path: Path, meta: dict, playbook: str, *args: str, consumers=None,
+            env: dict | None = None, **extra):
     tmp_path.mkdir(parents=True, exist_ok=True)
     variables = {**vars_for(meta, lab, tmp_path / "reports"), **extra}
     if playbook != "diagnose":
         variables.pop("pgauth_logs")
     variables["pgauth_consumers"] = meta["consumers"] if consumers is None else consumers
-    done = run_playbook(lab, tmp_path, variables, playbook=playbook)
+    done = run_playbook(lab, tmp_path, variables, *args, playbook=playbook, env=env)
     path = tmp_path / "reports" / "localhost" / f"{playbook}.json"
     return done, (read_report(path) if path.exists() else {})
 
@@ -50,7 +51,8 @@ def no_leak(lab: dict, stdout: str, report: dict) -> None:
     """No password in the output, the report or the pooler's log; the admin console's
     password neither."""
     assert_no_leak({"stdout": stdout, "report": json.dumps(report),
-                    "pgbouncer.log": Path(lab["PGAUTH_LAB_PGBOUNCER_LOG"]).read_text()},
+                    "pgbouncer.log": Path(lab["PGAUTH_LAB_PGBOUNCER_LOG"]).read_text(),
+                    "postgresql.log": Path(lab["PGAUTH_LAB_PGLOG"]).read_text()},
                    lab_secrets(lab) | {lab["PGAUTH_LAB_PGBOUNCER_ADMIN_PASSWORD"]})
 
 
@@ -112,6 +114,48 @@ def test_rotation_through_the_pooler_confirms_it(lab, tmp_path, strategy):
         auth_file = Path(meta["consumers"][0]["auth_file"]).read_text()
         assert new.password not in auth_file
         no_leak(lab, done.stdout, report)
+
+
+def test_check_mode_changes_nothing_then_twice_for_real(lab, tmp_path):
+    with scenario("pooler_auth_stale") as meta:
+        auth_file = Path(meta["consumers"][0]["auth_file"])
+        before = auth_file.read_bytes()
+        done, report = runbook(lab, tmp_path / "check", meta, "rotate", "--check")
+        assert done.returncode == 0, done.stdout[-3000:]
+        assert report["outcome"] == "consumers_refreshed"
+        steps = {step["step"]: step["status"] for step in report["steps"]}
+        assert steps == {"refresh:lab-pgbouncer": "planned", "confirm:lab-pgbouncer": "skipped"}
+        assert auth_file.read_bytes() == before
+        done, report = runbook(lab, tmp_path / "one", meta, "rotate")
+        assert done.returncode == 0 and report["outcome"] == "consumers_refreshed"
+        after = auth_file.read_bytes()
+        assert after != before
+        # the second run with min_age: nothing is due and nothing is left behind
+        done, report = runbook(lab, tmp_path / "two", meta, "rotate",
+                               pgauth_rotation_min_age="30d")
+        assert done.returncode == 0, done.stdout[-3000:]
+        assert report["outcome"] == "not_due" and report["consumers"] == []
+        assert "changed=0" in done.stdout.split("PLAY RECAP")[1].splitlines()[1]
+        assert auth_file.read_bytes() == after
+
+
+def test_a_run_killed_after_promote_is_finished_without_a_new_password(lab, tmp_path):
+    with scenario("pooler_auth_stale") as meta:
+        done, _report = runbook(lab, tmp_path, meta, "rotate")  # the pooler is in line
+        assert done.returncode == 0, done.stdout[-3000:]
+        old = primary(meta, lab)
+        # killed (SIGKILL) right after the last store's promote: before any refresh
+        done, _report = runbook(lab, tmp_path / "killed", meta, "rotate",
+                                env={"PGAUTH_FAILPOINT": "promote:app-env"})
+        assert done.returncode != 0
+        new = primary(meta, lab)
+        assert new.password != old.password  # promoted
+        assert not through_pooler(lab, meta, "app_user", new.password)  # the pooler is stale
+        done, report = runbook(lab, tmp_path / "again", meta, "rotate")
+        assert done.returncode == 0, done.stdout[-3000:]
+        assert report["outcome"] == "consumers_refreshed"
+        assert primary(meta, lab).password == new.password
+        assert through_pooler(lab, meta, "app_user", new.password)
 
 
 def test_without_the_consumer_the_pooler_is_left_stale(lab, tmp_path):
