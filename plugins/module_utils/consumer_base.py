@@ -151,12 +151,16 @@ class Consumer:
             ctx.sleep(self.interval)
 
     def check_sessions(self, ctx: ConsumerContext) -> str:
-        """Sessions of the role (or its clone) opened after the refresh began, from this
-        consumer (application_name and/or client address)."""
+        """Sessions of the role (or its clone) from this consumer (application_name and/or
+        client address), opened after the refresh began when there was one."""
         match = self.spec["sessions"]
         wanted = int(match.get("min") or 1)
-        where, args = ["usename = ANY(%s)", "backend_start >= %s"], [
-            sorted({ctx.role, ctx.user}), ctx.since]
+        where, args = ["usename = ANY(%s)"], [sorted({ctx.role, ctx.user})]
+        if ctx.since is not None:
+            # after a refresh: only sessions opened since; observe and verify have no switch
+            # to compare with and count the consumer's sessions of now
+            where.append("backend_start >= %s")
+            args.append(ctx.since)
         if match.get("application_name"):
             where.append("application_name = %s")
             args.append(match["application_name"])
@@ -168,6 +172,7 @@ class Consumer:
         seen = ctx.cur.fetchone()[0]
         described = ", ".join(f"{key} {value!r}" for key, value in match.items() if key != "min")
         if seen < wanted:
+            when = " opened since the switch" if ctx.since is not None else ""
             raise self.error(f"no new sessions: {seen} of {wanted} sessions of "
-                             f"{' or '.join(args[0])} opened since the switch with {described}")
+                             f"{' or '.join(args[0])}{when} with {described}")
         return f"{seen} new session(s) with {described}"

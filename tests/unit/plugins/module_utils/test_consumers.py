@@ -185,6 +185,17 @@ def test_sessions_check_counts_the_roles_new_sessions(count, ok):
     assert "backend_start >= %s" in cur.sql and "application_name = %s" in cur.sql
 
 
+def test_sessions_check_without_a_switch_counts_the_sessions_of_now():
+    """observe and verify have no refresh time: no time condition (a NULL would match
+    nothing, and every run would see the consumer left behind)."""
+    consumer = make_consumers([{"name": "app", "type": "http", "url": "http://x",
+                                "sessions": {"client_addr": "10.0.0.7"}}])[0]
+    cur = _Cursor(1)
+    consumer.check_sessions(ConsumerContext(cur, {}, "app_user", None))
+    assert "backend_start" not in cur.sql and None not in cur.args
+    assert cur.args == [["app_user"], "10.0.0.7"]
+
+
 # -- diagnose and verify --------------------------------------------------------------------
 def pooled_facts(direct_ok: bool, auth_file_current) -> dict:
     cred = {"username": "app_user", "host": "127.0.0.1", "port": 6432, "dbname": "appdb"}
