@@ -185,6 +185,7 @@ def test_verify_checks_every_consumer(lab, tmp_path):
         assert done.returncode == 0, done.stdout[-3000:]
         check = next(c for c in report["checks"] if c["check"] == "consumer:lab-pgbouncer")
         assert check["ok"], check
+        no_leak(lab, done.stdout, report)
 
 
 class ScriptedHealth(http.server.BaseHTTPRequestHandler):
