@@ -116,6 +116,23 @@ def test_rotation_through_the_pooler_confirms_it(lab, tmp_path, strategy):
         no_leak(lab, done.stdout, report)
 
 
+def test_the_admin_consoles_password_from_a_store(lab, tmp_path, vault):
+    """admin: {user, store}: the pooler's admin password is read inside the module, never a
+    playbook variable."""
+    with scenario("pooler_auth_stale") as meta:
+        vault.secrets.kv.v2.create_or_update_secret(
+            path="lab/pgbouncer_admin", mount_point="secret",
+            secret={"password": lab["PGAUTH_LAB_PGBOUNCER_ADMIN_PASSWORD"]})
+        consumer = {**meta["consumers"][0], "admin": {
+            "user": "pgbouncer_admin", "store": {"type": "vault_kv2", "mount_point": "secret",
+                                                 "path": "lab/pgbouncer_admin",
+                                                 "format": "json"}}}
+        done, report = runbook(lab, tmp_path, meta, "rotate", consumers=[consumer])
+        assert done.returncode == 0, done.stdout[-3000:]
+        assert report["outcome"] == "consumers_refreshed" and line_of(report)["confirmed"]
+        no_leak(lab, done.stdout, report)
+
+
 def test_check_mode_changes_nothing_then_twice_for_real(lab, tmp_path):
     with scenario("pooler_auth_stale") as meta:
         auth_file = Path(meta["consumers"][0]["auth_file"])
