@@ -9,11 +9,12 @@ results=.build/test-results
 rm -rf "$results"; mkdir -p "$results"
 
 # the second lab: its own directory, ports 10 above the first lab's (OpenBao also takes its
-# port + 1 for its cluster listener)
+# port + 1 for its cluster listener; PgBouncer's defaults to the PostgreSQL port + 1000)
 LANE2_ENV=(PGAUTH_LAB_DIR="$PWD/.lab-lane2"
            PGAUTH_LAB_PGPORT=$(( ${PGAUTH_LAB_PGPORT:-55432} + 10 ))
            PGAUTH_LAB_MOTO_PORT=$(( ${PGAUTH_LAB_MOTO_PORT:-55000} + 10 ))
-           PGAUTH_LAB_VAULT_PORT=$(( ${PGAUTH_LAB_VAULT_PORT:-58200} + 10 )))
+           PGAUTH_LAB_VAULT_PORT=$(( ${PGAUTH_LAB_VAULT_PORT:-58200} + 10 ))
+           PGAUTH_LAB_PGBOUNCER_PORT=$(( ${PGAUTH_LAB_PGBOUNCER_PORT:-$(( ${PGAUTH_LAB_PGPORT:-55432} + 1000 ))} + 10 )))
 trap 'make -s lab-down >/dev/null 2>&1; env "${LANE2_ENV[@]}" make -s lab-down >/dev/null 2>&1; true' EXIT
 
 count_pytest() {  # sums "N passed / N failed / N error" over every pytest summary line

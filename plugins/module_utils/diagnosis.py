@@ -40,6 +40,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.findings_checks imp
     dsn_rejected_findings,
     expiry_findings,
     invariant_findings,
+    pooler_findings,
     rotation_findings,
     split_write_only,
     target_mismatch_findings,
@@ -326,7 +327,10 @@ def diagnose(facts: dict) -> list[dict]:
     """Findings, root causes first, each with the symptoms it explains folded under it."""
     facts, blind = split_write_only(facts)
     failed = _probe_categories(facts)
-    candidates = (_connection_findings(facts, failed) + _role_findings(facts, failed)
+    # a pooler that refuses what the database accepts comes first: it explains every
+    # failed login made through it
+    candidates = (pooler_findings(facts) + _connection_findings(facts, failed)
+                  + _role_findings(facts, failed)
                   + expiry_findings(facts) + conflict_findings(facts)
                   + _iam_findings(facts, failed) + _store_findings(facts, failed)
                   + dsn_rejected_findings(facts) + _log_findings(facts))

@@ -151,6 +151,27 @@ def check_stripped(params: dict, candidates: dict, probes: list[dict]) -> None:
             found["whitespace"]["checked_by"] = "login"
 
 
+def consumer_facts(params: dict, probe_params: dict, facts: dict, hide, errors: list) -> None:
+    """The poolers in front of the database (diagnose) and each consumer's confirmation
+    (verify, with confirm_consumers)."""
+    from ansible_collections.credops.pgauth.plugins.module_utils.consumer_base import (
+        ConsumerError,
+    )
+    from ansible_collections.credops.pgauth.plugins.module_utils.facts_consumers import (
+        consumer_checks,
+        pooler_facts,
+    )
+    facts["poolers"], facts["consumers"] = [], []
+    if not params.get("consumers"):
+        return
+    try:
+        facts["poolers"] = pooler_facts(params, probe_params, facts["stores"], hide)
+    except ConsumerError as err:
+        errors.append(f"consumers: {err}")
+    if params.get("confirm_consumers"):
+        facts["consumers"] = consumer_checks(params, hide)
+
+
 def _timed(timings: dict, label: str, work, *args):
     started = time.monotonic()
     try:
@@ -215,6 +236,7 @@ def gather_facts(params: dict, hide) -> dict:
                    if not store.get("readable", True))
     errors += [error for error in rotator_errors if not unread or not error.startswith(unread)]
     check_stripped(params, candidates, facts["probes"])
+    consumer_facts(params, probe_params, facts, hide, errors)
     facts["errors"] = errors
     facts["managed_secret"] = managed["secret_id"] if managed else None
     facts["timings"] = timings

@@ -51,6 +51,8 @@ TITLES = {
     "store_password_whitespace": "A stored password has whitespace at an end that the "
                                  "database's password does not",
     "rotation_conflict": "Another rotator already manages this credential",
+    "pooler_auth_stale": "The database accepts the password, the pooler in front of it does "
+                         "not: its auth_file holds an old verifier",
 }
 FINDING_IDS = tuple(TITLES)
 

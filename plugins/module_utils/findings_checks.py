@@ -83,6 +83,36 @@ def _differences(cred: dict, target: dict) -> list[dict]:
     return out
 
 
+def pooled_stores(facts: dict) -> set[str]:
+    """The stores whose credential points at a pooler of pgauth_consumers (the app logs in
+    through it): their endpoint is the pooler's, not a mismatch with the target."""
+    return {name for pooler in facts.get("poolers") or [] for name in pooler.get("stores", [])}
+
+
+def pooler_findings(facts: dict) -> list[dict]:
+    """pooler_auth_stale: through the pooler a store's login fails while the same credential
+    logs in at the database, or the pooler's auth_file does not hold the database's
+    verifier (PgBouncer's SCRAM pass-through needs the very same one)."""
+    probes = {probe.get("store"): probe for probe in facts.get("probes") or []}
+    found = []
+    for pooler in facts.get("poolers") or []:
+        failing = [name for name in pooler.get("stores", [])
+                   if not (probes.get(name) or {}).get("ok")
+                   and ((pooler.get("direct") or {}).get(name) or {}).get("ok")]
+        if not failing and pooler.get("auth_file_current") is not False:
+            continue
+        found.append(finding(
+            "pooler_auth_stale", "critical",
+            {"consumer": pooler.get("consumer"), "pooler": pooler.get("pooler"),
+             "stores": failing, "auth_file_current": pooler.get("auth_file_current")},
+            {**rotate(), "manual": "rotate with this consumer in pgauth_consumers copies the "
+                                   "database's verifier into the auth_file, RELOADs and "
+                                   "confirms (no new password when the stores are right)"},
+            ["store_password_mismatch", "store_target_mismatch", "login_failed",
+             "auth_failures_in_logs"]))
+    return found
+
+
 def target_mismatch_findings(facts: dict) -> tuple[list[dict], set[str]]:
     """store_target_mismatch for each store whose login failed while its credential
     addresses something else than the target; and the names of those stores (their failed
@@ -90,10 +120,12 @@ def target_mismatch_findings(facts: dict) -> tuple[list[dict], set[str]]:
     target = facts.get("target") or {}
     probes = {probe.get("store"): probe for probe in facts.get("probes") or []}
     found, explained = [], set()
+    pooled = pooled_stores(facts)
     for store in facts.get("stores") or []:
         name = store.get("store")
         probe = probes.get(name)
-        if probe is None or probe.get("ok") or not store.get("readable", True):
+        if probe is None or probe.get("ok") or not store.get("readable", True) \
+                or name in pooled:
             continue
         differences = _differences(store.get("credential") or {}, target)
         if not differences:

@@ -219,6 +219,12 @@ LOGIN_RULES: tuple[LoginRule, ...] = (
     LoginRule(r"PAM authentication failed", "iam_token_stale", "28000", "iam"),
     LoginRule(r"password authentication failed", "iam_role_not_granted", "28P01", "iam"),
     LoginRule(r"password authentication failed", "store_password_mismatch", "28P01"),
+    # PgBouncer's own wording when a client's SCRAM proof does not match its auth_file
+    LoginRule(r"SASL authentication failed", "store_password_mismatch", "28P01"),
+    # PgBouncer accepted the client but PostgreSQL refused PgBouncer: its auth_file's
+    # verifier is not the database's (SCRAM pass-through needs the very same one)
+    LoginRule(r"server login has been failing|server login failed", "pooler_auth_stale",
+              "08P01"),
     LoginRule(r"is not permitted to log in", "role_cannot_login", "28000"),
     LoginRule(r"pg_hba\.conf rejects connection.*(no encryption|SSL off)", "iam_tls_missing",
               "28000", "iam"),

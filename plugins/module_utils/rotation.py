@@ -26,6 +26,9 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg import psycopg2
 from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import check_role_name
 from ansible_collections.credops.pgauth.plugins.module_utils.plaintext_move import move_plaintext
 from ansible_collections.credops.pgauth.plugins.module_utils.promotion import same_secret
+from ansible_collections.credops.pgauth.plugins.module_utils.rotation_consumers import (
+    RotationConsumers,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation_exec import (
     STEP_ERRORS,
     Executor,
@@ -47,6 +50,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rotation_plan impor
     DiscardPromotedPending,
     EnsureClone,
     NotDue,
+    RefreshConsumers,
     Resume,
     RollbackFacts,
     RotationPlan,
@@ -151,14 +155,16 @@ class Rotation:
                                      self.execute, hide)
         self.db = TargetDb(params, cur)
         self.setter = password_setter(params, cur, self.db.login_params)
+        self.consumers = RotationConsumers(params, cur, self.execute, self.out, hide)
         self.new: Credential | None = None  # the credential being rotated in
+        self.promoted: Credential | None = None  # what the stores hold after promote
 
     def run(self) -> Outcome:
         out = self.out
         out.versions_before = preflight(self.db, self.stores, self.setter)
         managed = self.params.get("rotate_via") == "rds_managed"
         rotated_by_rds = managed and self._rotate_in_rds()
-        state = observe(self.db, self.stores, self.strategy, self.check_mode)
+        state = observe(self.db, self.stores, self.strategy, self.check_mode, self.consumers)
         decision = decide(state, RotationPlan(self.params.get("min_age"),
                                               bool(self.params.get("force")), self.check_mode,
                                               converge_only=managed))
@@ -212,6 +218,7 @@ class Rotation:
         rotated = any(step.name == "rotate_in_rds" and step.status == "done"
                       for step in self.out.steps)
         self.out.promoted = (rotated or bool(step.stores)) and not self.check_mode
+        self.promoted = state.trusted
 
     def _not_due(self, step: NotDue, _state: RotationState) -> None:
         self.execute.skip("check_age", [self.stores.primary],
@@ -255,12 +262,20 @@ class Rotation:
             self.roll_back(new, state.current, err)
         self.stores.promote_everywhere(new, ahead)
         self.out.promoted = not self.check_mode
+        self.promoted = new
+
+    def _refresh_consumers(self, step: RefreshConsumers, state: RotationState) -> None:
+        """After promote: no rollback from here; a consumer not confirmed fails the run."""
+        cred = self.promoted or state.trusted
+        user = self.db.user_of(cred) if cred is not None else self.role
+        self.consumers.refresh_and_confirm(step.consumers, cred.merged({"username": user})
+                                           if cred is not None else None)
 
     RUNNERS: ClassVar[dict] = {DiscardPromotedPending: _discard_promoted,
                                DiscardLeftover: _discard_leftover,
                                Converge: _converge, NotDue: _not_due, Resume: _resume,
                                EnsureClone: _ensure_clone, StageNew: _stage_new,
-                               Apply: _apply}
+                               Apply: _apply, RefreshConsumers: _refresh_consumers}
 
     def new_credential(self, current: Credential | None, user: str) -> Credential:
         try:
@@ -369,6 +384,9 @@ def run_rotation(params: dict, cur, hide, check_mode: bool, lock_cur=None,
         take_lock(lock_cur or cur, params["role"])
         if failpoint is not None:
             failpoint("lock")
+    if params.get("consumers") and params["strategy"] == "iam":
+        raise RotationError("consumers are refreshed by the password strategies (single_user, "
+                            "alternating_users); strategy iam takes none; nothing was changed")
     moved = None
     if params.get("move_plaintext_to"):
         moved, params = plan_and_move(params, check_mode)

@@ -23,10 +23,11 @@ FAILPOINT_ENV = "PGAUTH_FAILPOINT"
 FAILPOINT_ACTION_ENV = "PGAUTH_FAILPOINT_ACTION"
 # steps that only look: they do not make a run "changed"
 CHECK_STEPS = frozenset({"test_login", "token_login"})
+CHECK_PREFIXES = ("confirm:",)  # a consumer's confirmation only looks too
 
 # every outcome a run can report (rolled_back comes with a failure)
 OutcomeName = Literal["unknown", "rotated", "resumed", "converged", "not_due", "converted",
-                      "rolled_back"]
+                      "rolled_back", "consumers_refreshed"]
 StepStatus = Literal["done", "planned", "skipped", "failed"]
 FailpointHook = Callable[[str], None]
 
@@ -74,10 +75,13 @@ class Outcome:
     versions_after: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     promoted: bool = False
+    consumers: list = field(default_factory=list)  # one line per consumer (consumer_base)
+    consumers_seconds: float | None = None  # from the first refresh to the last confirmation
 
     def as_dict(self) -> dict:
         return {"strategy": self.strategy, "role": self.role, "outcome": self.outcome,
                 "login_user": self.login_user, "promoted": self.promoted,
+                "consumers": self.consumers, "consumers_seconds": self.consumers_seconds,
                 "steps": [step.as_dict() for step in self.steps],
                 "versions_before": self.versions_before, "versions_after": self.versions_after,
                 "notes": self.notes}
@@ -154,7 +158,8 @@ def result_of(outcome: Outcome, check_mode: bool) -> dict:
     """The module's result: the report, and whether a step changed something."""
     result = outcome.as_dict()
     acted = [step for step in outcome.steps
-             if step.status in ("done", "planned") and step.name not in CHECK_STEPS]
+             if step.status in ("done", "planned") and step.name not in CHECK_STEPS
+             and not step.name.startswith(CHECK_PREFIXES)]
     result["changed"] = bool(acted)
     result["check_mode"] = check_mode
     return result

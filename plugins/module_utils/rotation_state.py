@@ -91,7 +91,7 @@ def preflight(db: TargetDb, stores: RotationStores, setter) -> dict:
 
 
 def observe(db: TargetDb, stores: RotationStores, strategy: SingleUser,
-            check_mode: bool) -> RotationState:
+            check_mode: bool, consumers=None) -> RotationState:
     """Reads only what the decision needs: with a pending value to resume, the stores'
     agreement and age do not matter."""
     primary = stores.primary
@@ -99,13 +99,17 @@ def observe(db: TargetDb, stores: RotationStores, strategy: SingleUser,
     current = stores.read_or_none(primary, "current")
     facts: dict = {"role": db.role, "primary": primary.name, "pending": pending,
                    "current": current,
-                   "pending_is_current": pending is not None and same_secret(pending, current)}
+                   "pending_is_current": pending is not None and same_secret(pending, current),
+                   "consumers": consumers.names if consumers is not None else ()}
     try:
         facts["target_user"] = user = strategy.target_user(current)
     except RotationError as err:
         facts["user_error"], user = str(err), None
     if pending is None or facts["pending_is_current"]:
         facts.update(_nothing_in_progress(db, stores, current, facts["pending_is_current"]))
+        if consumers is not None and facts["trusted_logs_in"] and not facts.get("differ"):
+            # promoted, stores in line: a consumer left behind is what this run finishes
+            facts["consumers_left"] = consumers.left_behind(facts["trusted"])
     elif user and (not pending.username or pending.username == user) and not check_mode:
         facts["database_has_pending"] = db.database_state(pending.merged({"username": user}))
     if user and strategy.needs_clone(user):

@@ -93,6 +93,21 @@ RUNBOOK_INPUTS = {
         ("Every store that holds the application's credential, primary first. Each item is a "
          "store dict (C(name), C(type), C(secret_id) or C(mount_point)/C(path), C(format), "
          "C(key)); see the C(store) option of the secret_value_info module.")]},
+    "pgauth_consumers": {"type": "list", "elements": "dict", "default": [], "description": [
+        ("What uses the credential and must pick up a new one. rotate refreshes each after "
+         "promote, then confirms it (a consumer not confirmed fails the run, and the next run "
+         "finishes it without rotating again); diagnose probes through a pooler; verify "
+         "confirms each. Each item has C(name), C(type) and the type's keys."),
+        ("C(type=pgbouncer): C(host), C(port) (the pooler's listen address), C(dbname), "
+         "C(admin) (C({user, password}) or C({user, store}), a user of C(admin_users)), "
+         "C(admin_db) (default C(pgbouncer)), C(auth_file) (the userlist.txt that gets the "
+         "role's SCRAM verifier, never the password; leave it out for C(auth_query)), "
+         "C(sslmode), C(sslrootcert), C(reconnect) (default true: RECONNECT after RELOAD)."),
+        ("C(type=http): C(url), which must answer 2xx within C(timeout) seconds (default 30, "
+         "tried every C(interval) seconds, default 1); C(validate_certs), C(ca_cert)."),
+        ("Any type: C(health_url) (also 2xx), C(sessions) (C(application_name) and/or "
+         "C(client_addr), C(min)): pg_stat_activity must show that many sessions of the role "
+         "opened after the switch from that consumer.")]},
     "pgauth_logs": {"type": "dict", "default": {}, "suboptions": LOGS_KEYS, "description": [
         "Server logs to scan for the role's failed logins."]},
     "pgauth_report_dir": {"type": "path", "default": "./pgauth-reports", "description": [

@@ -277,10 +277,18 @@ def _health_checks(health: list[dict]) -> list[dict]:
     return checks
 
 
+def _consumer_checks(facts: dict) -> list[dict]:
+    """Each consumer of pgauth_consumers confirmed (health, fresh sessions, a pooler login)."""
+    return [_check(f"consumer:{item.get('consumer')}", item.get("ok"),
+                   "; ".join(item.get("checks") or []) or "confirmed" if item.get("ok")
+                   else item.get("error") or "not confirmed")
+            for item in facts.get("consumers") or []]
+
+
 def verify_checks(facts: dict, health: list[dict] | None = None) -> list[dict]:
     iam = app_auth(facts) == "iam"
     checks = (_store_checks(facts, iam) + _role_checks(facts, iam) + _log_checks(facts)
-              + _health_checks(health or []))
+              + _health_checks(health or []) + _consumer_checks(facts))
     if facts.get("errors"):
         checks += [_check("gathered", False, "; ".join(facts["errors"]), "warning")]
     return checks

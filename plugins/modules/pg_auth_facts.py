@@ -61,6 +61,20 @@ options:
     description: Log in with each store's credential. V(false) reads the stores only.
     type: bool
     default: true
+  consumers:
+    description:
+      - The consumers of the credential (the C(pgauth_consumers) items, see
+        M(credops.pgauth.pg_rotate)). For each V(pgbouncer) consumer, the stores whose
+        credential points at the pooler are also probed at the database itself, and its
+        C(auth_file) is compared with the database's verifier (RV(poolers)).
+    type: list
+    elements: dict
+    default: []
+  confirm_consumers:
+    description: Also confirm each consumer once with the primary store's credential
+      (RV(consumers)), as verify does.
+    type: bool
+    default: false
   db_instance_identifier:
     description: The RDS instance, for the IAM flag, endpoint and connect ARN.
     type: str
@@ -184,6 +198,22 @@ login_warnings:
   returned: always
   type: list
   elements: str
+poolers:
+  description:
+    - One item per V(pgbouncer) consumer, with C(consumer), C(pooler) (host:port),
+      C(stores) (those whose credential points at it), C(direct) (each of those stores'
+      login at the database itself, C(ok) and C(category)), C(auth_file_current) (the
+      auth_file holds the database's verifier; null when it could not be compared) and
+      C(error).
+  returned: always
+  type: list
+  elements: dict
+consumers:
+  description: With O(confirm_consumers), each consumer's C(consumer), C(type), C(ok),
+    C(checks) or C(error).
+  returned: always
+  type: list
+  elements: dict
 timings:
   description: Seconds spent per check (C(role), C(store:N), C(probe:N), C(iam), C(logs)).
   returned: always
@@ -220,6 +250,8 @@ def main() -> None:
             stores={"type": "list", "elements": "dict", "default": []},
             login_password_from={"type": "dict", "no_log": False},
             probe={"type": "bool", "default": True},
+            consumers={"type": "list", "elements": "dict", "default": [], "no_log": False},
+            confirm_consumers={"type": "bool", "default": False},
             db_instance_identifier={"type": "str"},
             db_cluster_identifier={"type": "str"},
             principal_arn={"type": "str"},

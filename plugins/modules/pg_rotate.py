@@ -46,6 +46,21 @@ options:
     type: list
     elements: dict
     required: true
+  consumers:
+    description:
+      - What uses the credential and must pick up a new one (the C(pgauth_consumers) items);
+        after promote each is refreshed, then confirmed. V(pgbouncer) gets the role's new
+        SCRAM verifier (the very one the database holds, read from C(pg_authid); never the
+        password) in its C(auth_file), then C(RELOAD) and C(RECONNECT) on its admin console,
+        and is confirmed by a login through it on a server connection opened after the
+        switch. V(http) is confirmed when its C(url) answers 2xx within C(timeout).
+      - After promote there is no rollback; a consumer that is not confirmed fails the run
+        and the message says what is left. The next run sees the consumer left behind and
+        refreshes and confirms it (outcome V(consumers_refreshed)) without a new password.
+      - Not with O(strategy=iam).
+    type: list
+    elements: dict
+    default: []
   strategy:
     description: How to rotate.
     type: str
@@ -190,7 +205,9 @@ RETURN = r"""
 outcome:
   description:
     - V(rotated), V(resumed) (a pending value of an interrupted run was finished),
-      V(converged) (stores brought in line, no new password), V(not_due), V(converted) (iam).
+      V(converged) (stores brought in line, no new password), V(not_due), V(converted) (iam),
+      V(consumers_refreshed) (only consumers left behind by an earlier run were refreshed
+      and confirmed).
   returned: always
   type: str
 moved_plaintext:
@@ -213,6 +230,19 @@ steps:
   returned: always
   type: list
   elements: dict
+consumers:
+  description:
+    - One line per consumer refreshed in this run, with C(consumer), C(type), C(refreshed),
+      C(confirmed), C(seconds), C(detail), C(checks), and C(error) and C(left) (what is left
+      to do) when it was not confirmed.
+  returned: always
+  type: list
+  elements: dict
+consumers_seconds:
+  description: Seconds from the first consumer refresh (right after promote) to the last
+    confirmation; null without consumers.
+  returned: always
+  type: float
 versions_before:
   description: Each store's current version id before the run.
   returned: always
@@ -305,6 +335,7 @@ def main() -> None:
             role={"type": "str", "required": True},
             dbname={"type": "str"},
             stores={"type": "list", "elements": "dict", "required": True},
+            consumers={"type": "list", "elements": "dict", "default": [], "no_log": False},
             strategy={"type": "str", "default": "single_user",
                       "choices": ["single_user", "alternating_users", "iam"]},
             source_store={"type": "str"},

@@ -41,7 +41,9 @@ def vars_for(meta: dict, lab: dict, report_dir: Path) -> dict:
     return {"pgauth_target": meta["target"], "pgauth_stores": meta["stores"],
             "pgauth_admin": {"user": lab["PGAUTH_LAB_ADMIN_USER"],
                              "password": lab["PGAUTH_LAB_ADMIN_PASSWORD"]},
-            "pgauth_logs": meta["logs"], "pgauth_report_dir": str(report_dir)}
+            "pgauth_logs": meta["logs"], "pgauth_report_dir": str(report_dir),
+            # the pooler of pooler_auth_stale; [] for the other scenarios
+            "pgauth_consumers": meta.get("consumers") or []}
 
 
 def playbook_command(lab: dict, tmp_path: Path, variables: dict, *args: str,

@@ -290,7 +290,7 @@ def _ports_closed(ports) -> bool:
 def test_up_twice_then_down_leaves_nothing_running(tmp_path):
     """A second lab on its own ports and directory: up, up again (fast), down."""
     ports = {"PGAUTH_LAB_PGPORT": "55532", "PGAUTH_LAB_MOTO_PORT": "55100",
-             "PGAUTH_LAB_VAULT_PORT": "58300"}
+             "PGAUTH_LAB_VAULT_PORT": "58300", "PGAUTH_LAB_PGBOUNCER_PORT": "56532"}
     lab_dir = Path("/var/tmp") / unique("pgauth-lab-selftest")
     env = {"PGAUTH_LAB_DIR": str(lab_dir), **ports}
     try:
@@ -298,6 +298,7 @@ def test_up_twice_then_down_leaves_nothing_running(tmp_path):
         assert first.returncode == 0, first.stderr
         pids = run_labctl("status", env=env)
         assert pids.returncode == 0, pids.stdout
+        assert "pgbouncer   up" in pids.stdout, pids.stdout
         started = time.monotonic()
         second = run_labctl("up", env=env)
         assert second.returncode == 0, second.stderr

@@ -43,6 +43,8 @@ PROBE_OF_PRIMARY = {
     "rotation_conflict": "ok",          # today's logins work; the next rotation would not
     "server_too_many_clients": "server_too_many_clients",
     "login_failed": "unknown",          # no finding of its own: the invariant's login_failed
+    # the app's login goes through PgBouncer, whose auth_file has the old verifier
+    "pooler_auth_stale": "store_password_mismatch",
 }
 IAM_SCENARIOS = {"iam_role_blocks_password", "iam_role_not_granted",
                  "iam_disabled_on_instance", "iam_tls_missing", "iam_token_stale",

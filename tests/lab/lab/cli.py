@@ -9,6 +9,8 @@ import time
 
 from . import scenarios, slot_holder
 from .passstore import PassStore, passstore_env
+from .pgbouncer import ADMIN_USER as PGBOUNCER_ADMIN
+from .pgbouncer import PgBouncer
 from .postgres import ADMIN_USER, Postgres, is_root
 from .services import Moto, OpenBao
 from .settings import HOST, RDS_INSTANCE, REGION, VAULT_ROOT_TOKEN, Lab
@@ -27,9 +29,10 @@ def cmd_up(lab: Lab) -> int:
     moto.up(state)
     bao.up()
     PassStore(lab).up()
+    pooler_up(lab, pg, state)
     print(f"lab up in {time.monotonic() - started:.1f}s: PostgreSQL {HOST}:{lab.pg_port}"
           f" (IAM emulation {'on' if pg.iam_enabled else 'OFF: not root'}),"
-          f" moto {lab.moto_url}, OpenBao {lab.vault_url}")
+          f" moto {lab.moto_url}, OpenBao {lab.vault_url}, PgBouncer {HOST}:{lab.pgbouncer_port}")
     return 0
 
 
@@ -39,6 +42,7 @@ def cmd_down(lab: Lab) -> int:
         return 0
     pg, moto, bao = _components(lab)
     slot_holder.stop(lab)
+    pooler_down(lab, pg)
     pg.down()
     pg.remove_pam()
     moto.down()
@@ -57,6 +61,7 @@ def cmd_status(lab: Lab) -> int:
         ("postgresql", pg.postmaster_pid(), f"{HOST}:{lab.pg_port}"),
         ("moto", moto.pid(), lab.moto_url),
         ("openbao", bao.pid(), lab.vault_url),
+        pooler_status(lab, pg),
     ]
     healthy = True
     for name, pid, where in rows:
@@ -99,6 +104,31 @@ def lab_env(lab: Lab) -> dict[str, str]:
         "VAULT_ADDR": lab.vault_url,
         "VAULT_TOKEN": VAULT_ROOT_TOKEN,
         **passstore_env(lab),
+        **pooler_env(lab, pg, state),
+    }
+
+
+# -- PgBouncer: its own functions (the lab's other parts are set up above) -----------------
+def pooler_up(lab: Lab, pg: Postgres, state: dict) -> None:
+    PgBouncer(lab, pg).up(state)
+
+
+def pooler_down(lab: Lab, pg: Postgres) -> None:
+    PgBouncer(lab, pg).down()
+
+
+def pooler_status(lab: Lab, pg: Postgres) -> tuple:
+    return ("pgbouncer", PgBouncer(lab, pg).pid(), f"{HOST}:{lab.pgbouncer_port}")
+
+
+def pooler_env(lab: Lab, pg: Postgres, state: dict) -> dict[str, str]:
+    bouncer = PgBouncer(lab, pg)
+    return {
+        "PGAUTH_LAB_PGBOUNCER_PORT": str(lab.pgbouncer_port),
+        "PGAUTH_LAB_PGBOUNCER_AUTH_FILE": str(bouncer.auth_file),
+        "PGAUTH_LAB_PGBOUNCER_LOG": str(bouncer.logfile),
+        "PGAUTH_LAB_PGBOUNCER_ADMIN_USER": PGBOUNCER_ADMIN,
+        "PGAUTH_LAB_PGBOUNCER_ADMIN_PASSWORD": state.get("pgbouncer_admin_password", ""),
     }
 
 

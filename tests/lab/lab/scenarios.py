@@ -22,7 +22,9 @@ from psycopg2 import sql
 
 from . import slot_holder
 from .bao_database import disable_database_engine, enable_database_engine
+from .pgbouncer import PgBouncer
 from .postgres import Postgres
+from .scenarios_pooler import pooler_auth_stale
 from .services import Moto, OpenBao, aws_client, vault_client
 from .settings import HOST, RDS_INSTANCE, REGION, Lab
 
@@ -45,6 +47,7 @@ class Seeder:
         self.target: dict = {}          # overrides of the recorded target
         self.store_overrides: dict = {}  # store name -> extra keys of its store dict
         self.expect: list[str] = []      # the finding ids diagnose should name first
+        self.meta: dict = {}             # more keys of scenario.json (consumers)
         # the logs diagnose should read: from the start of this scenario, not the earlier ones
         self.started = dt.datetime.now(dt.timezone.utc)
 
@@ -127,6 +130,8 @@ class Seeder:
             "logs": {"files": [str(self.pg.logfile), str(self.pg.iam_log)],
                      "since": self.started.isoformat(timespec="milliseconds")},
             "expect": self.expect,
+            "consumers": [],
+            **self.meta,
         }
         (self.lab.dir / "scenario.json").write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -419,6 +424,8 @@ SCENARIOS: dict[str, tuple[Callable[[Seeder], None], str]] = {
                                 "another client holds every connection slot"),
     "login_failed": (_hba_variant("ldap_app", "verify-full"),
                      "pg_hba.conf sends app_user to an LDAP server that is down"),
+    "pooler_auth_stale": (pooler_auth_stale, ("the app connects through PgBouncer, whose "
+                                              "auth_file holds app_user's old verifier")),
 }
 
 
@@ -426,6 +433,7 @@ def reset(lab: Lab, pg: Postgres, state: dict) -> None:
     # before the roles go: a mount left behind would rotate a dropped role every day
     disable_database_engine(lab)
     slot_holder.stop(lab)
+    PgBouncer(lab, pg).reset(state)
     pg.reset_objects()
     Moto(lab).reset(state)
     OpenBao(lab).reset()

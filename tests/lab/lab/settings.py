@@ -28,15 +28,19 @@ class Lab:
     pg_port: int
     moto_port: int
     vault_port: int
+    # PgBouncer: PG port + 1000 unless set (55432 -> 56432; lane 2's 55442 -> 56442)
+    pgbouncer_port: int = 0
 
     @classmethod
     def from_env(cls) -> Lab:
         lab_dir = Path(os.environ.get("PGAUTH_LAB_DIR", REPO / ".lab")).resolve()
+        pg_port = _port("PGAUTH_LAB_PGPORT", 55432)
         return cls(
             dir=lab_dir,
-            pg_port=_port("PGAUTH_LAB_PGPORT", 55432),
+            pg_port=pg_port,
             moto_port=_port("PGAUTH_LAB_MOTO_PORT", 55000),
             vault_port=_port("PGAUTH_LAB_VAULT_PORT", 58200),
+            pgbouncer_port=_port("PGAUTH_LAB_PGBOUNCER_PORT", pg_port + 1000),
         )
 
     # -- paths -------------------------------------------------------------
@@ -94,6 +98,10 @@ class Lab:
     def ensure_secrets(self) -> dict:
         """Admin password and the lab's AWS key pair, made once per lab dir."""
         state = self.state()
+        if "pgbouncer_admin_password" not in state:
+            # labs set up before PgBouncer joined get its admin secret on their next `up`
+            state = self.save_state(pgbouncer_admin_password=secrets.token_urlsafe(18),
+                                    pgbouncer_admin_salt=secrets.token_hex(16))
         if "admin_password" in state:
             return state
         upper = string.ascii_uppercase + string.digits

@@ -1,0 +1,70 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The consumer types (one table: a new type is one file, consumer_<type>.py, and one row
+here) and what rotate and verify do with a list of consumers: refresh each, then confirm
+each, one report line per consumer."""
+from __future__ import annotations
+
+import time
+
+from ansible_collections.credops.pgauth.plugins.module_utils.consumer_base import (
+    Consumer,
+    ConsumerContext,
+    ConsumerError,
+    ConsumerLine,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.consumer_http import HttpConsumer
+from ansible_collections.credops.pgauth.plugins.module_utils.consumer_pgbouncer import (
+    PgBouncerConsumer,
+)
+
+CONSUMER_TYPES: dict[str, type[Consumer]] = {
+    consumer.TYPE: consumer for consumer in (PgBouncerConsumer, HttpConsumer)}
+
+__all__ = ["CONSUMER_TYPES", "ConsumerContext", "ConsumerError", "ConsumerLine",
+           "confirm_all", "make_consumers"]
+
+
+def make_consumers(specs: list[dict] | None, hide=None) -> list[Consumer]:
+    """Consumer objects from pgauth_consumers items; ConsumerError on a bad item (before
+    anything changed).  hide(secret) registers the admin passwords given inline."""
+    consumers: list[Consumer] = []
+    for index, spec in enumerate(specs or []):
+        if not isinstance(spec, dict):
+            raise ConsumerError(f"consumer #{index + 1}: each item is a dict with a type")
+        kind = spec.get("type")
+        if kind not in CONSUMER_TYPES:
+            raise ConsumerError(f"consumer {spec.get('name') or '#' + str(index + 1)!r}: "
+                                f"unknown type {kind!r}; known: {', '.join(CONSUMER_TYPES)}")
+        consumer = CONSUMER_TYPES[kind](spec)
+        password = (spec.get("admin") or {}).get("password") if kind == "pgbouncer" else None
+        if password and hide is not None:
+            hide(password)
+        consumers.append(consumer)
+    names = [consumer.name for consumer in consumers]
+    if len(set(names)) != len(names):
+        raise ConsumerError("consumer names must be unique (they label report lines)")
+    return consumers
+
+
+def database_now(cur):
+    cur.execute("SELECT clock_timestamp()")
+    return cur.fetchone()[0]
+
+
+def confirm_all(consumers: list[Consumer], ctx: ConsumerContext,
+                lines: dict[str, ConsumerLine]) -> list[ConsumerLine]:
+    """Confirm each consumer (retried up to its timeout), filling its line; the lines of the
+    ones that failed."""
+    failed = []
+    for consumer in consumers:
+        line = lines.setdefault(consumer.name, ConsumerLine(consumer.name, consumer.TYPE))
+        started = time.monotonic()
+        try:
+            line.checks = consumer.confirm(ctx)
+            line.confirmed, line.error, line.left = True, None, None
+        except ConsumerError as err:
+            line.error, line.left = str(err), consumer.MANUAL
+            failed.append(line)
+        line.seconds = round(line.seconds + time.monotonic() - started, 3)
+    return failed
