@@ -313,8 +313,8 @@ def test_yaml_without_ruamel_re_dumps_and_warns(monkeypatch):
     new = render(store, FLOW, {"host": "h", "password": "n3w"})
     assert yaml.safe_load(new)["database"]["password"] == "n3w"
     assert store.warnings == [("store 'f': database could not be edited in place; the YAML file "
-                              "was re-written and its comments were lost (install ruamel.yaml "
-                              "to keep them)")]
+                               "was re-written and its comments were lost (install ruamel.yaml "
+                               "to keep them)")]
 
 
 # -- a credential over several keys ------------------------------------------------------------
@@ -326,19 +326,19 @@ SPRING_KEYS = {"password": "spring.datasource.password",
 @pytest.mark.parametrize(("fmt", "text", "keys"), [
     ("properties", PROPERTIES, SPRING_KEYS),
     ("yaml", ("spring:\n  datasource:\n    url: postgresql://db.internal:5432/appdb  # url\n"
-               "    username: app_user\n    password: 'old'\n"), SPRING_KEYS),
+              "    username: app_user\n    password: 'old'\n"), SPRING_KEYS),
     ("json", ('{"spring": {"datasource": {"url": "postgresql://db.internal:5432/appdb", '
-               '"username": "app_user", "password": "old"}}}\n'), SPRING_KEYS),
+              '"username": "app_user", "password": "old"}}}\n'), SPRING_KEYS),
     ("toml", ('[spring.datasource]\nurl = "postgresql://db.internal:5432/appdb"\n'
-               'username = "app_user"\npassword = "old"\n'), SPRING_KEYS),
+              'username = "app_user"\npassword = "old"\n'), SPRING_KEYS),
     ("dotenv", "DB_URL=postgresql://db.internal:5432/appdb\nDB_USER=app_user\nDB_PASS=old\n",
      {"password": "DB_PASS", "username": "DB_USER", "dsn": "DB_URL"}),
     ("ini", SERVICE.replace("host=127.0.0.1", "host=db.internal"),
      {"password": "app.password", "username": "app.user", "host": "app.host",
       "port": "app.port", "dbname": "app.dbname"}),
     ("k8s_secret", ("kind: Secret\nmetadata:\n  name: s\nstringData:\n"
-                     "  url: postgresql://db.internal:5432/appdb\n  username: app_user\n"
-                     "data:\n  password: b2xk\n"),
+                    "  url: postgresql://db.internal:5432/appdb\n  username: app_user\n"
+                    "data:\n  password: b2xk\n"),
      {"password": "password", "username": "username", "dsn": "url"}),
 ])
 def test_keys_mapping_in_every_format(tmp_path, fmt, text, keys):
