@@ -10,22 +10,10 @@ FileBackend turns both into StoreErrors that name the store.
 """
 from __future__ import annotations
 
-import importlib
-
 from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError
 
-# format name -> (module, class); each syntax lives in its own module
-SYNTAXES = {
-    "yaml": ("file_yaml", "YamlSyntax"),
-    "json": ("file_json", "JsonSyntax"),
-    "dotenv": ("file_dotenv", "DotenvSyntax"),
-    "properties": ("file_properties", "PropertiesSyntax"),
-    "ini": ("file_ini", "IniSyntax"),
-    "toml": ("file_toml", "TomlSyntax"),
-    "pgpass": ("file_pgpass", "PgpassSyntax"),
-    "k8s_secret": ("file_k8s_secret", "K8sSecretSyntax"),
-}
-FILE_FORMATS = tuple(SYNTAXES)
+# each syntax lives in its own module, file_<format>.py (syntax_for imports it)
+FILE_FORMATS = ("yaml", "json", "dotenv", "properties", "ini", "toml", "pgpass", "k8s_secret")
 
 
 class FormatError(PgauthError):
@@ -71,10 +59,44 @@ class Syntax:
 
 
 def syntax_for(fmt: str, spec: dict) -> Syntax:
-    module_name, class_name = SYNTAXES[fmt]
-    module = importlib.import_module(
-        f"ansible_collections.credops.pgauth.plugins.module_utils.{module_name}")
-    return getattr(module, class_name)(spec)
+    # each import is written out: Ansible ships a module only the module_utils its code
+    # names in import statements (a computed importlib name would be missing on the node)
+    # pylint: disable=import-outside-toplevel
+    if fmt == "yaml":
+        from ansible_collections.credops.pgauth.plugins.module_utils.file_yaml import (
+            YamlSyntax as Chosen,
+        )
+    elif fmt == "json":
+        from ansible_collections.credops.pgauth.plugins.module_utils.file_json import (
+            JsonSyntax as Chosen,
+        )
+    elif fmt == "dotenv":
+        from ansible_collections.credops.pgauth.plugins.module_utils.file_dotenv import (
+            DotenvSyntax as Chosen,
+        )
+    elif fmt == "properties":
+        from ansible_collections.credops.pgauth.plugins.module_utils.file_properties import (
+            PropertiesSyntax as Chosen,
+        )
+    elif fmt == "ini":
+        from ansible_collections.credops.pgauth.plugins.module_utils.file_ini import (
+            IniSyntax as Chosen,
+        )
+    elif fmt == "toml":
+        from ansible_collections.credops.pgauth.plugins.module_utils.file_toml import (
+            TomlSyntax as Chosen,
+        )
+    elif fmt == "pgpass":
+        from ansible_collections.credops.pgauth.plugins.module_utils.file_pgpass import (
+            PgpassSyntax as Chosen,
+        )
+    elif fmt == "k8s_secret":
+        from ansible_collections.credops.pgauth.plugins.module_utils.file_k8s_secret import (
+            K8sSecretSyntax as Chosen,
+        )
+    else:
+        raise KeyError(fmt)
+    return Chosen(spec)
 
 
 def and_list(items: list) -> str:
