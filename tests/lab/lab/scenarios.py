@@ -408,14 +408,13 @@ def server_too_many_clients(seed: Seeder) -> None:
 
 MISMATCH_DESCRIPTION = ("app_user's password in Secrets Manager, Vault, the app's config "
                         "file and its DATABASE_URL differs from the database (28P01)")
+K8S_DESCRIPTION = ("app_user's password in Secrets Manager, a Kubernetes Secret manifest and "
+                   "a .properties file differs from the database (28P01)")
 _EXPIRED = "ALTER ROLE {role} VALID UNTIL '2001-01-01'"
 SCENARIOS: dict[str, tuple[Callable[[Seeder], None], str]] = {
     "healthy": (healthy, "app_user logs in with the password every store holds"),
     "password_mismatch": (password_mismatch, MISMATCH_DESCRIPTION),
-    "password_mismatch_k8s_properties": (
-        password_mismatch_k8s_properties,
-        ("app_user's password in Secrets Manager, a Kubernetes Secret manifest and a "
-        ".properties file differs from the database (28P01)")),
+    "password_mismatch_k8s_properties": (password_mismatch_k8s_properties, K8S_DESCRIPTION),
     "role_missing": (role_missing, "the stores name app_user, the role does not exist"),
     "role_cannot_login": (_role_state("ALTER ROLE {role} NOLOGIN"), "app_user is NOLOGIN"),
     "role_password_expired": (_role_state(_EXPIRED), "app_user's VALID UNTIL is in the past"),
