@@ -101,7 +101,9 @@ def entries(text: str) -> list[Entry]:
     found, index = [], 0
     while index < len(lines):
         body = _body(lines[index]).lstrip(_BLANK)
-        if not body or body[0] in "#!":
+        # a lone backslash continues an empty line: Java starts the next one afresh (at
+        # the end of the file it is an entry with an empty key, as Java reads it)
+        if not body or body[0] in "#!" or (body == "\\" and index + 1 < len(lines)):
             index += 1
             continue
         first, logical = index, body
