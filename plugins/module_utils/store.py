@@ -9,8 +9,9 @@
       path: app/db                   # vault: secret path; file: file path
       format: json                   # aws/vault: json | password | dsn
                                      # file: the file's syntax (store_file.py lists them)
-      key: DATABASE_URL              # vault: field holding a password/dsn; file: dotted path
-                                     #   (yaml/json) or variable name (dotenv)
+      key: DATABASE_URL              # vault: field holding a password/dsn; file: the key in
+                                     #   the file's syntax (docs/stores.md), or keys: a
+                                     #   credential over several ({password: ..., dsn: ...})
       value_format: dsn              # file only: password | dsn | json (default: guessed)
 
 Backends read and write a *value* (a string, or a mapping for Vault data and YAML/JSON
