@@ -62,6 +62,15 @@ def _text(value, like) -> object:
 
 def encode_keys(cred: Credential, existing: dict | None) -> dict:
     existing = existing if isinstance(existing, dict) else {}
+    held = decode_keys(existing) if existing else Credential()
+    for field in ("username", "host", "port", "dbname"):
+        # a part that changes must have a key (or a DSN part) to go to: dropping it would
+        # leave the file naming the old user (alternating_users) with the new password
+        new, old = getattr(cred, field), getattr(held, field)
+        if new is not None and new != old and field not in existing and not (
+                existing.get("dsn") and old is not None):
+            raise CredentialError(f"the {field} changes and this store has no key for it "
+                                  f"(add {field} to keys)")
     out = {}
     for field, old in existing.items():
         if field == "dsn":

@@ -402,3 +402,15 @@ def test_credential_over_keys_is_never_leaked_in_describe():
     assert store.describe() == ("file /nonexistent/app.properties [spring.datasource.password, "
                                 "spring.datasource.username, spring.datasource.url]")
     assert isinstance(Credential(), Credential) and io  # imports used
+
+
+def test_keys_without_a_user_key_refuse_a_new_user(tmp_path):
+    path = tmp_path / "app.toml"
+    path.write_text("[db]\npassword = 'old'\n")
+    store = Store({"name": "no-user", "type": "file", "format": "toml", "path": str(path),
+                   "keys": {"password": "db.password"}}, {})
+    assert store.plan_write({"password": "n3w"}).changed
+    with pytest.raises(StoreError, match=r"^store 'no-user' .*the username changes and this "
+                                         r"store has no key for it \(add username to keys\)"):
+        store.plan_write({"username": "app_user_clone", "password": "n3w"})
+    assert path.read_text() == "[db]\npassword = 'old'\n"
