@@ -33,12 +33,12 @@ except ImportError:  # pragma: no cover - ansible-core depends on PyYAML
 try:
     from ruamel.yaml import YAML as RuamelYAML
     from ruamel.yaml.error import YAMLError as RuamelError
-    from ruamel.yaml.scalarstring import ScalarString
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
     from ruamel.yaml.util import load_yaml_guess_indent
 except ImportError:  # the re-dump of tier 3 is used instead
     RuamelYAML = None
     RuamelError = Exception
-    ScalarString = str
+    ScalarString = DoubleQuotedScalarString = str
 
 
 def parse_yaml(text: str, fmt: str = "yaml"):
@@ -113,8 +113,10 @@ def yaml_set_in_place(text: str, path: list[str], value) -> str | None:
     return None
 
 
-def ruamel_set(text: str, values: dict[tuple, object]) -> str | None:
-    """Tier 2: ruamel.yaml's round trip; None without ruamel or when it cannot."""
+def ruamel_set(text: str, values: dict[tuple, object], quote: bool = False) -> str | None:
+    """Tier 2: ruamel.yaml's round trip; None without ruamel or when it cannot.  quote:
+    every new string double-quoted (ruamel writes '?0' plain in a flow mapping, which
+    PyYAML, like other YAML 1.1 readers, cannot read)."""
     if RuamelYAML is None:
         return None
     try:
@@ -127,6 +129,8 @@ def ruamel_set(text: str, values: dict[tuple, object]) -> str | None:
         data = editor.load(text)
         for path, value in values.items():
             for leaf_path, leaf_value in _leaves(list(path), value):
+                if quote and isinstance(leaf_value, str):
+                    leaf_value = DoubleQuotedScalarString(leaf_value)
                 _ruamel_leaf(data, leaf_path, leaf_value)
         out = io.StringIO()
         editor.dump(data, out)
@@ -175,16 +179,23 @@ class YamlSyntax(Syntax):
         for path, value in values.items():
             path_set(expected, list(path), value)
         new_text = self._in_place(text, data, values)
-        if new_text is not None and parse_yaml(new_text, self.name) == expected:
+        if new_text is not None and self._reads_as(new_text, expected):
             return new_text
-        tier2 = ruamel_set(text, values)
-        if tier2 is not None and parse_yaml(tier2, self.name) == expected:
-            return tier2
+        for quote in (False, True):
+            tier2 = ruamel_set(text, values, quote)
+            if tier2 is not None and self._reads_as(tier2, expected):
+                return tier2
         self.warnings.append(f"{', '.join('.'.join(path) for path in values)} could not be "
                              "edited in place; the YAML file was re-written and its comments "
                              "were lost (install ruamel.yaml to keep them)")
         return yaml.safe_dump(expected, default_flow_style=False, sort_keys=False,
                               allow_unicode=True)
+
+    def _reads_as(self, text: str, expected) -> bool:
+        try:
+            return parse_yaml(text, self.name) == expected
+        except FormatError:
+            return False
 
     @staticmethod
     def _in_place(text: str, data, values: dict) -> str | None:

@@ -414,3 +414,31 @@ def test_keys_without_a_user_key_refuse_a_new_user(tmp_path):
                                          r"store has no key for it \(add username to keys\)"):
         store.plan_write({"username": "app_user_clone", "password": "n3w"})
     assert path.read_text() == "[db]\npassword = 'old'\n"
+
+
+@ROUND
+@given(password=passwords)
+def test_yaml_ruamel_tier_round_trips_every_password(password):
+    """The flow mapping goes through ruamel.yaml: any password, comments and anchors kept."""
+    pytest.importorskip("ruamel.yaml")
+    store = backend("yaml", "database")
+    new = render(store, FLOW, {"host": "h", "password": password})
+    assert store.warnings == []
+    assert value_in(store, new) == {"host": "h", "password": password}
+    assert new.startswith("# keep this comment\ndatabase: {") and "# flow" in new
+    assert yaml.safe_load(new)["alias"] == {"x": 1} and "&a" in new and "*a" in new
+
+
+@ROUND
+@given(password=passwords)
+def test_keys_mapping_round_trips_every_password(password):
+    store = backend("properties", keys=SPRING_KEYS)
+    from ansible_collections.credops.pgauth.plugins.module_utils.credential_keys import (
+        decode_keys,
+        encode_keys,
+    )
+    existing = value_in(store, PROPERTIES)
+    new_value = encode_keys(decode_keys(existing).merged({"password": password}), existing)
+    new = render(store, PROPERTIES, new_value)
+    assert decode_keys(value_in(store, new)).password == password
+    assert changed_lines(PROPERTIES, new) == ([] if password == "old:pw" else [6])
