@@ -68,7 +68,7 @@ options:
       keys:
         description:
           - 'File stores, a credential spread over several keys of the file, instead
-            of O(key): credential fields (C(password), C(username), C(host), C(port),
+            of C(key): credential fields (C(password), C(username), C(host), C(port),
             C(dbname), C(sslmode), C(dsn)) mapped to keys of the file, e.g. C({password:
             spring.datasource.password, username: spring.datasource.username, dsn:
             spring.datasource.url}). The explicit keys win over what the DSN holds;
@@ -207,7 +207,7 @@ options:
           keys:
             description:
               - 'File stores, a credential spread over several keys of the file, instead
-                of O(key): credential fields (C(password), C(username), C(host), C(port),
+                of C(key): credential fields (C(password), C(username), C(host), C(port),
                 C(dbname), C(sslmode), C(dsn)) mapped to keys of the file, e.g. C({password:
                 spring.datasource.password, username: spring.datasource.username, dsn:
                 spring.datasource.url}). The explicit keys win over what the DSN holds;

@@ -19,7 +19,9 @@ try:
     from tomlkit.items import String, StringType
 except ImportError:
     tomlkit = None
-    TomlParseError = ValueError
+
+    class TomlParseError(Exception):
+        """Stands in for tomlkit's error class, never raised."""
 
 
 def _literal_ok(value: str) -> bool:

@@ -148,9 +148,10 @@ def _ruamel_leaf(data, path: list[str], value) -> None:
         old = path_get(data, path)
     except MissingKey:
         old = None
-    if isinstance(old, ScalarString) and isinstance(value, str) and \
-            type(old) is not ScalarString:
-        value = type(old)(value)
+    style = type(old)
+    if isinstance(old, ScalarString) and isinstance(value, str) and style is not ScalarString \
+            and not isinstance(value, DoubleQuotedScalarString):
+        value = style(value)
     path_set(data, path, value)
 
 

@@ -174,7 +174,7 @@ STORE_KEYS = {
          "V(host:port:database:username) for pgpass (the line libpq would use for that "
          "connection), the Secret's data key for k8s_secret.")]},
     "keys": {"type": "dict", "no_log": False, "description": [
-        ("File stores, a credential spread over several keys of the file, instead of O(key): "
+        ("File stores, a credential spread over several keys of the file, instead of C(key): "
          "credential fields (C(password), C(username), C(host), C(port), C(dbname), C(sslmode), "
          "C(dsn)) mapped to keys of the file, e.g. C({password: spring.datasource.password, "
          "username: spring.datasource.username, dsn: spring.datasource.url}). The explicit keys "

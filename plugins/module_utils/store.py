@@ -181,11 +181,11 @@ class Store:
         if kind != "file" and spec.get("value_format"):
             # ignoring it would read the value in another format than the user meant
             raise self._backend.error(f"value_format is for file stores; a {kind} store's "
-                                     f"value format is its format option "
-                                     f"({', '.join(VALUE_FORMATS)})")
+                                      f"value format is its format option "
+                                      f"({', '.join(VALUE_FORMATS)})")
         if kind != "file" and spec.get("format") not in (None, *VALUE_FORMATS):
             raise self._backend.error(f"format must be one of {', '.join(VALUE_FORMATS)} for "
-                                     f"a {kind} store")
+                                      f"a {kind} store")
 
     @property
     def supports_pending(self) -> bool:

@@ -20,7 +20,7 @@ import os
 
 from ansible_collections.credops.pgauth.plugins.module_utils import safe_write
 from ansible_collections.credops.pgauth.plugins.module_utils.credential_keys import check_keys
-from ansible_collections.credops.pgauth.plugins.module_utils.file_dotenv import (  # noqa: F401
+from ansible_collections.credops.pgauth.plugins.module_utils.file_dotenv import (
     dotenv_get,
     dotenv_lines,
     dotenv_quote,
@@ -32,10 +32,14 @@ from ansible_collections.credops.pgauth.plugins.module_utils.file_syntax import 
     FormatError,
     syntax_for,
 )
-from ansible_collections.credops.pgauth.plugins.module_utils.file_yaml import (  # noqa: F401
+from ansible_collections.credops.pgauth.plugins.module_utils.file_yaml import (
     yaml_set_in_place,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.store import Backend, StoredValue
+
+# the dotenv and YAML helpers lived here before each syntax got its module: still importable
+__all__ = ["FileBackend", "dotenv_get", "dotenv_lines", "dotenv_quote", "dotenv_set",
+           "dotenv_unquote", "yaml_set_in_place"]
 
 
 class FileBackend(Backend):

@@ -246,7 +246,8 @@ def test_the_properties_reader_agrees_with_java_on_a_tricky_corpus(tmp_path):
     pieces = ["a", "b", "=", ":", " ", "\t", "\f", "\\", "#", "!", "\n", "\r\n", "\r", "u",
               "0", "\\u0041", "\\u00e9", "\\\n", "\\\\", "ü", "€", "key", "x y"]
     rng = random.Random(17)
-    corpus = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 30))) for _ in range(1500)]
+    corpus = ["".join(rng.choice(pieces) for _piece in range(rng.randint(0, 30)))
+              for _file in range(1500)]
     files = []
     for number, text in enumerate(corpus):
         path = tmp_path / f"{number}.properties"
@@ -289,7 +290,7 @@ def test_java_reads_every_password_the_properties_writer_wrote(tmp_path):
     syntax = PropertiesSyntax({})
     files, passwords = [], []
     for number in range(300):
-        password = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
+        password = "".join(rng.choice(alphabet) for _char in range(rng.randint(1, 40)))
         path = tmp_path / f"{number}.properties"
         path.write_text(syntax.set(template, {"app.datasource.password": password}))
         files.append(str(path))
