@@ -169,7 +169,7 @@ def test_botocore_retries_of_one_write_make_one_version(lab, secret_id):
         return 0 if attempts == 1 else None  # 0: retry now, None: botocore decides
 
     store._backend.sm.meta.events.register_first("needs-retry.secretsmanager.PutSecretValue",
-                                                lose_first_answer)
+                                                 lose_first_answer)
     version = store.write(store.plan_write({"password": SECOND}))
     assert tries[:2] == [1, 2]  # botocore did send it twice
     assert len(_versions(lab, secret_id)) == 2 and version in _versions(lab, secret_id)
