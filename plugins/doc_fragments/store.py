@@ -90,15 +90,36 @@ options:
             a SQLAlchemy C(postgresql+<driver>://) or C(jdbc:postgresql://) URL, or
             libpq keyword/value (rewritten in its own dialect, only the changed parts;
             every other parameter such as C(sslmode) kept).'
-          - File stores, the file's syntax. V(yaml), V(json) or V(dotenv).
+          - 'File stores, the file''s syntax: V(yaml), V(json), V(dotenv), V(properties)
+            (Java/Spring), V(ini) (also C(pg_service.conf)), V(toml), V(pgpass) (libpq''s
+            password file) or V(k8s_secret) (a Kubernetes Secret manifest, base64
+            C(data) or C(stringData), one or several YAML documents).'
           - Defaults to V(json) for Secrets Manager and Vault, V(password) for Parameter
             Store, ECS and Lambda variables and command stores, V(dotenv) for files.
         type: str
       key:
         description:
           - Vault, the field of the secret that holds a V(password) or V(dsn) value.
-          - File, a dotted path (V(database.password)) for yaml/json, or a variable
-            name (V(DATABASE_URL)) for dotenv.
+          - File, a dotted path (V(database.password)) for yaml/json/toml, a variable
+            name (V(DATABASE_URL)) for dotenv, a property name (V(spring.datasource.password))
+            for properties, V(section.option) for ini (V(app.password) in a service
+            file), V(host:port:database:username) for pgpass (the line libpq would
+            use for that connection), the Secret's data key for k8s_secret.
+        type: str
+      keys:
+        description:
+          - 'File stores, a credential spread over several keys of the file, instead
+            of C(key): credential fields (C(password), C(username), C(host), C(port),
+            C(dbname), C(sslmode), C(dsn)) mapped to keys of the file, e.g. C({password:
+            spring.datasource.password, username: spring.datasource.username, dsn:
+            spring.datasource.url}). The explicit keys win over what the DSN holds;
+            a write changes the DSN only where it holds a part that changed.'
+        type: dict
+      document:
+        description:
+          - File stores of format V(k8s_secret), the C(metadata.name) of the Secret
+            in a file of several YAML documents (needed when the file holds more than
+            one Secret).
         type: str
       value_format:
         description:
@@ -303,15 +324,36 @@ options:
                 a SQLAlchemy C(postgresql+<driver>://) or C(jdbc:postgresql://) URL, or
                 libpq keyword/value (rewritten in its own dialect, only the changed parts;
                 every other parameter such as C(sslmode) kept).'
-              - File stores, the file's syntax. V(yaml), V(json) or V(dotenv).
+              - 'File stores, the file''s syntax: V(yaml), V(json), V(dotenv), V(properties)
+                (Java/Spring), V(ini) (also C(pg_service.conf)), V(toml), V(pgpass) (libpq''s
+                password file) or V(k8s_secret) (a Kubernetes Secret manifest, base64
+                C(data) or C(stringData), one or several YAML documents).'
               - Defaults to V(json) for Secrets Manager and Vault, V(password) for Parameter
                 Store, ECS and Lambda variables and command stores, V(dotenv) for files.
             type: str
           key:
             description:
               - Vault, the field of the secret that holds a V(password) or V(dsn) value.
-              - File, a dotted path (V(database.password)) for yaml/json, or a variable
-                name (V(DATABASE_URL)) for dotenv.
+              - File, a dotted path (V(database.password)) for yaml/json/toml, a variable
+                name (V(DATABASE_URL)) for dotenv, a property name (V(spring.datasource.password))
+                for properties, V(section.option) for ini (V(app.password) in a service
+                file), V(host:port:database:username) for pgpass (the line libpq would
+                use for that connection), the Secret's data key for k8s_secret.
+            type: str
+          keys:
+            description:
+              - 'File stores, a credential spread over several keys of the file, instead
+                of C(key): credential fields (C(password), C(username), C(host), C(port),
+                C(dbname), C(sslmode), C(dsn)) mapped to keys of the file, e.g. C({password:
+                spring.datasource.password, username: spring.datasource.username, dsn:
+                spring.datasource.url}). The explicit keys win over what the DSN holds;
+                a write changes the DSN only where it holds a part that changed.'
+            type: dict
+          document:
+            description:
+              - File stores of format V(k8s_secret), the C(metadata.name) of the Secret
+                in a file of several YAML documents (needed when the file holds more than
+                one Secret).
             type: str
           value_format:
             description:

@@ -9,9 +9,10 @@
       mount_point: secret            # vault (default: secret for kv2, kv1 for kv1)
       path: app/db                   # vault: secret path; file: file path
       format: json                   # aws/vault: json | password | dsn
-                                     # file: yaml | json | dotenv (the file's syntax)
-      key: DATABASE_URL              # vault: field holding a password/dsn; file: dotted path
-                                     #   (yaml/json) or variable name (dotenv)
+                                     # file: the file's syntax (store_file.py lists them)
+      key: DATABASE_URL              # vault: field holding a password/dsn; file: the key in
+                                     #   the file's syntax (docs/stores.md), or keys: a
+                                     #   credential over several ({password: ..., dsn: ...})
       value_format: dsn              # file only: password | dsn | json (default: guessed)
 
 Backends read and write a *value* (a string, or a mapping for Vault data and YAML/JSON
@@ -26,10 +27,14 @@ from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
     Credential,
     CredentialError,
     client_sslmode,
-    decode,
     encode,
     looks_like_dsn,
-    same_value,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.credential_keys import (
+    KEYS_FORMAT,
+    decode_value,
+    encode_value,
+    same_stored,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError
 from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import (
@@ -276,7 +281,8 @@ class Store:
     @property
     def value_format(self) -> str:
         if self.spec.get("type") == "file":
-            return self.spec.get("value_format") or ""
+            # a credential over several keys is one value of its own kind
+            return KEYS_FORMAT if self.spec.get("keys") else self.spec.get("value_format") or ""
         return self.spec.get("format") or self._backend.default_format
 
     def _format_for(self, value) -> str:
@@ -292,7 +298,7 @@ class Store:
         if stored is None or stored.value is None:
             return None, stored
         try:
-            return decode(stored.value, self._format_for(stored.value)), stored
+            return decode_value(stored.value, self._format_for(stored.value)), stored
         except CredentialError as err:
             raise StoreValueError(str(self._backend.error(f"the {stage} value: {err}")),
                                   err.code) from None
@@ -326,11 +332,11 @@ class Store:
         fmt = self._format_for(base_value)
         try:
             cred = (base_cred or Credential()).merged(update)
-            value = encode(cred, fmt, base_value, as_text=self._backend.value_is_text)
+            value = encode_value(cred, fmt, base_value, as_text=self._backend.value_is_text)
         except CredentialError as err:
             raise self._backend.error(str(err)) from None
         current_value = previous.value if previous else None
-        changed = current_value is None or not same_value(current_value, value, fmt)
+        changed = current_value is None or not same_stored(current_value, value, fmt)
         return WritePlan(changed, value, previous, cred, before)
 
     def _plan_blind(self, update: dict) -> WritePlan:

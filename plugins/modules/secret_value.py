@@ -9,7 +9,8 @@ short_description: Write a database credential to a secret store, stage it, prom
 version_added: 0.1.0
 description:
   - Writes a credential (or only its password) to AWS Secrets Manager, Vault/OpenBao KV v2 or
-    v1, or an application config file (YAML, JSON, dotenv), in the store's format.
+    v1, or an application config file (YAML, JSON, dotenv, properties, ini, TOML, pgpass, a
+    Kubernetes Secret manifest), in the store's format.
   - Idempotent by meaning, not by bytes. Key order, spacing and URL-encoding choices do not
     count as a change, and an equal value writes no new version.
   - O(stage=pending) stages a value for a rotation (Secrets Manager C(AWSPENDING); for Vault a
@@ -87,6 +88,17 @@ EXAMPLES = r"""
       host: db.example.internal
       port: 5432
       dbname: appdb
+  no_log: true
+
+- name: The new password in a Spring properties file whose URL, user and password are three keys
+  credops.pgauth.secret_value:
+    store:
+      name: spring
+      type: file
+      format: properties
+      path: /srv/app/application.properties
+      keys: {password: spring.datasource.password, username: spring.datasource.username}
+    value: {password: "{{ new_password }}"}
   no_log: true
 
 - name: Rebuild the app's DATABASE_URL (URL-encoded) with the new password

@@ -437,19 +437,23 @@ def test_remediate_applies_the_fix_of_a_warning_a_runbook_fixes(lab, tmp_path, a
             == "healthy"
 
 
-def test_a_yaml_file_rewritten_without_its_comments_warns(lab, tmp_path):
-    """A flow-style mapping cannot be edited in place: the file is re-written, its comments
-    go, and the run says so (it said nothing before: only secret_value read the warning)."""
+def test_a_flow_style_yaml_mapping_keeps_its_comments(lab, tmp_path):
+    """A flow-style mapping cannot be edited on its line: ruamel.yaml's round trip writes it,
+    and the comments, the flow style and the quoting stay (the old editor re-dumped the file
+    without its comments; without ruamel.yaml it still does, and warns: unit-tested)."""
     import yaml
     with scenario("healthy") as meta:
         config = Path(lab["PGAUTH_LAB_DIR"]) / "app" / "config.yml"
         database = yaml.safe_load(config.read_text())["database"]
-        config.write_text("# the app's config: a comment the rewrite loses\n"
-                          f"database: {json.dumps(database)}\n")
+        config.write_text("# the app's config: a comment the rewrite keeps\n"
+                          f"database: {json.dumps(database)}  # flow\n")
         done = rotate(lab, tmp_path, meta)
         assert done.returncode == 0, done.stdout[-3000:]
         new = converged(meta, lab)
+        text = config.read_text()
     output = done.stdout + done.stderr
-    assert "store 'app-config': database could not be edited in place" in output, output[-3000:]
-    assert "comments were lost" in output
+    assert "could not be edited in place" not in output, output[-3000:]
+    assert text.startswith("# the app's config: a comment the rewrite keeps\ndatabase: {")
+    # ruamel keeps a comment at its column: the longer password pushes no text over it
+    assert text.rstrip(" #flow\n").endswith("}") and text.endswith(" # flow\n")
     assert new.password != database["password"]

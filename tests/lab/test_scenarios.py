@@ -45,6 +45,8 @@ PROBE_OF_PRIMARY = {
     "login_failed": "unknown",          # no finding of its own: the invariant's login_failed
     # the app's login goes through PgBouncer, whose auth_file has the old verifier
     "pooler_auth_stale": "store_password_mismatch",
+    # the same outage, with the credential in a Secret manifest and a .properties file
+    "password_mismatch_k8s_properties": "store_password_mismatch",
 }
 IAM_SCENARIOS = {"iam_role_blocks_password", "iam_role_not_granted",
                  "iam_disabled_on_instance", "iam_tls_missing", "iam_token_stale",
@@ -64,6 +66,7 @@ def test_scenario_probe(name, lab):
         # scenarios are named after the finding diagnose names first (a second scenario of
         # one id carries a suffix: store_unreadable_missing)
         named = {"password_mismatch": "store_password_mismatch",
+                 "password_mismatch_k8s_properties": "store_password_mismatch",
                  "store_unreadable_missing": "store_unreadable"}.get(name, name)
         assert meta["expect"] == ([] if name == "healthy" else [named])
         options = lab_store_options(lab)

@@ -91,6 +91,46 @@ def weak_admin(lab):
     conn.close()
 
 
+# in the broken files below: it must never reach the output
+BAD_FILE_SECRET = "Bad-F1le-S3cret-Mark"
+BROKEN_FILES = {
+    # a manifest whose data is not base64
+    "k8s_secret": ("secret.yaml", "password", ("kind: Secret\nmetadata:\n  name: app-db\n"
+                                               f"data:\n  password: '{BAD_FILE_SECRET}!!'\n")),
+    # a properties file with a broken \\u escape (zz is no hex digit)
+    "properties": ("application.properties", "app.password",
+                   f"# app\napp.user=app_user\napp.password=\\u12zz{BAD_FILE_SECRET}\n"),
+    # a TOML file with a key defined twice
+    "toml": ("app.toml", "db.password",
+             f"[db]\npassword = '{BAD_FILE_SECRET}'\npassword = '{BAD_FILE_SECRET}2'\n"),
+    # an ini file with an option defined twice
+    "ini": ("pg_service.conf", "app.password",
+            f"[app]\npassword={BAD_FILE_SECRET}\npassword={BAD_FILE_SECRET}2\n"),
+    # a .pgpass that libpq would ignore (mode 0644)
+    "pgpass": ("pgpass", "127.0.0.1:5432:appdb:app_user",
+               f"*:*:*:app_user:{BAD_FILE_SECRET}\n"),
+}
+
+
+def broken_file(fmt: str):
+    def setup(lab):
+        name, _key, text = BROKEN_FILES[fmt]
+        path = Path(lab["PGAUTH_LAB_DIR"]) / "app" / name
+        path.write_text(text)
+        path.chmod(0o644 if fmt == "pgpass" else 0o600)
+    return setup
+
+
+def with_broken_file(fmt: str):
+    def change(v):
+        name, key, _text = BROKEN_FILES[fmt]
+        app_dir = Path(v["pgauth_stores"][2]["path"]).parent
+        store = {"name": f"bad-{fmt}", "type": "file", "format": fmt,
+                 "path": str(app_dir / name), "key": key}
+        return {**v, "pgauth_stores": [*v["pgauth_stores"], store]}
+    return change
+
+
 # id -> (change to the runbook's variables, what the message must name, optional setup[,
 # the runbook: rotate unless named - rotate replaces a value it cannot decode, by design, so
 # a broken secret is given to verify, which must name it)]
@@ -216,6 +256,21 @@ CASES = {
         [r"vault-app", r"no-such-cli-here.*not found"],
         None,
     ),
+    # broken config files, one per format: an error naming the store and the fault
+    "file-k8s-data-not-base64": (with_broken_file("k8s_secret"),
+                                 [r"bad-k8s_secret", r"data.password is not valid base64"],
+                                 broken_file("k8s_secret")),
+    "file-properties-broken-escape": (with_broken_file("properties"),
+                                      [r"bad-properties", r"malformed \\\\uXXXX escape",
+                                       r"line 3"], broken_file("properties")),
+    "file-toml-duplicate-key": (with_broken_file("toml"),
+                                [r"bad-toml", r"a key is defined twice"], broken_file("toml")),
+    "file-ini-duplicate-option": (with_broken_file("ini"),
+                                  [r"bad-ini", r"option password of \[app\] is defined twice"],
+                                  broken_file("ini")),
+    "file-pgpass-world-readable": (with_broken_file("pgpass"),
+                                   [r"bad-pgpass", r"libpq ignores this password file"],
+                                   broken_file("pgpass")),
     # the primary secret's JSON
     "secret-json-broken": (
         with_vars(),
@@ -290,7 +345,7 @@ def test_bad_input_fails_clearly_and_changes_nothing(lab, tmp_path, case):
         if setup:
             setup(lab)
         before = snapshot(lab)
-        secrets = lab_secrets(lab) | {"weak-admin-pw-1"}
+        secrets = lab_secrets(lab) | {"weak-admin-pw-1", BAD_FILE_SECRET}
         variables = change(vars_for(meta, lab, tmp_path / "reports"))
         variables.pop("pgauth_logs", None)
         done = run_playbook(lab, tmp_path, variables, playbook=playbook)

@@ -7,6 +7,7 @@ tests and playbooks can find the role, database and stores.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -48,6 +49,8 @@ class Seeder:
         self.store_overrides: dict = {}  # store name -> extra keys of its store dict
         self.expect: list[str] = []      # the finding ids diagnose should name first
         self.meta: dict = {}             # more keys of scenario.json (consumers)
+        # the names of the stores the app uses
+        self.stores_used = ["aws-app", "vault-app", "app-config", "app-env"]
         # the logs diagnose should read: from the start of this scenario, not the earlier ones
         self.started = dt.datetime.now(dt.timezone.utc)
 
@@ -57,7 +60,8 @@ class Seeder:
 
     def stores(self) -> list[dict]:
         return [{**store, **self.store_overrides.get(store["name"], {})}
-                for store in self._stores()]
+                for store in self._stores()
+                if store["name"] in self.stores_used]
 
     def _stores(self) -> list[dict]:
         return [
@@ -69,7 +73,37 @@ class Seeder:
              "format": "yaml", "key": "database", "value_format": "json"},
             {"name": "app-env", "type": "file", "path": str(self.app_dir / "app.env"),
              "format": "dotenv", "key": "DATABASE_URL"},
+            # only in the scenarios that write them (stores_used)
+            {"name": "k8s-secret", "type": "file", "path": str(self.app_dir / "secret.yaml"),
+             "format": "k8s_secret", "document": "app-db",
+             "keys": {"username": "username", "password": "password"}},
+            {"name": "app-properties", "type": "file",
+             "path": str(self.app_dir / "application.properties"), "format": "properties",
+             "keys": {"dsn": "app.datasource.url", "username": "app.datasource.username",
+                      "password": "app.datasource.password"}},
         ]
+
+    def write_k8s_and_properties(self, password: str) -> None:
+        """A Kubernetes Secret manifest (beside a ConfigMap, in one file) and a Spring-style
+        .properties file, both holding app_user's credential."""
+        def b64(text: str) -> str:
+            return base64.b64encode(text.encode()).decode()
+        manifest = self.app_dir / "secret.yaml"
+        manifest.write_text(
+            "# the app's manifests (credops.pgauth lab)\napiVersion: v1\nkind: ConfigMap\n"
+            "metadata:\n  name: app-config\ndata:\n  LOG_LEVEL: info\n---\napiVersion: v1\n"
+            "kind: Secret\nmetadata:\n  name: app-db\ntype: Opaque\ndata:\n"
+            f"  username: {b64(APP_ROLE)}\n  password: {b64(password)}  # rotated by credops\n")
+        manifest.chmod(0o600)
+        url = (f"postgresql://{HOST}:{self.lab.pg_port}/{APP_DB}?sslmode=verify-full"
+               f"&sslrootcert={quote(str(self.pg.ca_cert), safe='/')}")
+        properties = self.app_dir / "application.properties"
+        properties.write_text("# Spring settings (credops.pgauth lab)\n"
+                              "spring.application.name = lab-app\n"
+                              f"app.datasource.url={url}\n"
+                              f"app.datasource.username={APP_ROLE}\n"
+                              f"app.datasource.password={password}\n")
+        properties.chmod(0o600)
 
     def create_role(self, password: str | None, *extra_sql: str) -> None:
         """app_user and appdb; extra_sql runs after, with {role} as the quoted role name."""
@@ -146,6 +180,17 @@ def password_mismatch(seed: Seeder) -> None:
     """The classic outage: the database got a new password, no store did."""
     seed.create_role(new_password())
     seed.write_stores(new_password())
+    seed.expect = ["store_password_mismatch"]
+
+
+def password_mismatch_k8s_properties(seed: Seeder) -> None:
+    """The credential lives in a Kubernetes Secret manifest and a .properties file (and in
+    Secrets Manager, the rotation's primary): the database got a new password, they did not."""
+    seed.create_role(new_password())
+    stale = new_password()
+    seed.write_stores(stale)
+    seed.write_k8s_and_properties(stale)
+    seed.stores_used = ["aws-app", "k8s-secret", "app-properties"]
     seed.expect = ["store_password_mismatch"]
 
 
@@ -368,10 +413,13 @@ def server_too_many_clients(seed: Seeder) -> None:
 
 MISMATCH_DESCRIPTION = ("app_user's password in Secrets Manager, Vault, the app's config "
                         "file and its DATABASE_URL differs from the database (28P01)")
+K8S_DESCRIPTION = ("app_user's password in Secrets Manager, a Kubernetes Secret manifest and "
+                   "a .properties file differs from the database (28P01)")
 _EXPIRED = "ALTER ROLE {role} VALID UNTIL '2001-01-01'"
 SCENARIOS: dict[str, tuple[Callable[[Seeder], None], str]] = {
     "healthy": (healthy, "app_user logs in with the password every store holds"),
     "password_mismatch": (password_mismatch, MISMATCH_DESCRIPTION),
+    "password_mismatch_k8s_properties": (password_mismatch_k8s_properties, K8S_DESCRIPTION),
     "role_missing": (role_missing, "the stores name app_user, the role does not exist"),
     "role_cannot_login": (_role_state("ALTER ROLE {role} NOLOGIN"), "app_user is NOLOGIN"),
     "role_password_expired": (_role_state(_EXPIRED), "app_user's VALID UNTIL is in the past"),
