@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.credops.pgauth.plugins.module_utils.consumer_aws_ecs_service import (
+    AwsEcsServiceConsumer,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.consumer_base import (
     Consumer,
     ConsumerContext,
@@ -19,7 +22,8 @@ from ansible_collections.credops.pgauth.plugins.module_utils.consumer_pgbouncer 
 )
 
 CONSUMER_TYPES: dict[str, type[Consumer]] = {
-    consumer.TYPE: consumer for consumer in (PgBouncerConsumer, HttpConsumer)}
+    consumer.TYPE: consumer for consumer in (PgBouncerConsumer, HttpConsumer,
+                                             AwsEcsServiceConsumer)}
 
 __all__ = ["CONSUMER_TYPES", "ConsumerContext", "ConsumerError", "ConsumerLine",
            "confirm_all", "make_consumers"]

@@ -105,6 +105,10 @@ RUNBOOK_INPUTS = {
          "C(sslmode), C(sslrootcert), C(reconnect) (default true: RECONNECT after RELOAD)."),
         ("C(type=http): C(url), which must answer 2xx within C(timeout) seconds (default 30, "
          "tried every C(interval) seconds, default 1); C(validate_certs), C(ca_cert)."),
+        ("C(type=aws_ecs_service): C(cluster), C(service) (and C(region), C(endpoint_url), "
+         "C(profile)); refreshed by a new deployment on the latest ACTIVE revision of the "
+         "service's family, confirmed when the service is stable (one deployment, as many "
+         "tasks running as desired) within C(timeout)."),
         ("Any type: C(health_url) (also 2xx), C(sessions) (C(application_name) and/or "
          "C(client_addr), C(min)): pg_stat_activity must show that many sessions of the role "
          "opened after the switch from that consumer.")]},

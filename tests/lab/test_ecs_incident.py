@@ -114,12 +114,21 @@ def test_remediate_moves_the_plaintext_password_into_a_secret(lab, tmp_path):
             containerDefinitions=[{"name": "api", "image": "ops/api:7", "memory": 256,
                                    "environment": [{"name": "RDS_PASSWORD", "value": "DB"},
                                                    {"name": "RDS_USER", "value": role}]}])
+        ecs = lab_client(lab, "ecs")
+        cluster = ecs.create_cluster(clusterName="ops-" + random.token_hex(3))["cluster"][
+            "clusterName"]
+        # no desired tasks: moto runs none, so only a service of 0 can be stable there
+        ecs.create_service(cluster=cluster, serviceName="api", taskDefinition=family,
+                           desiredCount=0)
         ecs_store = {"name": "ecs-api", "type": "aws_ecs_task_definition", "family": family,
                      "container": "api", "variable": "RDS_PASSWORD"}
         target = {**meta["target"], "role": role, "dbname": "postgres",
                   "rds_instance_id": instance}
         variables = {**vars_for({**meta, "target": target, "stores": [ecs_store]}, lab,
                                 tmp_path / "reports"),
+                     "pgauth_consumers": [{"name": "api-service", "type": "aws_ecs_service",
+                                           "cluster": cluster, "service": "api",
+                                           "timeout": 20}],
                      "pgauth_move_plaintext_to": {"name": "aws-secret",
                                                   "type": "aws_secretsmanager",
                                                   "secret_id": secret_name, "format": "json"},
@@ -134,6 +143,8 @@ def test_remediate_moves_the_plaintext_password_into_a_secret(lab, tmp_path):
         policies = lab_client(lab, "iam").list_role_policies(
             RoleName=execution_role.rsplit("/", 1)[-1])["PolicyNames"]
         verified = read_report(tmp_path / "reports" / "localhost" / "verify.json")
+        rotated = read_report(tmp_path / "reports" / "localhost" / "rotate.json")
+        service = ecs.describe_services(cluster=cluster, services=["api"])["services"][0]
         works = logs_in(lab, role, secret["password"], dbname="postgres")
         old_works = logs_in(lab, role, first, dbname="postgres")
     container = task["containerDefinitions"][0]
@@ -144,4 +155,9 @@ def test_remediate_moves_the_plaintext_password_into_a_secret(lab, tmp_path):
     assert container["secrets"] == [{"name": "RDS_PASSWORD", "valueFrom": f"{arn}:password::"}]
     assert [p for p in policies if p.startswith("pgauth-read-")], policies
     assert verified["verdict"] == "healthy", verified
+    # the service was deployed again, on the revision that reads the secret
+    assert service["taskDefinition"] == task["taskDefinitionArn"]
+    line = next(c for c in rotated["consumers"] if c["consumer"] == "api-service")
+    assert line["refreshed"] and line["confirmed"], line
+    assert "new deployment" in (line.get("detail") or "") or line["refreshed"]
     assert_no_leak({"remediate": done.stdout + done.stderr}, {secret["password"], first})
