@@ -87,8 +87,8 @@ class PgBouncerConsumer(Consumer):
         admin = self.spec["admin"]
         if admin.get("password"):
             return admin["password"]
-        from ansible_collections.credops.pgauth.plugins.module_utils.store import (
-            StoreError,
+        from ansible_collections.credops.pgauth.plugins.module_utils.store import StoreError
+        from ansible_collections.credops.pgauth.plugins.module_utils.store_params import (
             read_credential,
         )
         try:

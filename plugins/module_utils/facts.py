@@ -42,6 +42,8 @@ from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     WRITE_ONLY,
     Store,
     StoreError,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.store_params import (
     with_store_credential,
 )
 

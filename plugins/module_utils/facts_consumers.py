@@ -21,8 +21,8 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
     probe,
     psycopg2,
 )
-from ansible_collections.credops.pgauth.plugins.module_utils.store import (
-    StoreError,
+from ansible_collections.credops.pgauth.plugins.module_utils.store import StoreError
+from ansible_collections.credops.pgauth.plugins.module_utils.store_params import (
     read_credential,
     with_store_credential,
 )

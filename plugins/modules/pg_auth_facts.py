@@ -228,7 +228,9 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
     run_pg_module,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import check_role_name
-from ansible_collections.credops.pgauth.plugins.module_utils.store import prepare_runbook_params
+from ansible_collections.credops.pgauth.plugins.module_utils.store_params import (
+    prepare_runbook_params,
+)
 
 
 def run(module: AnsibleModule) -> dict:

@@ -133,7 +133,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
     probe,
     run_pg_module,
 )
-from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+from ansible_collections.credops.pgauth.plugins.module_utils.store_params import (
     STORE_REF_SPEC,
     with_store_credential,
 )

@@ -149,7 +149,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import (
     plan_absent,
     plan_present,
 )
-from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+from ansible_collections.credops.pgauth.plugins.module_utils.store_params import (
     STORE_REF_SPEC,
     read_credential,
 )

@@ -274,7 +274,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rotation import (
     run_rotation,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation_exec import env_failpoint
-from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+from ansible_collections.credops.pgauth.plugins.module_utils.store_params import (
     prepare_runbook_params,
     validated_stores,
 )

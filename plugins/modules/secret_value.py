@@ -155,8 +155,8 @@ from ansible_collections.credops.pgauth.plugins.module_utils.secret_ops import (
     set_value,
     unmask_public_fields,
 )
-from ansible_collections.credops.pgauth.plugins.module_utils.store import (
-    Store,
+from ansible_collections.credops.pgauth.plugins.module_utils.store import Store
+from ansible_collections.credops.pgauth.plugins.module_utils.store_params import (
     fail_if_store_libs_missing,
     store_argument_spec,
 )

@@ -136,6 +136,8 @@ from ansible_collections.credops.pgauth.plugins.module_utils.secret_ops import d
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     Store,
     StoreError,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.store_params import (
     fail_if_store_libs_missing,
     store_argument_spec,
 )

@@ -356,3 +356,36 @@ def test_a_lambda_alias_is_read_and_moved_only_when_it_serves_another_value(opti
     assert alias["FunctionVersion"] != first
     assert Store(spec, options).read()[0].password == SECRET  # what the alias serves
     assert not Store(spec, options).plan_write({"password": SECRET}).changed
+
+
+def test_an_ecs_service_is_deployed_again_and_unstable_is_reported(options, lab):
+    from ansible_collections.credops.pgauth.plugins.module_utils.consumers import (
+        ConsumerContext,
+        ConsumerError,
+        make_consumers,
+    )
+    family = unique("svc")
+    _register(lab, family, [{"name": "RDS_PASSWORD", "value": "Old-Pw-1234"}])
+    ecs = lab_client(lab, "ecs")
+    cluster = ecs.create_cluster(clusterName=unique("c"))["cluster"]["clusterName"]
+    ecs.create_service(cluster=cluster, serviceName="idle", taskDefinition=family,
+                       desiredCount=0)
+    ecs.create_service(cluster=cluster, serviceName="busy", taskDefinition=family,
+                       desiredCount=2)  # moto starts no task: never stable
+    _register(lab, family, [{"name": "RDS_PASSWORD", "value": "New-Pw-1234"}])  # revision 2
+    idle, busy, gone = make_consumers([
+        {"name": "idle", "type": "aws_ecs_service", "cluster": cluster, "service": "idle"},
+        {"name": "busy", "type": "aws_ecs_service", "cluster": cluster, "service": "busy",
+         "timeout": 2, "interval": 0.5},
+        {"name": "gone", "type": "aws_ecs_service", "cluster": cluster, "service": "nope"}])
+    ctx = ConsumerContext(cur=None, params=options, role="app_user", credential=None)
+    assert f"{family}:2" in idle.refresh(ctx)
+    assert ecs.describe_services(cluster=cluster, services=["idle"])["services"][0][
+        "taskDefinition"].endswith(f"{family}:2")
+    assert "stable" in idle.confirm(ctx)[0]
+    busy.refresh(ctx)
+    with pytest.raises(ConsumerError, match=r"consumer 'busy' \(aws_ecs_service\): not stable "
+                                            r"yet: .*0 of 2 tasks running"):
+        busy.confirm(ctx)
+    with pytest.raises(ConsumerError, match=r"no active service 'nope'"):
+        gone.refresh(ctx)

@@ -6,7 +6,7 @@ import pytest
 from labfixtures import lab_store_options, run_labctl, scenario
 
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import probe
-from ansible_collections.credops.pgauth.plugins.module_utils.store import read_credential
+from ansible_collections.credops.pgauth.plugins.module_utils.store_params import read_credential
 
 # scenario -> what a login with Secrets Manager's credential says
 PROBE_OF_PRIMARY = {

@@ -5,10 +5,8 @@ from __future__ import annotations
 import yaml
 
 from ansible_collections.credops.pgauth.plugins.doc_fragments.store import ModuleDocFragment
-from ansible_collections.credops.pgauth.plugins.module_utils.store import (
-    STORE_OPTION_SPEC,
-    STORE_REF_SPEC,
-)
+from ansible_collections.credops.pgauth.plugins.module_utils.store import STORE_OPTION_SPEC
+from ansible_collections.credops.pgauth.plugins.module_utils.store_params import STORE_REF_SPEC
 
 
 def _store_docs():

@@ -154,7 +154,7 @@ def test_inline_admin_passwords_are_hidden_and_names_unique():
 
 
 def test_every_type_is_one_row_of_the_table():
-    assert set(CONSUMER_TYPES) == {"pgbouncer", "http"}
+    assert set(CONSUMER_TYPES) == {"pgbouncer", "http", "aws_ecs_service"}
     for kind, cls in CONSUMER_TYPES.items():
         assert kind == cls.TYPE and cls.MANUAL
 
