@@ -49,8 +49,9 @@ class SsmParameterBackend(AwsBackend):
     value_is_text = True
     default_format = "password"
     service, service_title = "ssm", "Parameter Store"
-    not_found: ClassVar[dict[str, str]] = {"ParameterNotFound": "no such parameter",
-                 "ParameterVersionNotFound": "no such parameter version"}
+    not_found: ClassVar[dict[str, str]] = {
+        "ParameterNotFound": "no such parameter",
+        "ParameterVersionNotFound": "no such parameter version"}
 
     def __init__(self, spec: dict, options: dict):
         name, region, account = parameter_name(spec.get("parameter") or "")
