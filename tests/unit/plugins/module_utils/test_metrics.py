@@ -63,3 +63,34 @@ def test_promtool_accepts_it():
                              input=render_metrics(REPORT, "db-1"), capture_output=True,
                              text=True, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing")
+def test_the_consumer_alert_fires_on_verify_metrics_of_an_unconfirmed_consumer(tmp_path):
+    import pathlib
+
+    import yaml
+    rules = pathlib.Path(__file__).resolve().parents[4] / "extensions" / "prometheus" / \
+        "pgauth-alerts.yml"
+    loaded = yaml.safe_load(rules.read_text())
+    for group in loaded["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)  # checked by promtool check rules
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(loaded))
+    verify = {"runbook": "verify", "verdict": "broken", "target": {"role": "app_user"},
+              "checks": [{"check": "consumer:pooler", "ok": False, "severity": "critical"},
+                         {"check": "consumer:api", "ok": True, "severity": "critical"}]}
+    series = [line for line in render_metrics(verify, "db-1").splitlines()
+              if line.startswith("pgauth_check_ok")]
+    inputs = [{"series": line.rsplit(" ", 1)[0], "values": line.rsplit(" ", 1)[1] + "x5"}
+              for line in series]
+    labels = {"runbook": "verify", "target": "db-1", "role": "app_user",
+              "check": "consumer:pooler", "severity": "critical"}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump({
+        "rule_files": [str(tmp_path / "rules.yml")], "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": inputs, "alert_rule_test": [
+            {"eval_time": "2m", "alertname": "PgauthConsumerUnconfirmed",
+             "exp_alerts": [{"exp_labels": labels}]}]}]}))
+    tested = subprocess.run(["promtool", "test", "rules", str(tmp_path / "test.yml")],
+                            capture_output=True, text=True, check=False)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
