@@ -16,6 +16,9 @@ from ansible_collections.credops.pgauth.plugins.module_utils.consumer_base impor
     ConsumerError,
     ConsumerLine,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.consumer_command import (
+    CommandConsumer,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.consumer_http import HttpConsumer
 from ansible_collections.credops.pgauth.plugins.module_utils.consumer_pgbouncer import (
     PgBouncerConsumer,
@@ -23,7 +26,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.consumer_pgbouncer 
 
 CONSUMER_TYPES: dict[str, type[Consumer]] = {
     consumer.TYPE: consumer for consumer in (PgBouncerConsumer, HttpConsumer,
-                                             AwsEcsServiceConsumer)}
+                                             AwsEcsServiceConsumer, CommandConsumer)}
 
 __all__ = ["CONSUMER_TYPES", "ConsumerContext", "ConsumerError", "ConsumerLine",
            "confirm_all", "make_consumers"]

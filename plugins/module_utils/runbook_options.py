@@ -109,6 +109,10 @@ RUNBOOK_INPUTS = {
          "C(profile)); refreshed by a new deployment on the latest ACTIVE revision of the "
          "service's family, confirmed when the service is stable (one deployment, as many "
          "tasks running as desired) within C(timeout)."),
+        ("C(type=command): C(argv) (a list, no shell: C([systemctl, restart, app])), "
+         "C(command_timeout) (default 120), C(env), C(inherit_env), C(cwd); refreshed by "
+         "running it (exit code checked, stderr redacted), confirmed by C(health_url) or "
+         "C(sessions) when given, else by the exit code alone."),
         ("Any type: C(health_url) (also 2xx), C(sessions) (C(application_name) and/or "
          "C(client_addr), C(min)): pg_stat_activity must show that many sessions of the role "
          "opened after the switch from that consumer.")]},

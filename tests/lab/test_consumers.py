@@ -266,3 +266,25 @@ def test_http_consumer_answers_500_then_200(lab, tmp_path, health_server):
         assert done.returncode == 0, done.stdout[-3000:]
         assert report["outcome"] == "consumers_refreshed"
         assert primary(meta, lab).password == before.password
+
+
+def test_a_command_consumer_restarts_and_a_failing_one_fails_loudly(lab, tmp_path):
+    """A restart through the safe runner after promote (the marker file shows it ran); a
+    restart that exits 3 fails the run after promote, naming the consumer and the exit code
+    and saying that a re-run does not rotate again."""
+    marker = tmp_path / "restarted"
+    with scenario("healthy") as meta:
+        consumers = [{"name": "app-restart", "type": "command",
+                      "argv": ["sh", "-c", f"date +%s%N > {marker}"]}]
+        done, report = runbook(lab, tmp_path / "ok", meta, "rotate", consumers=consumers)
+        assert done.returncode == 0, done.stdout[-3000:]
+        line = line_of(report, "app-restart")
+        assert line["refreshed"] and line["confirmed"] and marker.exists(), line
+        consumers = [{"name": "app-restart", "type": "command", "argv": ["sh", "-c", "exit 3"]}]
+        done, report = runbook(lab, tmp_path / "fail", meta, "rotate", consumers=consumers,
+                               pgauth_force=True)
+        assert done.returncode != 0
+        assert "app-restart" in done.stdout and "3" in done.stdout
+        assert "does not rotate again" in done.stdout
+        assert report["promoted"] is True
+        no_leak(lab, done.stdout, report)

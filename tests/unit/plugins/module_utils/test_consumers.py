@@ -154,7 +154,7 @@ def test_inline_admin_passwords_are_hidden_and_names_unique():
 
 
 def test_every_type_is_one_row_of_the_table():
-    assert set(CONSUMER_TYPES) == {"pgbouncer", "http", "aws_ecs_service"}
+    assert set(CONSUMER_TYPES) == {"pgbouncer", "http", "aws_ecs_service", "command"}
     for kind, cls in CONSUMER_TYPES.items():
         assert kind == cls.TYPE and cls.MANUAL
 
@@ -243,3 +243,32 @@ def test_verify_has_a_check_per_consumer():
     assert by_name["consumer:pool"]["ok"] and by_name["consumer:pool"]["detail"] == "logs in"
     assert not by_name["consumer:app"]["ok"]
     assert by_name["consumer:app"]["detail"] == "answered 500"
+
+
+def test_a_command_consumer_runs_argv_without_a_shell_and_reports_failures():
+    from ansible_collections.credops.pgauth.plugins.module_utils.consumers import (
+        ConsumerContext,
+        ConsumerError,
+        make_consumers,
+    )
+    from ansible_collections.credops.pgauth.plugins.module_utils.credential import Credential
+    secret = "Restart-Pw-12345"
+    ctx = ConsumerContext(cur=None, params={}, role="app_user",
+                          credential=Credential("app_user", secret))
+    ok, failing, hanging, echoing = make_consumers([
+        {"name": "ok", "type": "command", "argv": ["true"]},
+        {"name": "failing", "type": "command", "argv": ["sh", "-c", "exit 3"]},
+        {"name": "hanging", "type": "command", "argv": ["sleep", "30"], "command_timeout": 1},
+        {"name": "echoing", "type": "command",
+         "argv": ["sh", "-c", f"echo 'login failed: {secret}' >&2; exit 1"]}])
+    assert "exited 0" in ok.refresh(ctx)
+    assert "exit code only" in ok.confirm(ctx)[0]
+    with pytest.raises(ConsumerError, match=r"consumer 'failing' \(command\).*3"):
+        failing.refresh(ctx)
+    with pytest.raises(ConsumerError, match=r"consumer 'hanging'.*did not finish within 1 s"):
+        hanging.refresh(ctx)
+    with pytest.raises(ConsumerError) as err:
+        echoing.refresh(ctx)
+    assert secret not in str(err.value)
+    with pytest.raises(ConsumerError, match="argv is a list"):
+        make_consumers([{"name": "shell", "type": "command", "argv": "systemctl restart app"}])
