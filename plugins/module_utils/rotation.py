@@ -234,7 +234,15 @@ class Rotation:
             return
         self.execute.run("ensure_clone", [], self.strategy.ensure_clone, self.cur, step.user)
 
+    def _drain(self, user: str) -> None:
+        """alternating_users: no client may still log in as the user about to change."""
+        if self.check_mode or self.strategy.name != "alternating_users":
+            return
+        self.execute.run("drain:" + user, [], self.strategy.drain, self.cur, user,
+                         float(self.params.get("drain_timeout") or 0))
+
     def _stage_new(self, step: StageNew, state: RotationState) -> None:
+        self._drain(step.user)
         self.new = self.new_credential(state.current, step.user)
         primary = self.stores.primary
         self.execute.run("stage:" + primary.name, [primary], self.stores.write, primary,

@@ -23,7 +23,7 @@ FAILPOINT_ENV = "PGAUTH_FAILPOINT"
 FAILPOINT_ACTION_ENV = "PGAUTH_FAILPOINT_ACTION"
 # steps that only look: they do not make a run "changed"
 CHECK_STEPS = frozenset({"test_login", "token_login"})
-CHECK_PREFIXES = ("confirm:",)  # a consumer's confirmation only looks too
+CHECK_PREFIXES = ("confirm:", "drain:")  # a consumer's confirmation, the drain guard: looks only
 
 # every outcome a run can report (rolled_back comes with a failure)
 OutcomeName = Literal["unknown", "rotated", "resumed", "converged", "not_due", "converted",

@@ -7,6 +7,8 @@ stores do not hold now, so the user the clients hold keeps its password (the clo
 on first use, see clone.py).  strategy=iam is not a password rotation: rotation_iam.py."""
 from __future__ import annotations
 
+import time
+
 from ansible_collections.credops.pgauth.plugins.module_utils.clone import (
     clone_ready,
     ensure_clone,
@@ -53,6 +55,10 @@ class SingleUser:
     def ensure_clone(self, cur, user: str) -> None:
         ensure_clone(cur, self.role, user, self.set_role)
 
+    def drain(self, cur, user: str, timeout: float, sleep=time.sleep) -> str | None:
+        """single_user: the clients' own user gets the new password; nothing to wait for."""
+        return None
+
 
 class AlternatingUsers(SingleUser):
     name = "alternating_users"
@@ -75,6 +81,39 @@ class AlternatingUsers(SingleUser):
 
     def needs_clone(self, user: str) -> bool:
         return user != self.role
+
+    def drain(self, cur, user: str, timeout: float, sleep=time.sleep) -> str | None:
+        """The classic outage of alternating users: clients that never re-read the stores
+        since the last rotation still log in as the user that is about to get a new password,
+        and fail at their next reconnect.  Wait until no session of that user is open (but
+        ours), up to timeout seconds; then refuse, naming the clients.  Returns what was
+        waited for, for the report."""
+        deadline = time.monotonic() + max(float(timeout), 0.0)
+        waited = False
+        while True:
+            cur.execute(_SESSIONS_OF, (user,))
+            sessions = cur.fetchall()
+            if not sessions:
+                return f"waited for the sessions of {user} to end" if waited else None
+            if time.monotonic() >= deadline:
+                shown = "; ".join(f"{addr or 'local socket'} {app!r} since {started}"
+                                  for addr, app, started in sessions[:10])
+                more = f" (and {len(sessions) - 10} more)" if len(sessions) > 10 else ""
+                raise RotationError(
+                    f"{len(sessions)} session(s) of {user!r} are still open after "
+                    f"{timeout:g} s: {shown}{more}. They belong to clients that have not "
+                    f"re-read the stores since the last rotation; a new password for {user!r} "
+                    "would break them at their next connection. Make them re-read the stores "
+                    "(restart them), or raise pgauth_drain_timeout; nothing was changed")
+            waited = True
+            sleep(min(DRAIN_POLL, max(deadline - time.monotonic(), 0.05)))
+
+
+DRAIN_POLL = 0.5
+# the user's sessions other than this run's own connections
+_SESSIONS_OF = ("SELECT host(client_addr), application_name, backend_start::text "
+                "FROM pg_catalog.pg_stat_activity WHERE usename = %s "
+                "AND pid <> pg_backend_pid() ORDER BY backend_start")
 
 
 PASSWORD_STRATEGIES = {strategy.name: strategy for strategy in (SingleUser, AlternatingUsers)}

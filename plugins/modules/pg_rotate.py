@@ -154,6 +154,15 @@ options:
       password.
     type: int
     default: 300
+  drain_timeout:
+    description:
+      - V(alternating_users). Before the user that is not in the stores gets the new
+        password, wait up to this many seconds until no session of that user is open
+        (clients that did not re-read the stores since the last rotation). Then refuse,
+        naming the clients (address, application_name, backend_start), before anything is
+        staged.
+    type: int
+    default: 60
   lock_db:
     description:
       - The database in which the role's advisory lock is taken. Roles belong to the whole
@@ -354,6 +363,7 @@ def main() -> None:
             rotate_via={"type": "str", "default": "sql",
                         "choices": ["sql", "rds_api", "rds_managed"]},
             rds_apply_timeout={"type": "int", "default": 300},
+            drain_timeout={"type": "int", "default": 60},
             lock_db={"type": "str", "default": "postgres"},
         ),
         mutually_exclusive=[("db_instance_identifier", "db_cluster_identifier")],

@@ -457,3 +457,37 @@ def test_a_flow_style_yaml_mapping_keeps_its_comments(lab, tmp_path):
     # ruamel keeps a comment at its column: the longer password pushes no text over it
     assert text.rstrip(" #flow\n").endswith("}") and text.endswith(" # flow\n")
     assert new.password != database["password"]
+
+
+def test_the_drain_guard_refuses_while_a_client_holds_the_inactive_user(lab, tmp_path):
+    """After one alternating rotation the stores hold the clone; a client that never re-read
+    them stays connected as app_user.  The next rotation would give app_user a new password
+    and break that client at its next connection: it refuses, naming the client, with
+    nothing changed; once the client is gone it proceeds."""
+    for name in ("once", "refused", "done"):
+        (tmp_path / name).mkdir()
+    with scenario("healthy") as meta:
+        first = read_stores(meta, lab)["aws-app"]
+        once = rotate(lab, tmp_path / "once", meta, pgauth_strategy="alternating_users")
+        assert once.returncode == 0, once.stdout[-2000:]
+        stale = psycopg2.connect(
+            host=lab["PGAUTH_LAB_PGHOST"], port=int(lab["PGAUTH_LAB_PGPORT"]), dbname="appdb",
+            user=first.username, password=first.password, sslmode="verify-full",
+            sslrootcert=lab["PGAUTH_LAB_SSLROOTCERT"], application_name="legacy-worker")
+        try:
+            before = read_stores(meta, lab)
+            refused = rotate(lab, tmp_path / "refused", meta,
+                             pgauth_strategy="alternating_users", pgauth_drain_timeout=2)
+            after = read_stores(meta, lab)
+        finally:
+            stale.close()
+        assert refused.returncode != 0
+        assert "legacy-worker" in refused.stdout and "app_user" in refused.stdout
+        assert "nothing was changed" in refused.stdout
+        assert {k: v.password for k, v in before.items()} == \
+            {k: v.password for k, v in after.items()}
+        assert logs_in(lab, first.username, first.password)  # its password was not touched
+        done = rotate(lab, tmp_path / "done", meta, pgauth_strategy="alternating_users",
+                      pgauth_drain_timeout=10)
+        assert done.returncode == 0, done.stdout[-2000:]
+        assert read_stores(meta, lab)["aws-app"].username == "app_user"
