@@ -289,8 +289,16 @@ def _ports_closed(ports) -> bool:
 
 def test_up_twice_then_down_leaves_nothing_running(tmp_path):
     """A second lab on its own ports and directory: up, up again (fast), down."""
-    ports = {"PGAUTH_LAB_PGPORT": "55532", "PGAUTH_LAB_MOTO_PORT": "55100",
-             "PGAUTH_LAB_VAULT_PORT": "58300", "PGAUTH_LAB_PGBOUNCER_PORT": "56532"}
+    # 100 above the lab under test (whatever its ports), and PgBouncer 1000 above that lab's
+    # PostgreSQL: a fixed set collided with a lab run on other ports (its PostgreSQL on the
+    # self-test's PgBouncer port)
+    def above(name: str, default: int) -> int:
+        return int(os.environ.get(name, default)) + 100
+    pg = above("PGAUTH_LAB_PGPORT", 55432)
+    ports = {"PGAUTH_LAB_PGPORT": str(pg),
+             "PGAUTH_LAB_MOTO_PORT": str(above("PGAUTH_LAB_MOTO_PORT", 55000)),
+             "PGAUTH_LAB_VAULT_PORT": str(above("PGAUTH_LAB_VAULT_PORT", 58200)),
+             "PGAUTH_LAB_PGBOUNCER_PORT": str(pg + 1000)}
     lab_dir = Path("/var/tmp") / unique("pgauth-lab-selftest")
     env = {"PGAUTH_LAB_DIR": str(lab_dir), **ports}
     try:
@@ -308,7 +316,7 @@ def test_up_twice_then_down_leaves_nothing_running(tmp_path):
         assert _ports_closed(int(p) for p in ports.values())
         assert _lab_processes(lab_dir) == []
         assert run_labctl("status", env=env).returncode == 3
-        assert not Path("/etc/pam.d/pgauth-lab-55532").exists()
+        assert not Path(f"/etc/pam.d/pgauth-lab-{pg}").exists()
     finally:
         run_labctl("down", env=env)
         import shutil
