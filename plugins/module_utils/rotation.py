@@ -13,7 +13,6 @@ Runs for one role are serialized by a PostgreSQL advisory lock held for the whol
 """
 from __future__ import annotations
 
-import datetime as dt
 from typing import ClassVar
 
 from ansible_collections.credops.pgauth.plugins.module_utils.conflicts import other_rotators
@@ -59,13 +58,11 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rotation_plan impor
     conflict_refusal,
     decide,
     decide_rollback,
-    is_due,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation_rds import (
     MANAGED_STORE_NAME,
-    managed_secret_store,
-    names_secret,
-    rotate_managed_password,
+    rotate_in_rds_if_due,
+    with_managed_secret,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation_setters import (
     password_setter,
@@ -182,16 +179,8 @@ class Rotation:
     def _rotate_in_rds(self) -> bool:
         """rotate_via rds_managed: RDS makes the new password, when one is due."""
         # the managed secret (with_managed_secret put it first and made it the source)
-        primary = self.stores.by_name([MANAGED_STORE_NAME])[0]
-        stored = primary.read_stored("current")
-        if not is_due(self.params.get("min_age"), bool(self.params.get("force")),
-                      stored.changed_at if stored else None, dt.datetime.now(dt.timezone.utc)):
-            self.execute.skip("rotate_in_rds", [primary],
-                              f"the current secret is younger than {self.params['min_age']}")
-            return False
-        self.execute.run("rotate_in_rds", [primary], rotate_managed_password, self.params,
-                         self.role, primary, self.db.login_params, self.hide)
-        return True
+        return rotate_in_rds_if_due(self.execute, self.stores.by_name([MANAGED_STORE_NAME])[0],
+                                    self.params, self.role, self.db.login_params, self.hide)
 
     def finish(self, decision: Decision) -> None:
         if decision.outcome != "not_due":
@@ -243,7 +232,7 @@ class Rotation:
 
     def _stage_new(self, step: StageNew, state: RotationState) -> None:
         self._drain(step.user)
-        self.new = self.new_credential(state.current, step.user)
+        self.new = new_credential(self.params, state.current, step.user, self.hide)
         primary = self.stores.primary
         self.execute.run("stage:" + primary.name, [primary], self.stores.write, primary,
                          self.new, "pending")
@@ -285,19 +274,6 @@ class Rotation:
                                EnsureClone: _ensure_clone, StageNew: _stage_new,
                                Apply: _apply, RefreshConsumers: _refresh_consumers}
 
-    def new_credential(self, current: Credential | None, user: str) -> Credential:
-        try:
-            password = generate_password(**self.params["generate"])
-        except CredentialError as err:
-            raise RotationError(f"generate: {err}") from None
-        self.hide(password)
-        params = self.params
-        base = current or Credential(host=params.get("login_host"), port=params.get("login_port"),
-                                     dbname=params.get("dbname"))
-        # auth is written only where the store already says it (a store that was on IAM)
-        return base.merged({"username": user, "password": password,
-                            "auth": "password" if base.auth else None})
-
     def roll_back(self, new: Credential, current: Credential | None, err: Exception):
         """Before promote: the database gets the old password back, then the pending values
         go.  When the database cannot be restored, or its state is unknown, the pending values
@@ -328,6 +304,20 @@ class Rotation:
                      else "could not discard: " + "; ".join(leftover))
         self.out.outcome = "rolled_back"
         raise RotationError(f"{err}; rolled back ({', '.join(notes)})") from None
+
+
+def new_credential(params: dict, current: Credential | None, user: str, hide) -> Credential:
+    """The credential a fresh rotation stages: the current one with a generated password."""
+    try:
+        password = generate_password(**params["generate"])
+    except CredentialError as err:
+        raise RotationError(f"generate: {err}") from None
+    hide(password)
+    base = current or Credential(host=params.get("login_host"), port=params.get("login_port"),
+                                 dbname=params.get("dbname"))
+    # auth is written only where the store already says it (a store that was on IAM)
+    return base.merged({"username": user, "password": password,
+                        "auth": "password" if base.auth else None})
 
 
 def refuse_other_rotators(params: dict) -> None:
@@ -368,15 +358,6 @@ def plan_and_move(params: dict, check_mode: bool) -> tuple[dict, dict]:
     refuse_other_rotators({**params, "stores": planned["stores"]})
     moved = planned if check_mode else move_plaintext(*args, False, grant, defaults)
     return moved, {**params, "stores": moved.pop("stores")}
-
-
-def with_managed_secret(params: dict) -> dict:
-    """The stores with the secret RDS manages first, as the source every other store is
-    brought in line with (a store the user listed for it is that secret: left out)."""
-    managed = managed_secret_store(params, params["role"])
-    others = [store for store in params.get("stores") or []
-              if not names_secret(store, managed["secret_id"])]
-    return {**params, "stores": [managed, *others], "source_store": MANAGED_STORE_NAME}
 
 
 ENGINES = {"single_user": Rotation, "alternating_users": Rotation, "iam": IamConversion}

@@ -13,6 +13,7 @@ password (RotateMasterUserPassword) and writes it into that secret; the rotation
 the other stores in line with it."""
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError
@@ -23,6 +24,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rds_iam import (
     modify_database,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation_exec import RotationError
+from ansible_collections.credops.pgauth.plugins.module_utils.rotation_plan import is_due
 from ansible_collections.credops.pgauth.plugins.module_utils.store import StoredValue
 
 
@@ -126,3 +128,27 @@ def rotate_managed_password(params: dict, user: str, secret, login_params, hide)
             raise RotationError(f"RDS was asked to rotate the master password of {what}, but "
                                 f"the secret's new password does not log in after {timeout} s")
         time.sleep(2)
+
+
+def with_managed_secret(params: dict) -> dict:
+    """The stores with the secret RDS manages first, as the source every other store is
+    brought in line with (a store the user listed for it is that secret: left out)."""
+    managed = managed_secret_store(params, params["role"])
+    others = [store for store in params.get("stores") or []
+              if not names_secret(store, managed["secret_id"])]
+    return {**params, "stores": [managed, *others], "source_store": MANAGED_STORE_NAME}
+
+
+def rotate_in_rds_if_due(execute, secret, params: dict, role: str, login_params,
+                         hide) -> bool:
+    """The run's rotate_in_rds step when the managed secret is due (min_age, force): RDS
+    makes the password; True when it did."""
+    stored = secret.read_stored("current")
+    if not is_due(params.get("min_age"), bool(params.get("force")),
+                  stored.changed_at if stored else None, dt.datetime.now(dt.timezone.utc)):
+        execute.skip("rotate_in_rds", [secret],
+                     f"the current secret is younger than {params['min_age']}")
+        return False
+    execute.run("rotate_in_rds", [secret], rotate_managed_password, params, role, secret,
+                login_params, hide)
+    return True

@@ -20,10 +20,13 @@ Revisions are version ids (``family:revision``): they count registrations, nothi
 from __future__ import annotations
 
 import copy
-import re
 from typing import ClassVar
 
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import caller_account
+from ansible_collections.credops.pgauth.plugins.module_utils.ecs_value_from import (
+    ValueFromError,
+    value_from_store,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     Backend,
     StoredValue,
@@ -40,12 +43,6 @@ from ansible_collections.credops.pgauth.plugins.module_utils.store_aws_ssm impor
 # what DescribeTaskDefinition returns that RegisterTaskDefinition does not take
 _READ_ONLY = ("taskDefinitionArn", "revision", "status", "requiresAttributes",
               "compatibilities", "registeredAt", "registeredBy", "deregisteredAt")
-# arn:aws:secretsmanager:region:account:secret:name[:json-key:version-stage:version-id]
-_SECRET_ARN = re.compile(r"^(?P<arn>arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):\d+:"
-                         r"secret:[^:]+)(?::(?P<key>[^:]*):(?P<stage>[^:]*):(?P<vid>[^:]*))?$")
-_SSM_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:")
-# the JSON keys of an RDS-style secret a variable may take its value from
-_CREDENTIAL_KEYS = ("password",)
 
 
 def revision_input(task: dict) -> dict:
@@ -134,39 +131,15 @@ class EcsTaskDefinitionBackend(AwsBackend):
 
     def _referenced(self, ref: str) -> Backend:
         """The backend of the store a ``secrets`` entry's valueFrom names."""
-        # the profile is the operator's identity; the endpoint is ECS's own (a VPC endpoint
-        # of ECS must not receive Secrets Manager or SSM requests), and an ARN names its region
         base = {key: self.spec[key] for key in ("profile", "region") if self.spec.get(key)}
-        label = f"{self.label} -> {ref}"  # an ARN or a name: no secret in it
-        secret = _SECRET_ARN.match(ref)
-        if secret:
-            account = secret.group("arn").split(":")[4]
-            if account != caller_account(self._aws_settings()):
-                # a revision anyone may register could send every new password there
-                raise self.error(f"valueFrom names a secret in account {account}, not the one "
-                                 "these AWS credentials use: a secret of another account is "
-                                 "not written from here")
-            key = secret.group("key")
-            if key and key not in _CREDENTIAL_KEYS:
-                raise self.error(f"valueFrom takes JSON key {key!r} of the secret: only "
-                                 f"{', '.join(_CREDENTIAL_KEYS)} is a credential field")
-            if secret.group("stage") or secret.group("vid"):
-                raise self.error("valueFrom pins a version stage or id of the secret: the "
-                                 "task would not see a rotation")
-            spec = {**base, "name": label, "type": "aws_secretsmanager",
-                    "secret_id": secret.group("arn"), "region": secret.group("region"),
-                    "format": "json" if key else self.spec.get("format") or "password"}
-            return SecretsManagerBackend(spec, self._options)
-        if _SSM_ARN.match(ref) or ref.startswith("/") or ":" not in ref:
-            spec = {**base, "name": label, "type": "aws_ssm", "parameter": ref}
-            return SsmParameterBackend(spec, self._options)
-        raise self.error(f"valueFrom {ref!r} is neither a Secrets Manager secret nor an SSM "
-                         "parameter")
-
-    def referenced_store(self) -> dict | None:
-        """The store dict of the secret the variable references, None for plaintext."""
-        _task, inner = self._resolve()
-        return dict(inner.spec) if inner is not None else None
+        try:
+            spec = value_from_store(ref, base, f"{self.label} -> {ref}", self.spec.get("format"),
+                                    lambda: caller_account(self._aws_settings()))
+        except ValueFromError as err:
+            raise self.error(str(err)) from None
+        kind = SecretsManagerBackend if spec["type"] == "aws_secretsmanager" \
+            else SsmParameterBackend
+        return kind(spec, self._options)
 
     @property
     def supports_pending(self) -> bool:  # type: ignore[override]

@@ -188,7 +188,9 @@ def test_the_documented_recipes_are_valid_store_dicts():
 
     import yaml
 
-    from ansible_collections.credops.pgauth.plugins.module_utils import store as store_module
+    from ansible_collections.credops.pgauth.plugins.module_utils import (
+        store_params as store_module,
+    )
     docs = Path(store_module.__file__).resolve().parents[2] / "docs" / "stores.md"
     blocks = [yaml.safe_load(block) for block in
               re.findall(r"```yaml\n(.*?)```", docs.read_text(), re.S)]
