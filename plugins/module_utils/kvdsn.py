@@ -101,13 +101,15 @@ class KeywordDsn:
         """factory(...) -> the dialect-neutral fields (dsn.Fields); the last of a repeated
         keyword wins, as in libpq."""
         out = factory()
-        after_bare_password = False
+        after_bare_password = after_password = False
         for item in self.items:
             name = FIELD_OF.get(item.key)
             if item.key in LIBPQ_KEYWORDS:
                 after_bare_password = item.key == "password" and not item.raw.startswith("'")
-            elif after_bare_password:
-                # "password=two words=x": the unknown keyword may be part of the password
+                after_password = item.key == "password"
+            elif after_bare_password or (after_password and not item.lead):
+                # "password=two words=x", "password=''tail'=x": the unknown keyword may be
+                # part of the password (unquoted, or glued to its closing quote)
                 out.suspect.add(item.key)
             if name is None:
                 out.params.append((item.key, item.value))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import string
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.credops.pgauth.plugins.module_utils import dsn
@@ -258,6 +258,8 @@ password_slots = st.sampled_from([
 
 @settings(max_examples=500, deadline=None)
 @given(slot=password_slots, before=hostile, after=hostile)
+# found by this test in CI: the password's tail glued to its closing quote became a keyword
+@example(slot="dbname=app password='{}'", before="'", after="=1")
 def test_a_careless_password_never_shows_in_errors_fields_or_findings(slot, before, after):
     text = slot.format(f"{before}{MARK}{after}")
     try:
