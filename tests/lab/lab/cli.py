@@ -12,6 +12,7 @@ from .passstore import PassStore, passstore_env
 from .pgbouncer import ADMIN_USER as PGBOUNCER_ADMIN
 from .pgbouncer import PgBouncer
 from .postgres import ADMIN_USER, Postgres, is_root
+from .procs import reserve_ports
 from .services import Moto, OpenBao
 from .settings import HOST, RDS_INSTANCE, REGION, VAULT_ROOT_TOKEN, Lab
 
@@ -25,6 +26,8 @@ def cmd_up(lab: Lab) -> int:
     state = lab.ensure_secrets()
     lab.pick_pg_dir(is_root())
     pg, moto, bao = _components(lab)
+    reserve_ports([lab.pg_port, lab.moto_port, lab.vault_port, lab.vault_port + 1,
+                   lab.pgbouncer_port])
     pg.up(state)
     moto.up(state)
     bao.up()

@@ -66,10 +66,38 @@ class PgBouncer:
             if port_open(HOST, self.port):
                 raise RuntimeError(f"port {self.port} is taken by another process "
                                    "(set PGAUTH_LAB_PGBOUNCER_PORT)")
+            self._start()
+
+    def _start(self, attempts: int = 5) -> None:
+        """Start the daemon; again when its port was taken meanwhile.  Every lab port lies in
+        Linux's ephemeral range (32768-60999), so an outgoing connection of anything on the
+        machine can hold it for a moment: pgbouncer then logs 'Address already in use' and
+        exits, and waiting for it would only time out."""
+        for attempt in range(attempts):
             self.pidfile.unlink(missing_ok=True)
+            logged = self.logfile.stat().st_size if self.logfile.exists() else 0
             # -d: pgbouncer daemonizes and writes its pidfile; it runs as postgres
             self.pg._as_pg([BINARY, "-d", "-q", str(self.ini)])
-            wait_for(lambda: self.pid() is not None and port_open(HOST, self.port), "PgBouncer")
+
+            def failed(since: int = logged) -> bool:
+                return self.pid() is None and self._logged_since(since, "FATAL")
+            wait_for(lambda: (self.pid() is not None and port_open(HOST, self.port))
+                     or failed(), "PgBouncer")
+            if not failed():
+                return
+            time.sleep(0.5 + attempt)
+        raise RuntimeError(f"PgBouncer would not start on port {self.port}: "
+                           f"{self._logged_since(0, 'FATAL', text=True)}")
+
+    def _logged_since(self, offset: int, word: str, text: bool = False):
+        try:
+            with self.logfile.open("rb") as log:
+                log.seek(offset)
+                tail = log.read().decode("utf-8", "replace")
+        except OSError:
+            tail = ""
+        lines = [line for line in tail.splitlines() if word in line or "bind()" in line]
+        return " / ".join(lines[-2:]) if text else bool(lines and word in tail)
 
     def down(self) -> None:
         """pgbouncer -d forks after setsid: its PID leads no process group, so it is

@@ -110,3 +110,27 @@ def _group_alive(pgid: int) -> bool:
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+RESERVED_PORTS = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
+
+
+def reserve_ports(ports) -> None:
+    """Keep the lab's ports out of Linux's ephemeral range (32768-60999 here, where every
+    lab port lies): an outgoing connection of any process would otherwise take one now and
+    then, and the server meant to listen there fails with 'Address already in use'.  Root
+    only (elsewhere the servers' own retries are all there is); the setting lasts until
+    reboot and only stops the kernel choosing these ports for outgoing connections."""
+    if os.geteuid() != 0 or not RESERVED_PORTS.exists():
+        return
+    try:
+        current = RESERVED_PORTS.read_text().strip()
+        reserved: set[int] = set()
+        for part in filter(None, current.split(",")):
+            low, _sep, high = part.partition("-")
+            reserved.update(range(int(low), int(high or low) + 1))
+        missing = sorted({int(port) for port in ports} - reserved)
+        if missing:
+            RESERVED_PORTS.write_text(",".join(filter(None, [current, *map(str, missing)])))
+    except (OSError, ValueError):
+        return  # a container may not allow it: the retries remain

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -149,11 +150,20 @@ class OpenBao:
             env = dict(os.environ, HOME=str(self.lab.run_dir), BAO_DISABLE_MLOCK="true")
             env.pop("VAULT_ADDR", None)
             env.pop("BAO_ADDR", None)
-            spawn([str(self.binary()), "server", "-dev",
-                   f"-dev-root-token-id={VAULT_ROOT_TOKEN}",
-                   f"-dev-listen-address={HOST}:{self.lab.vault_port}"],
-                  self.pidfile, self.logfile, env=env, cwd=self.lab.run_dir)
-            wait_for(lambda: _http_ok(f"{self.lab.vault_url}/v1/sys/health"), "OpenBao")
+            # its ports lie in Linux's ephemeral range: an outgoing connection may hold one
+            # for a moment, and the server then exits at once; start it again
+            for attempt in range(3):
+                spawn([str(self.binary()), "server", "-dev",
+                       f"-dev-root-token-id={VAULT_ROOT_TOKEN}",
+                       f"-dev-listen-address={HOST}:{self.lab.vault_port}"],
+                      self.pidfile, self.logfile, env=env, cwd=self.lab.run_dir)
+                wait_for(lambda: self.pid() is None
+                         or _http_ok(f"{self.lab.vault_url}/v1/sys/health"), "OpenBao")
+                if self.pid() is not None:
+                    break
+                time.sleep(1 + attempt)
+            else:
+                raise RuntimeError(f"OpenBao exited at start three times (see {self.logfile})")
         self.ensure_mounts()
 
     def down(self) -> None:
