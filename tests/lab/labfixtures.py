@@ -90,6 +90,22 @@ def temp_role(admin):
         admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
+def create_admin_role(lab: dict, role: str, password: str) -> None:
+    """A CREATEROLE login role (an RDS master user's stand-in) with password's SCRAM verifier,
+    made by the superuser over the lab's socket; scenarios reset it away."""
+    conn = psycopg2.connect(host=lab["PGAUTH_LAB_PGSOCKET"], port=lab["PGAUTH_LAB_PGPORT"],
+                            user="postgres", dbname="postgres")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            verifier = psycopg2.extensions.encrypt_password(password, role, conn,
+                                                            "scram-sha-256")
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(verifier)))
+    finally:
+        conn.close()
+
+
 def lab_client(lab: dict, service: str):
     return boto3.client(service, region_name=lab["AWS_REGION"],
                         endpoint_url=lab["AWS_ENDPOINT_URL"],

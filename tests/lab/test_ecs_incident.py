@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import secrets as random
 
-import psycopg2
-from labfixtures import lab_client, scenario
-from psycopg2 import sql
+from labfixtures import create_admin_role, lab_client, scenario
 from runbooks import assert_no_leak, logs_in, read_report, read_stores, run_playbook, vars_for
 from test_rotate_runbook import make_ops_master, rotate_vars
 
@@ -85,14 +83,7 @@ def _exec_role(lab: dict) -> str:
 
 
 def _master(lab: dict, role: str, instance: str, password: str) -> None:
-    conn = psycopg2.connect(host=lab["PGAUTH_LAB_PGSOCKET"], port=lab["PGAUTH_LAB_PGPORT"],
-                            user="postgres", dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        verifier = psycopg2.extensions.encrypt_password(password, role, conn, "scram-sha-256")
-        cur.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
-            sql.Identifier(role), sql.Literal(verifier)))
-    conn.close()
+    create_admin_role(lab, role, password)
     lab_client(lab, "rds").create_db_instance(
         DBInstanceIdentifier=instance, Engine="postgres", DBInstanceClass="db.t3.micro",
         AllocatedStorage=20, MasterUsername=role, MasterUserPassword=password,

@@ -8,10 +8,8 @@ import json
 import secrets as random
 import uuid
 
-import psycopg2
 import pytest
-from labfixtures import lab_client, lab_store_options, scenario
-from psycopg2 import sql
+from labfixtures import create_admin_role, lab_client, lab_store_options, scenario
 from runbooks import assert_no_leak, logs_in, read_report, read_stores, run_playbook, vars_for
 from test_rotate_runbook import rotate_vars
 
@@ -23,14 +21,7 @@ def _managed_master(lab: dict, tmp_path) -> tuple[str, str, str, list[dict]]:
     parameter, holding the password the role had before RDS took it over)."""
     role, instance = f"mm_{uuid.uuid4().hex[:6]}", f"lab-mm-{uuid.uuid4().hex[:6]}"
     before = "old-" + random.token_urlsafe(16)
-    conn = psycopg2.connect(host=lab["PGAUTH_LAB_PGSOCKET"], port=lab["PGAUTH_LAB_PGPORT"],
-                            user="postgres", dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        verifier = psycopg2.extensions.encrypt_password(before, role, conn, "scram-sha-256")
-        cur.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
-            sql.Identifier(role), sql.Literal(verifier)))
-    conn.close()
+    create_admin_role(lab, role, before)
     made = lab_client(lab, "rds").create_db_instance(
         DBInstanceIdentifier=instance, Engine="postgres", DBInstanceClass="db.t3.micro",
         AllocatedStorage=20, MasterUsername=role, ManageMasterUserPassword=True,

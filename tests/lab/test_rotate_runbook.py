@@ -280,17 +280,8 @@ def make_ops_master(lab: dict, tmp_path: Path, password: str) -> list[dict]:
     """A CREATEROLE admin, ops_master, with the master-user instance lab-ops-db in moto, its
     credential in Secrets Manager (primary) and in a YAML config."""
     import yaml
-    from labfixtures import lab_client
-    from psycopg2 import sql
-    conn = psycopg2.connect(host=lab["PGAUTH_LAB_PGSOCKET"], port=lab["PGAUTH_LAB_PGPORT"],
-                            user="postgres", dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        verifier = psycopg2.extensions.encrypt_password(password, "ops_master", conn,
-                                                        "scram-sha-256")
-        cur.execute(sql.SQL("CREATE ROLE ops_master LOGIN CREATEROLE PASSWORD {}").format(
-            sql.Literal(verifier)))
-    conn.close()
+    from labfixtures import create_admin_role, lab_client
+    create_admin_role(lab, "ops_master", password)
     rds = lab_client(lab, "rds")
     with contextlib.suppress(rds.exceptions.DBInstanceAlreadyExistsFault):
         rds.create_db_instance(
