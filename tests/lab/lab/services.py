@@ -13,7 +13,7 @@ import boto3
 import hvac
 from botocore.exceptions import ClientError
 
-from .procs import port_open, read_pid, spawn, stop_group, wait_for
+from .procs import pid_alive, port_open, read_pid, spawn, stop_group, wait_for
 from .settings import HOST, RDS_INSTANCE, REGION, VAULT_ROOT_TOKEN, Lab
 
 MOTO_SERVER = Path(__file__).resolve().parent.parent / "moto_lab_server.py"
@@ -153,13 +153,15 @@ class OpenBao:
             # its ports lie in Linux's ephemeral range: an outgoing connection may hold one
             # for a moment, and the server then exits at once; start it again
             for attempt in range(3):
-                spawn([str(self.binary()), "server", "-dev",
-                       f"-dev-root-token-id={VAULT_ROOT_TOKEN}",
-                       f"-dev-listen-address={HOST}:{self.lab.vault_port}"],
-                      self.pidfile, self.logfile, env=env, cwd=self.lab.run_dir)
-                wait_for(lambda: self.pid() is None
+                started = spawn([str(self.binary()), "server", "-dev",
+                                 f"-dev-root-token-id={VAULT_ROOT_TOKEN}",
+                                 f"-dev-listen-address={HOST}:{self.lab.vault_port}"],
+                                self.pidfile, self.logfile, env=env, cwd=self.lab.run_dir)
+                # the process spawn started, not pid(): until it has exec'd, its command line
+                # is not yet the server's, and pid() would call a starting server dead
+                wait_for(lambda pid=started: not pid_alive(pid)
                          or _http_ok(f"{self.lab.vault_url}/v1/sys/health"), "OpenBao")
-                if self.pid() is not None:
+                if pid_alive(started):
                     break
                 time.sleep(1 + attempt)
             else:
