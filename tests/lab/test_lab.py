@@ -1,11 +1,14 @@
 """Self-tests of the lab: each stand-in behaves like the real service it replaces."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import socket
+import threading
 import time
+import types
 import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -287,6 +290,29 @@ def _ports_closed(ports) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _port_held_until(port: int, log: Path, text: str, limit: float = 90.0):
+    """Bind the port (no SO_REUSEADDR, no listen) until `text` shows in `log`."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", port))
+    state = types.SimpleNamespace(seen=False)
+
+    def watch() -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and not state.seen:
+            with contextlib.suppress(OSError):
+                state.seen = text in log.read_text(errors="replace").lower()
+            time.sleep(0.1)
+        sock.close()
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield state
+    finally:
+        watcher.join(limit)
+        sock.close()
+
+
 def test_up_twice_then_down_leaves_nothing_running(tmp_path):
     """A second lab on its own ports and directory: up, up again (fast), down."""
     # 100 above the lab under test (whatever its ports), and PgBouncer 1000 above that lab's
@@ -302,8 +328,21 @@ def test_up_twice_then_down_leaves_nothing_running(tmp_path):
     lab_dir = Path("/var/tmp") / unique("pgauth-lab-selftest")
     env = {"PGAUTH_LAB_DIR": str(lab_dir), **ports}
     try:
-        first = run_labctl("up", env=env)
+        # each server's port held as an outgoing connection holds one, until the server has
+        # failed on it once: `up` must start it again, not give up (as it did in CI)
+        logs = lab_dir / "logs"
+        held_ports = {"PostgreSQL": (pg, lab_dir / "pg" / "postgresql.log", "could not bind"),
+                      "moto": (int(ports["PGAUTH_LAB_MOTO_PORT"]), logs / "moto.log", "in use"),
+                      "OpenBao": (int(ports["PGAUTH_LAB_VAULT_PORT"]), logs / "bao.log", "in use"),
+                      "PgBouncer": (pg + 1000, lab_dir / "pg" / "pgbouncer" / "pgbouncer.log",
+                                    "in use")}
+        with contextlib.ExitStack() as stack:
+            held = {name: stack.enter_context(_port_held_until(*spec))
+                    for name, spec in held_ports.items()}
+            first = run_labctl("up", env=env)
         assert first.returncode == 0, first.stderr
+        never = [name for name, state in held.items() if not state.seen]
+        assert not never, f"a held port never made {never} fail: the test proves nothing there"
         pids = run_labctl("status", env=env)
         assert pids.returncode == 0, pids.stdout
         assert "pgbouncer   up" in pids.stdout, pids.stdout

@@ -113,9 +113,36 @@ class Postgres:
         self.write_hba()
         self._write_iam(state)
         if not self.running():
-            self._as_pg([str(bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.logfile),
-                         "-w", "-t", "30", "-s", "start"])
+            self._start(bindir)
         self._bootstrap_sql()
+
+    def _start(self, bindir: Path, attempts: int = 6) -> None:
+        """pg_ctl start; again when the port was taken meanwhile.  The lab's ports lie in
+        Linux's ephemeral range, so until labctl has reserved them (root only) any outgoing
+        connection on the machine can hold one for a moment: the postmaster then logs
+        'could not bind' and exits.  Any other failure is raised with the log's last lines,
+        which pg_ctl only points at."""
+        for attempt in range(attempts):
+            logged = self.logfile.stat().st_size if self.logfile.exists() else 0
+            try:
+                self._as_pg([str(bindir / "pg_ctl"), "-D", str(self.data), "-l",
+                             str(self.logfile), "-w", "-t", "60", "-s", "start"],
+                            capture_output=True, text=True)
+                return
+            except subprocess.CalledProcessError as exc:
+                tail = self._log_since(logged)
+                if "could not bind" not in tail or attempt == attempts - 1:
+                    raise RuntimeError(f"PostgreSQL would not start on port {self.lab.pg_port}: "
+                                       f"{(exc.stderr or '').strip()}\n{tail[-2000:]}") from None
+            time.sleep(0.5 + attempt)
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with self.logfile.open("rb") as log:
+                log.seek(offset)
+                return log.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
 
     def down(self) -> None:
         if self.running():
@@ -124,8 +151,8 @@ class Postgres:
 
     def restart(self) -> None:
         """A fast restart (every session is cut), as a failover or a crash-restart would."""
-        self._as_pg([str(find_bindir() / "pg_ctl"), "-D", str(self.data), "-l", str(self.logfile),
-                     "-m", "fast", "-w", "-t", "30", "-s", "restart"])
+        self.down()
+        self._start(find_bindir())
 
     def _initdb(self, bindir: Path, admin_password: str) -> None:
         pwfile = self.root / ".pwfile"

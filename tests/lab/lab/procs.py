@@ -79,6 +79,24 @@ def spawn(argv: list[str], pidfile: Path, logfile: Path, env: dict | None = None
     return proc.pid
 
 
+def spawn_serving(argv: list[str], pidfile: Path, logfile: Path, ready, what: str,
+                  attempts: int = 3, **spawn_kw) -> int:
+    """spawn, then wait until ready(); start it again when it exited first.  The lab's
+    ports lie in Linux's ephemeral range: until labctl has reserved them (root only), an
+    outgoing connection of anything on the machine may hold one for a moment, and the
+    server exits at once on 'Address already in use'."""
+    for attempt in range(attempts):
+        started = spawn(argv, pidfile, logfile, **spawn_kw)
+        # the process spawn started, not a pid-file lookup by command line: until it has
+        # exec'd, its command line is not yet the server's and it would look dead
+        wait_for(lambda pid=started: not pid_alive(pid) or ready(), what)
+        if pid_alive(started):
+            return started
+        _reap(started)
+        time.sleep(1 + attempt)
+    raise RuntimeError(f"{what} exited at start {attempts} times (see {logfile})")
+
+
 def stop_group(pid: int, timeout: float = 10.0) -> None:
     """SIGTERM the process group led by pid, then SIGKILL what is left."""
     for sig in (signal.SIGTERM, signal.SIGKILL):

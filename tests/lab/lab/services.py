@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,7 +12,7 @@ import boto3
 import hvac
 from botocore.exceptions import ClientError
 
-from .procs import pid_alive, port_open, read_pid, spawn, stop_group, wait_for
+from .procs import port_open, read_pid, spawn_serving, stop_group
 from .settings import HOST, RDS_INSTANCE, REGION, VAULT_ROOT_TOKEN, Lab
 
 MOTO_SERVER = Path(__file__).resolve().parent.parent / "moto_lab_server.py"
@@ -60,9 +59,10 @@ class Moto:
             from .postgres import Postgres
             env = {**os.environ, "PGAUTH_LAB_PGSOCKET": str(Postgres(self.lab).sock),
                    "PGAUTH_LAB_PGPORT": str(self.lab.pg_port)}
-            spawn([sys.executable, str(MOTO_SERVER), "-H", HOST, "-p", str(self.lab.moto_port)],
-                  self.pidfile, self.logfile, env=env)
-            wait_for(lambda: _http_ok(f"{self.lab.moto_url}/moto-api/"), "moto_server")
+            spawn_serving([sys.executable, str(MOTO_SERVER), "-H", HOST,
+                           "-p", str(self.lab.moto_port)], self.pidfile, self.logfile,
+                          lambda: _http_ok(f"{self.lab.moto_url}/moto-api/"), "moto_server",
+                          env=env)
         self.ensure_rds_instance(state)
 
     def down(self) -> None:
@@ -150,22 +150,12 @@ class OpenBao:
             env = dict(os.environ, HOME=str(self.lab.run_dir), BAO_DISABLE_MLOCK="true")
             env.pop("VAULT_ADDR", None)
             env.pop("BAO_ADDR", None)
-            # its ports lie in Linux's ephemeral range: an outgoing connection may hold one
-            # for a moment, and the server then exits at once; start it again
-            for attempt in range(3):
-                started = spawn([str(self.binary()), "server", "-dev",
-                                 f"-dev-root-token-id={VAULT_ROOT_TOKEN}",
-                                 f"-dev-listen-address={HOST}:{self.lab.vault_port}"],
-                                self.pidfile, self.logfile, env=env, cwd=self.lab.run_dir)
-                # the process spawn started, not pid(): until it has exec'd, its command line
-                # is not yet the server's, and pid() would call a starting server dead
-                wait_for(lambda pid=started: not pid_alive(pid)
-                         or _http_ok(f"{self.lab.vault_url}/v1/sys/health"), "OpenBao")
-                if pid_alive(started):
-                    break
-                time.sleep(1 + attempt)
-            else:
-                raise RuntimeError(f"OpenBao exited at start three times (see {self.logfile})")
+            spawn_serving([str(self.binary()), "server", "-dev",
+                           f"-dev-root-token-id={VAULT_ROOT_TOKEN}",
+                           f"-dev-listen-address={HOST}:{self.lab.vault_port}"],
+                          self.pidfile, self.logfile,
+                          lambda: _http_ok(f"{self.lab.vault_url}/v1/sys/health"), "OpenBao",
+                          env=env, cwd=self.lab.run_dir)
         self.ensure_mounts()
 
     def down(self) -> None:
