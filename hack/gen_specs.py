@@ -8,14 +8,16 @@
 Sources: plugins/module_utils/option_registry.py (connection, store and generate options),
 RUNBOOK_INPUTS in plugins/module_utils/runbook_options.py (the inputs the runbook roles
 share) and hack/role_specs/<role>.yml (each role's own options and texts).
-Outputs: plugins/doc_fragments/{postgres,aws,vault,store,generate,plugin_connection}.py and
-roles/{diagnose,rotate,verify}/meta/argument_specs.yml.  tests/unit/plugins/test_specs.py
+Outputs: plugins/doc_fragments/{postgres,aws,vault,store,generate,plugin_connection}.py,
+roles/{diagnose,rotate,verify}/meta/argument_specs.yml and, from those (and any other role's
+argument spec), the AWX survey specs extensions/awx/surveys/<template>.json (hack/gen_surveys.py).  tests/unit/plugins/test_specs.py
 fails when an output differs from what this script would write.
 """
 from __future__ import annotations
 
 import argparse
 import atexit
+import importlib.util
 import sys
 import tempfile
 from pathlib import Path
@@ -146,14 +148,27 @@ def role_specs() -> dict[str, str]:
     return files
 
 
+def _surveys():
+    """hack/gen_surveys.py, beside this file (imported by path: the unit test loads this
+    script by path too, without hack/ on sys.path)."""
+    spec = importlib.util.spec_from_file_location("gen_surveys", ROOT / "hack" / "gen_surveys.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def generated_files() -> dict[str, str]:
-    """Every generated file, path relative to the collection root -> its text."""
-    return {**fragments(), **role_specs()}
+    """Every generated file, path relative to the collection root -> its text: the AWX
+    surveys are made from the role argument specs this run writes."""
+    files = {**fragments(), **role_specs()}
+    return {**files, **_surveys().survey_files(ROOT, files)}
 
 
 def stale_files(root: Path = ROOT) -> list[str]:
-    return [path for path, text in generated_files().items()
-            if not (root / path).is_file() or (root / path).read_text() != text]
+    files = generated_files()
+    return [path for path, text in files.items()
+            if not (root / path).is_file() or (root / path).read_text() != text] + \
+        _surveys().orphans(root, files)
 
 
 def main() -> int:
@@ -165,11 +180,16 @@ def main() -> int:
         for path in stale:
             print(f"stale: {path} (run make specs)")
         return 1 if stale else 0
-    for path, text in generated_files().items():
+    files = generated_files()
+    for path, text in files.items():
         target = ROOT / path
+        target.parent.mkdir(parents=True, exist_ok=True)
         if not target.is_file() or target.read_text() != text:
             target.write_text(text)
             print(f"wrote {path}")
+    for path in _surveys().orphans(ROOT, files):
+        (ROOT / path).unlink()
+        print(f"removed {path}")
     return 0
 
 
