@@ -28,7 +28,7 @@ help:
 	@echo "make security    every attack of the security review, performed for real"
 	@echo "make lab-up | lab-down | lab-status | lab-test"
 	@echo "make lint | sanity | units | integration | molecule | ruff | changelog"
-	@echo "make specs       write the doc fragments and role argument specs from the option registry"
+	@echo "make specs       write the doc fragments, role argument specs and AWX surveys from the option registry"
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: requirements.txt requirements-dev.txt tests/bootstrap.sh
@@ -99,8 +99,9 @@ molecule: $(BUILT) lab-up
 changelog: venv
 	$(BIN)/antsibull-changelog lint
 
-# doc fragments and roles/*/meta/argument_specs.yml from the one option registry
-# (hack/gen_specs.py; tests/unit/plugins/test_specs.py fails when they are stale)
+# doc fragments and roles/*/meta/argument_specs.yml from the one option registry, and the AWX
+# surveys from those (hack/gen_specs.py, hack/gen_surveys.py; tests/unit/plugins/test_specs.py
+# and test_surveys.py fail when they are stale)
 specs: venv
 	$(BIN)/python hack/gen_specs.py
 

@@ -37,7 +37,8 @@ def test_the_tarball_holds_the_runbooks_and_no_lab_state(tarball):
         names = archive.getnames()
     for wanted in ("playbooks/diagnose.yml", "playbooks/rotate.yml", "playbooks/verify.yml",
                    "playbooks/remediate.yml", "roles/rotate/meta/argument_specs.yml",
-                   "meta/execution-environment.yml", "requirements.txt", "bindep.txt"):
+                   "meta/execution-environment.yml", "requirements.txt", "bindep.txt",
+                   "extensions/awx/surveys/rotate.json"):
         assert wanted in names, wanted
     assert not [name for name in names if name.startswith((".lab", ".venv", ".build"))]
 
