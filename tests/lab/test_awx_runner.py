@@ -10,7 +10,10 @@ AWX's layout, reproduced here (docs/awx.md):
     env/envvars              the credentials, as the credential types' env injectors set them
     env/settings             runner settings (timeouts)
 The credentials reach the run only through env/envvars: the test removes them from its own
-environment while a job runs, so a run that found them there instead would fail.
+environment while a job runs, so a run that found them there instead would fail.  diagnose
+and verify run at verbosity 0, rotate at -vvv, remediate (diagnose, rotate, verify in one
+play) at -vvvv; verify once through the `ansible-runner run` command line, as AWX's receptor
+worker starts it.
 """
 from __future__ import annotations
 
@@ -196,7 +199,7 @@ def jobs(job_lab, tmp_path_factory) -> dict:
     with scenario("password_mismatch") as meta:
         secrets = lab_secrets(lab) | credentials(lab)
         for runbook, extra, verbosity in (("diagnose", {}, 0),
-                                          ("remediate", {"pgauth_apply": "true"}, 3)):
+                                          ("remediate", {"pgauth_apply": "true"}, 4)):
             pdd = private_data_dir(root / "mismatch", lab, meta, runbook, extra)
             done[runbook] = {"pdd": pdd, "artifacts": run_job(pdd, runbook, verbosity)}
         secrets |= lab_secrets(lab)
