@@ -129,6 +129,7 @@ def run_job(pdd: Path, runbook: str, verbosity: int = 0, cli: bool = False) -> P
     assert (artifacts / "status").is_file(), f"{runbook}: runner left no status"
     if not cli:  # the API's answer is what the artifacts say
         assert (runner.status, runner.rc) == outcome(artifacts)
+        assert HOST in runner.stats["processed"], runner.stats
     return artifacts
 
 
