@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg2
 
-from .procs import read_pid, spawn, stop_group, wait_for
+from .procs import pid_alive, read_pid, spawn, stop_group, wait_for
 from .settings import Lab
 
 HOLDER_ROLE = "lab_slot_holder"
@@ -34,9 +34,11 @@ def start(lab: Lab, socket_dir: Path) -> int:
     pidfile, ready, logfile = _files(lab)
     ready.unlink(missing_ok=True)
     # run as the lab package's module (from tests/lab), so its imports work as here
-    spawn([sys.executable, "-m", MARKER, str(socket_dir), str(lab.pg_port), str(ready)],
-          pidfile, logfile, cwd=Path(__file__).resolve().parent.parent)
-    wait_for(lambda: ready.exists() or read_pid(pidfile, MARKER) is None,
+    started = spawn([sys.executable, "-m", MARKER, str(socket_dir), str(lab.pg_port),
+                     str(ready)], pidfile, logfile, cwd=Path(__file__).resolve().parent.parent)
+    # the pid spawn returned, not read_pid: until the child has exec'd, its command line is
+    # not yet the holder's, and a loaded machine (CI) saw a starting holder as stopped
+    wait_for(lambda: ready.exists() or not pid_alive(started),
              "the slot holder to take every connection slot", timeout=60)
     if not ready.exists():
         raise RuntimeError(f"the slot holder stopped early: see {logfile}")
