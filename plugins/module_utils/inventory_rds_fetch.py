@@ -1,0 +1,116 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The rds_targets inventory's AWS calls: per region, describe_db_instances and
+describe_db_clusters, list_secrets, and get_secret_value for the secrets worth reading.
+Every value read is reduced at once to its address (inventory_rds.rds_secret_fields): no
+password is kept, returned, cached or logged.  Errors name the region and the call."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ansible_collections.credops.pgauth.plugins.module_utils import inventory_rds as mapping
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
+    AwsError,
+    client,
+    describe_aws_error,
+    error_code,
+)
+
+try:
+    import botocore.exceptions
+    _AWS_ERRORS: tuple = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
+except ImportError:  # pragma: no cover - aws.client reports the missing boto3
+    _AWS_ERRORS = ()
+
+
+def _pages(api, call: str, key: str, region: str, **kwargs) -> list[dict]:
+    """Every item of a paginated call; AwsError naming the region and the call."""
+    items: list[dict] = []
+    try:
+        for page in api.get_paginator(call).paginate(**kwargs):
+            items.extend(page.get(key) or [])
+    except _AWS_ERRORS as err:
+        raise AwsError(f"region {region}: "
+                       + describe_aws_error(err, call, api.meta.service_model.service_name,
+                                            api.meta.endpoint_url)) from None
+    return items
+
+
+def _secret_fields(sm, region: str, entry: dict, warn: Callable[[str], None]) -> dict | None:
+    """The address held by one secret, or None (with a warning naming the secret) when it is
+    not RDS-style JSON, has been deleted meanwhile, or may not be read."""
+    name = entry.get("Name") or entry.get("ARN")
+    try:
+        value = sm.get_secret_value(SecretId=entry["ARN"])
+    except _AWS_ERRORS as err:
+        if error_code(err) == "ResourceNotFoundException":
+            return None  # deleted between list and read
+        warn(f"rds_targets: skipping secret {name!r} in {region}: "
+             + describe_aws_error(err, "get_secret_value", "Secrets Manager",
+                                  sm.meta.endpoint_url))
+        return None
+    try:
+        return mapping.rds_secret_fields(name, value.get("SecretString"))
+    except mapping.BrokenSecret as err:
+        warn(f"rds_targets: skipping {err} (in {region})")
+        return None
+    finally:
+        value = None  # the value (and its password) is not kept past this point
+
+
+def secrets_of(params: dict, region: str, prefixes: list[str], secret_tag: str,
+               warn: Callable[[str], None]) -> list[dict]:
+    """The RDS-style secrets of a region: [{"name", "arn", "tags", "fields"}]."""
+    sm = client({**params, "region": region}, "secretsmanager")
+    found = []
+    for entry in _pages(sm, "list_secrets", "SecretList", region):
+        if not mapping.wanted_secret(entry, prefixes, secret_tag):
+            continue
+        fields = _secret_fields(sm, region, entry, warn)
+        if fields is not None:
+            found.append({"name": entry["Name"], "arn": entry["ARN"],
+                          "tags": mapping.tags_of(entry), "fields": fields})
+    return found
+
+
+def region_hosts(params: dict, region: str, options: dict,
+                 warn: Callable[[str], None]) -> tuple[list[dict], list[dict]]:
+    """(the databases, their secrets) of one region."""
+    rds = client({**params, "region": region}, "rds")
+    instances = _pages(rds, "describe_db_instances", "DBInstances", region)
+    clusters = (_pages(rds, "describe_db_clusters", "DBClusters", region)
+                if options["include_clusters"] else [])
+    records = mapping.databases(instances, clusters, region, options["filters"],
+                                options["include_clusters"])
+    if not records:
+        return [], []  # no secret is read for a region without a database to match
+    return records, secrets_of(params, region, options["secret_prefixes"],
+                               options["secret_tag"], warn)
+
+
+def collect(params: dict, options: dict, warn: Callable[[str], None]) -> list[dict]:
+    """The inventory's hosts over every region of options['regions'] (none: the region of
+    params, from the option, the environment or the profile)."""
+    regions = options.get("regions") or [params.get("region")]
+    if not all(regions):
+        raise AwsError("no AWS region: set regions (or region, or AWS_REGION)")
+    records: list[dict] = []
+    secrets: list[dict] = []
+    for region in regions:
+        found, held = region_hosts(params, region, options, warn)
+        records += found
+        secrets += held
+    # a secret addresses a database of its own region only: match region by region
+    hosts: list[dict] = []
+    for region in regions:
+        hosts += mapping.build_hosts(
+            [r for r in records if r["region"] == region],
+            [s for s in secrets if s["arn"].split(":")[3:4] in ([region], [])],
+            options["connect"], options["secret_tag"], options["hostname_template"])
+    names = [host["name"] for host in hosts]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise mapping.InventoryError(
+            f"hosts {duplicates} are found in more than one region: put {{region}} "
+            "into hostname_template")
+    return sorted(hosts, key=lambda host: host["name"])
