@@ -99,12 +99,14 @@ options:
       - name: AWS_SECRET_ACCESS_KEY
   session_token:
     description:
-      - AWS session token for temporary credentials. Falls back to E(AWS_SESSION_TOKEN).
+      - AWS session token for temporary credentials. Falls back to E(AWS_SESSION_TOKEN),
+        then E(AWS_SECURITY_TOKEN) (the name AWX's AWS credential injects).
     type: str
     aliases:
       - aws_session_token
     env:
       - name: AWS_SESSION_TOKEN
+      - name: AWS_SECURITY_TOKEN
   aws_config:
     description:
       - Settings for botocore's C(Config) that override this collection's defaults

@@ -245,3 +245,17 @@ def build_hosts(records: list[dict], secrets: list[dict], connect: dict, secret_
                                                   "pgauth_stores": entry["stores"],
                                                   "pgauth_rds": rds}}
     return [hosts[name] for name in sorted(hosts)]
+
+
+def merge_regions(per_region: list[list[dict]]) -> list[dict]:
+    """The hosts of every region, sorted by name; InventoryError when one name is in two."""
+    seen: dict[str, str] = {}
+    for hosts in per_region:
+        for host in hosts:
+            region = host["vars"]["pgauth_target"]["region"]
+            if host["name"] in seen:
+                raise InventoryError(
+                    f"host {host['name']!r} is found in {seen[host['name']]} and {region}: put "
+                    "{region} into hostname_template")
+            seen[host["name"]] = region
+    return sorted((host for hosts in per_region for host in hosts), key=lambda h: h["name"])

@@ -74,8 +74,8 @@ def secrets_of(params: dict, region: str, prefixes: list[str], secret_tag: str,
 
 
 def region_hosts(params: dict, region: str, options: dict,
-                 warn: Callable[[str], None]) -> tuple[list[dict], list[dict]]:
-    """(the databases, their secrets) of one region."""
+                 warn: Callable[[str], None]) -> list[dict]:
+    """The hosts of one region (a secret addresses a database of its own region only)."""
     rds = client({**params, "region": region}, "rds")
     instances = _pages(rds, "describe_db_instances", "DBInstances", region)
     clusters = (_pages(rds, "describe_db_clusters", "DBClusters", region)
@@ -83,9 +83,11 @@ def region_hosts(params: dict, region: str, options: dict,
     records = mapping.databases(instances, clusters, region, options["filters"],
                                 options["include_clusters"])
     if not records:
-        return [], []  # no secret is read for a region without a database to match
-    return records, secrets_of(params, region, options["secret_prefixes"],
-                               options["secret_tag"], warn)
+        return []  # no secret is read in a region without a database to match
+    secrets = secrets_of(params, region, options["secret_prefixes"], options["secret_tag"],
+                         warn)
+    return mapping.build_hosts(records, secrets, options["connect"], options["secret_tag"],
+                               options["hostname_template"])
 
 
 def collect(params: dict, options: dict, warn: Callable[[str], None]) -> list[dict]:
@@ -94,23 +96,5 @@ def collect(params: dict, options: dict, warn: Callable[[str], None]) -> list[di
     regions = options.get("regions") or [params.get("region")]
     if not all(regions):
         raise AwsError("no AWS region: set regions (or region, or AWS_REGION)")
-    records: list[dict] = []
-    secrets: list[dict] = []
-    for region in regions:
-        found, held = region_hosts(params, region, options, warn)
-        records += found
-        secrets += held
-    # a secret addresses a database of its own region only: match region by region
-    hosts: list[dict] = []
-    for region in regions:
-        hosts += mapping.build_hosts(
-            [r for r in records if r["region"] == region],
-            [s for s in secrets if s["arn"].split(":")[3:4] in ([region], [])],
-            options["connect"], options["secret_tag"], options["hostname_template"])
-    names = [host["name"] for host in hosts]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise mapping.InventoryError(
-            f"hosts {duplicates} are found in more than one region: put {{region}} "
-            "into hostname_template")
-    return sorted(hosts, key=lambda host: host["name"])
+    return mapping.merge_regions([region_hosts(params, region, options, warn)
+                                  for region in dict.fromkeys(regions)])

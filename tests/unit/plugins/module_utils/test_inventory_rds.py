@@ -155,6 +155,17 @@ def test_two_hosts_with_one_name_are_an_error():
         hosts(instances=[instance("a"), instance("b")], template="x")
 
 
+def test_one_name_in_two_regions_is_an_error():
+    def host(name, region):
+        return {"name": name, "vars": {"pgauth_target": {"region": region}}}
+
+    merged = m.merge_regions([[host("b", "eu-west-1")], [host("a", "us-east-1")]])
+    assert [h["name"] for h in merged] == ["a", "b"]
+    with pytest.raises(m.InventoryError, match=r"'a' is found in eu-west-1 and us-east-1.*"
+                                               r"\{region\}"):
+        m.merge_regions([[host("a", "eu-west-1")], [host("a", "us-east-1")]])
+
+
 @pytest.mark.parametrize(("value", "expected"), [
     (json.dumps({"username": "u", "password": "p", "host": "h", "port": "5432",
                  "dbname": "d"}),
@@ -199,8 +210,30 @@ def test_the_plugin_documents_the_collections_aws_options():
     for name, spec in AWS_OPTIONS.items():
         assert name in options, name
         assert options[name].get("aliases", []) == spec.get("aliases", []), name
-        assert [e["name"] for e in options[name].get("env", [])] == spec.get("env", []), name
+        env = [e["name"] for e in options[name].get("env", [])]
+        assert env[:len(spec.get("env", []))] == spec.get("env", []), name
         assert options[name]["type"] == spec["type"], name
     assert options["hostname_template"]["default"] == m.DEFAULT_HOSTNAME_TEMPLATE
     assert options["secret_tag"]["default"] == m.DEFAULT_SECRET_TAG
     assert options["filters"]["suboptions"]["engine"]["default"] == list(m.POSTGRES_ENGINES)
+
+
+@pytest.mark.parametrize(("code", "message"), [
+    ("AccessDenied", "region eu-west-1: access denied for describe_db_instances (AccessDenied)"),
+    ("Throttling", "region eu-west-1: describe_db_instances failed: Throttling")])
+def test_a_failed_call_names_the_region_and_the_call(code, message):
+    """AWS's answer to a call without permission (botocore's Stubber plays AWS: moto grants
+    everything)."""
+    boto3 = pytest.importorskip("boto3")
+    from botocore.stub import Stubber
+
+    from ansible_collections.credops.pgauth.plugins.module_utils import inventory_rds_fetch
+    from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError
+
+    api = boto3.client("rds", region_name=REGION, aws_access_key_id="k",
+                       aws_secret_access_key="s")
+    with Stubber(api) as stub:
+        stub.add_client_error("describe_db_instances", service_error_code=code)
+        with pytest.raises(AwsError) as err:
+            inventory_rds_fetch._pages(api, "describe_db_instances", "DBInstances", REGION)
+    assert str(err.value) == message
