@@ -22,6 +22,8 @@ from labfixtures import BUILD, connect, create_admin_role, lab_client, scenario
 from psycopg2 import sql
 from runbooks import BIN, assert_no_leak, read_report, run_playbook
 
+WEST = "us-west-2"  # the second region (the lab's is us-east-1)
+
 
 def _password() -> str:
     return "Inv-" + random.token_urlsafe(18)
@@ -52,6 +54,8 @@ def fleet(lab):
     """The databases and secrets of one run: {"u", "meta", "passwords", "expected", ...}."""
     u = uuid.uuid4().hex[:6]
     rds, sm = lab_client(lab, "rds"), lab_client(lab, "secretsmanager")
+    west = {**lab, "AWS_REGION": WEST}
+    rds_west, sm_west = lab_client(west, "rds"), lab_client(west, "secretsmanager")
     pgport = int(lab["PGAUTH_LAB_PGPORT"])
     tag = [{"Key": "invtest", "Value": u}]
     roles = {"master": f"mm_{u}", "app": f"app_{u}", "stale": f"stale_{u}"}
@@ -63,8 +67,8 @@ def fleet(lab):
         _login_role(lab, roles["app"], passwords["app"])
         _login_role(lab, roles["stale"], passwords["stale_db"])
 
-        def instance(ident, **kwargs):
-            return rds.create_db_instance(
+        def instance(ident, api=rds, **kwargs):
+            return api.create_db_instance(
                 DBInstanceIdentifier=ident, DBInstanceClass="db.t3.micro", AllocatedStorage=20,
                 **{"Engine": "postgres", "Tags": tag, **kwargs})["DBInstance"]
 
@@ -78,9 +82,10 @@ def fleet(lab):
         # 3. IAM on; a role whose secret holds no password is an IAM user
         pg3 = instance(f"inv-{u}-pg3", MasterUsername="m3", MasterUserPassword=_password(),
                        EnableIAMDatabaseAuthentication=True)
-        # 4. a managed master only
-        pg4 = instance(f"inv-{u}-pg4", MasterUsername="m4", ManageMasterUserPassword=True,
-                       EnableIAMDatabaseAuthentication=True, DBName="ledger")
+        # 4. in a second region: a managed master only
+        pg4 = instance(f"inv-{u}-pg4", api=rds_west, MasterUsername="m4",
+                       ManageMasterUserPassword=True, EnableIAMDatabaseAuthentication=True,
+                       DBName="ledger")
         # 5. an Aurora cluster, with a member instance that must get no host of its own
         rds.create_db_cluster(DBClusterIdentifier=f"inv-{u}-aur", Engine="aurora-postgresql",
                               MasterUsername=f"am_{u}", ManageMasterUserPassword=True,
@@ -93,8 +98,8 @@ def fleet(lab):
         pg1_host, pg3_host = pg1["Endpoint"]["Address"], pg3["Endpoint"]["Address"]
         pg4_host = pg4["Endpoint"]["Address"]
 
-        def rds_secret(name, value, tags=()):
-            return sm.create_secret(Name=f"inv-{u}/{name}", SecretString=value,
+        def rds_secret(name, value, tags=(), api=sm):
+            return api.create_secret(Name=f"inv-{u}/{name}", SecretString=value,
                                     Tags=list(tags))["ARN"]
 
         def rds_json(username, password, host, port=5432, dbname="postgres"):
@@ -113,7 +118,10 @@ def fleet(lab):
                                          pgport), pg1_tag)
         # a role found by its host (and port) alone
         rds_secret("pg4-report", rds_json(f"report_{u}", passwords["unrelated"], pg4_host,
-                                          dbname="ledger"))
+                                          dbname="ledger"), api=sm_west)
+        # the same address in the first region: a secret is matched in its own region only
+        rds_secret("pg4-wrong-region", rds_json(f"nothere_{u}", passwords["unrelated"],
+                                                pg4_host, dbname="ledger"))
         rds_secret("pg2-master", json.dumps({"username": f"m2_{u}", "password": passwords["pg2"]}),
                    [{"Key": "pgauth:db-identifier", "Value": f"inv-{u}-pg2"}])
         rds_secret("pg3-iam", rds_json(f"iam_{u}", None, pg3_host))
@@ -126,13 +134,15 @@ def fleet(lab):
                    [{"Key": "pgauth:db-identifier", "Value": f"no-such-db-{u}"}])
         # outside the prefixes: never read, though it addresses pg1
         sm.create_secret(Name=f"outside-{u}", SecretString=rds_json("outsider", "x", pg1_host))
-        managed = {record["DBInstanceIdentifier"]: record["MasterUserSecret"]["SecretArn"]
-                   for record in rds.describe_db_instances()["DBInstances"]
-                   if record["DBInstanceIdentifier"].startswith(f"inv-{u}-")
-                   and record.get("MasterUserSecret")}
-        for arn in managed.values():
-            passwords[arn] = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])[
-                "password"]
+        managed = {}
+        for api, secrets_api in ((rds, sm), (rds_west, sm_west)):
+            for record in api.describe_db_instances()["DBInstances"]:
+                if record["DBInstanceIdentifier"].startswith(f"inv-{u}-") \
+                        and record.get("MasterUserSecret"):
+                    arn = record["MasterUserSecret"]["SecretArn"]
+                    managed[record["DBInstanceIdentifier"]] = arn
+                    passwords[arn] = json.loads(secrets_api.get_secret_value(
+                        SecretId=arn)["SecretString"])["password"]
         cluster_arn = rds.describe_db_clusters(DBClusterIdentifier=f"inv-{u}-aur")[
             "DBClusters"][0]["MasterUserSecret"]["SecretArn"]
         yield {"u": u, "meta": meta, "passwords": passwords, "roles": roles,
@@ -146,11 +156,13 @@ def _source(lab: dict, fleet: dict, path, **extra) -> str:
               "sslrootcert": lab["PGAUTH_LAB_SSLROOTCERT"]}
     source = {
         "plugin": "credops.pgauth.rds_targets",
+        "regions": [lab["AWS_REGION"], WEST],
         "filters": {"tags": {"invtest": u}},
         "secret_prefixes": [f"inv-{u}/"],
         "keyed_groups": [{"key": "pgauth_rds.engine", "prefix": "engine"},
                          {"key": "pgauth_target.auth", "prefix": "auth"},
-                         {"key": "pgauth_rds.kind", "prefix": "kind"}],
+                         {"key": "pgauth_rds.kind", "prefix": "kind"},
+                         {"key": "pgauth_rds.region", "prefix": "region"}],
         "groups": {"lab_pg": "pgauth_rds.tags.lab | default('') == 'pg'"},
         # the fake endpoints do not resolve: pg1's hosts are pointed at the lab's PostgreSQL
         "compose": {"pgauth_target": "pgauth_target | combine(" + json.dumps(lab_pg)
@@ -230,6 +242,11 @@ def test_inventory_graph_list_and_no_secret(lab, fleet, tmp_path):
     assert pg2["pgauth_rds"]["iam"] is False and pg2["pgauth_target"]["auth"] == "password"
     assert pg2["pgauth_rds"]["tags"] == {"invtest": u, "env": "dev"}
     assert hostvars[f"inv-{u}-pg4-m4"]["pgauth_target"]["dbname"] == "ledger"
+    west = [name for name in expected if name.startswith(f"inv-{u}-pg4-")]
+    assert groups[f"region_{WEST.replace('-', '_')}"] == sorted(west)
+    assert {hostvars[name]["pgauth_target"]["region"] for name in west} == {WEST}
+    assert {store["region"] for name in west for store in hostvars[name]["pgauth_stores"]} \
+        == {WEST}
     assert hostvars[f"inv-{u}-pg4-report_{u}"]["pgauth_target"]["auth"] == "password"
     aurora = hostvars[f"inv-{u}-aur-am_{u}"]["pgauth_target"]
     assert aurora["rds_cluster_id"] == f"inv-{u}-aur" and aurora["dbname"] == "aurdb"
