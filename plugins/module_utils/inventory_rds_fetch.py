@@ -45,14 +45,14 @@ def _secret_fields(sm, region: str, entry: dict, warn: Callable[[str], None]) ->
     except _AWS_ERRORS as err:
         if error_code(err) == "ResourceNotFoundException":
             return None  # deleted between list and read
-        warn(f"rds_targets: skipping secret {name!r} in {region}: "
+        warn(f"rds_targets: skipped in {region}: secret {name!r}: "
              + describe_aws_error(err, "get_secret_value", "Secrets Manager",
                                   sm.meta.endpoint_url))
         return None
     try:
         return mapping.rds_secret_fields(name, value.get("SecretString"))
     except mapping.BrokenSecret as err:
-        warn(f"rds_targets: skipping {err} (in {region})")
+        warn(f"rds_targets: skipped in {region}: {err}")
         return None
     finally:
         value = None  # the value (and its password) is not kept past this point

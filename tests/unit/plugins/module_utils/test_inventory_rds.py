@@ -237,3 +237,13 @@ def test_a_failed_call_names_the_region_and_the_call(code, message):
         with pytest.raises(AwsError) as err:
             inventory_rds_fetch._pages(api, "describe_db_instances", "DBInstances", REGION)
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize(("name", "accepted"), [
+    ("prod.rds_targets.yml", True), ("prod.rds_targets.yaml", True), ("rds_targets.yml", True),
+    ("rds_targets.yaml", True), ("prod.aws_rds.yml", False), ("rds_targets.json", False),
+    ("myrds_targets.yml", False)])
+def test_verify_file(tmp_path, name, accepted):
+    source = tmp_path / name
+    source.write_text("plugin: credops.pgauth.rds_targets\n")
+    assert bool(rds_targets.InventoryModule().verify_file(str(source))) is accepted
