@@ -100,7 +100,7 @@ def fleet(lab):
 
         def rds_secret(name, value, tags=(), api=sm):
             return api.create_secret(Name=f"inv-{u}/{name}", SecretString=value,
-                                    Tags=list(tags))["ARN"]
+                                     Tags=list(tags))["ARN"]
 
         def rds_json(username, password, host, port=5432, dbname="postgres"):
             value = {"engine": "postgres", "username": username, "host": host, "port": port,
