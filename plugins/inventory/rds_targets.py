@@ -31,7 +31,7 @@ description:
   - C(pgauth_target.auth) is C(iam) when the database has IAM authentication on and no
     store of the role holds a password; otherwise C(password).
 author:
-  - credops.pgauth contributors
+  - credops maintainers (@credops)
 requirements:
   - boto3
 extends_documentation_fragment:

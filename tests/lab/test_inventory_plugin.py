@@ -215,8 +215,8 @@ def _plain(value):
 def test_inventory_graph_list_and_no_secret(lab, fleet, tmp_path):
     u = fleet["u"]
     source = _source(lab, fleet, tmp_path)
-    graph, _ = _inventory(lab, source, "--graph")
-    listed, _ = _inventory(lab, source, "--list")
+    graph = _inventory(lab, source, "--graph")[0]
+    listed = _inventory(lab, source, "--list")[0]
     assert graph.returncode == 0, graph.stderr[-3000:]
     assert listed.returncode == 0, listed.stderr[-3000:]
     expected = _expected(fleet)
@@ -286,7 +286,7 @@ def test_cache_second_run_makes_no_aws_call(lab, fleet, tmp_path):
     second, second_s = _inventory(lab, source, "--list")
     assert second.returncode == 0, second.stderr[-3000:]
     assert json.loads(second.stdout) == json.loads(first.stdout)
-    flushed, _ = _inventory(lab, source, "--list", "--flush-cache")
+    flushed = _inventory(lab, source, "--list", "--flush-cache")[0]
     assert flushed.returncode != 0
     assert (f"region {lab['AWS_REGION']}: cannot reach rds at http://127.0.0.1:9"
             in flushed.stderr), flushed.stderr[-3000:]
