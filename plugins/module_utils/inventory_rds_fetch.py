@@ -43,8 +43,13 @@ def _secret_fields(sm, region: str, entry: dict, warn: Callable[[str], None]) ->
     try:
         value = sm.get_secret_value(SecretId=entry["ARN"])
     except _AWS_ERRORS as err:
-        if error_code(err) == "ResourceNotFoundException":
+        code = error_code(err)
+        if code == "ResourceNotFoundException":
             return None  # deleted between list and read
+        if not code:  # no answer (endpoint, network, credentials): the source fails
+            raise AwsError(f"region {region}: " + describe_aws_error(
+                err, "get_secret_value", "Secrets Manager", sm.meta.endpoint_url)) from None
+        # AWS answered for this one secret (a KMS key or a policy may deny one): skip it
         warn(f"rds_targets: skipped in {region}: secret {name!r}: "
              + describe_aws_error(err, "get_secret_value", "Secrets Manager",
                                   sm.meta.endpoint_url))

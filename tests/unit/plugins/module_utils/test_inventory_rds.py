@@ -247,3 +247,25 @@ def test_verify_file(tmp_path, name, accepted):
     source = tmp_path / name
     source.write_text("plugin: credops.pgauth.rds_targets\n")
     assert bool(rds_targets.InventoryModule().verify_file(str(source))) is accepted
+
+
+def test_a_secret_that_may_not_be_read_is_skipped_with_a_warning_naming_it():
+    boto3 = pytest.importorskip("boto3")
+    from botocore.stub import Stubber
+
+    from ansible_collections.credops.pgauth.plugins.module_utils import inventory_rds_fetch
+
+    api = boto3.client("secretsmanager", region_name=REGION, aws_access_key_id="k",
+                       aws_secret_access_key="s")
+    warnings: list[str] = []
+    entry = {"Name": "prod/db/app", "ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:x"}
+    with Stubber(api) as stub:
+        stub.add_client_error("get_secret_value", service_error_code="AccessDeniedException")
+        stub.add_response("get_secret_value", {"SecretString": "not json Sekr3t",
+                                               "Name": "prod/db/app"})
+        assert inventory_rds_fetch._secret_fields(api, REGION, entry, warnings.append) is None
+        assert inventory_rds_fetch._secret_fields(api, REGION, entry, warnings.append) is None
+    assert warnings == [
+        ("rds_targets: skipped in eu-west-1: secret 'prod/db/app': access denied for "
+         "get_secret_value (AccessDeniedException)"),
+        "rds_targets: skipped in eu-west-1: secret 'prod/db/app' is not valid JSON"]
