@@ -1,0 +1,293 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: rds_targets
+short_description: RDS and Aurora PostgreSQL roles as pgauth_targets hosts
+version_added: 1.0.0
+description:
+  - Lists the RDS DB instances and (optionally) Aurora clusters of one or more regions, keeps
+    the PostgreSQL ones that pass O(filters), and makes one inventory host per database and
+    role, in group C(pgauth_targets), with the C(pgauth_target) and C(pgauth_stores)
+    variables the collection's runbooks take.
+  - "A role is found in three ways: the master user, when RDS manages its password
+    (C(ManageMasterUserPassword): the C(MasterUserSecret) becomes the role's first store);
+    any Secrets Manager secret tagged O(secret_tag) with the database's identifier; and any
+    secret whose RDS-style JSON (C(username), C(password), C(host), C(port), C(dbname)) has
+    C(host) equal to the instance endpoint or the cluster's writer endpoint (and C(port)
+    equal, when given). Several secrets of one role become several stores of one host."
+  - Reading a secret's value is needed to see its C(host); the value is reduced to its
+    address at once. No password is ever put into the inventory, its cache or a message;
+    a store is a reference (C(secret_id) is the secret's ARN).
+  - A secret whose value is not RDS-style JSON is skipped with a warning that names it.
+    An AWS call that fails (access denied, endpoint unreachable) fails the source with
+    an error naming the region and the call.
+  - An instance that is a member of an Aurora cluster gets no host of its own; the
+    cluster does (with O(include_clusters)).
+  - Each host also has C(pgauth_rds) (C(kind), C(id), C(arn), C(engine),
+    C(engine_version), C(status), C(region), C(tags), C(iam), C(master_username)) for
+    O(keyed_groups), O(groups) and O(compose).
+  - C(pgauth_target.auth) is C(iam) when the database has IAM authentication on and no
+    store of the role holds a password; otherwise C(password).
+author:
+  - credops maintainers (@credops)
+requirements:
+  - boto3
+extends_documentation_fragment:
+  - constructed
+  - inventory_cache
+options:
+  plugin:
+    description: The name of this plugin; the inventory source file must set it.
+    required: true
+    type: str
+    choices:
+      - credops.pgauth.rds_targets
+  regions:
+    description:
+      - The regions to list. Empty means the one region of O(region) (or E(AWS_REGION),
+        E(AWS_DEFAULT_REGION), the profile).
+    type: list
+    elements: str
+    default: []
+  region:
+    description:
+      - AWS region when O(regions) is empty. Falls back to E(AWS_REGION), then
+        E(AWS_DEFAULT_REGION), then the profile.
+    type: str
+    aliases:
+      - aws_region
+    env:
+      - name: AWS_REGION
+      - name: AWS_DEFAULT_REGION
+  profile:
+    description:
+      - Named profile from the AWS config files. Falls back to E(AWS_PROFILE).
+    type: str
+    aliases:
+      - aws_profile
+    env:
+      - name: AWS_PROFILE
+  endpoint_url:
+    description:
+      - Use this endpoint instead of the AWS default (a VPC endpoint, or a test server),
+        for RDS and Secrets Manager. Falls back to E(AWS_ENDPOINT_URL).
+      - Must be C(https://), or C(http://) to this machine, unless O(insecure_endpoint_ok).
+    type: str
+    aliases:
+      - aws_endpoint_url
+    env:
+      - name: AWS_ENDPOINT_URL
+  access_key:
+    description:
+      - AWS access key id. Falls back to E(AWS_ACCESS_KEY_ID), then boto3's credential
+        chain (profile, instance or task role, web identity).
+    type: str
+    aliases:
+      - aws_access_key_id
+    env:
+      - name: AWS_ACCESS_KEY_ID
+  secret_key:
+    description:
+      - AWS secret access key. Falls back to E(AWS_SECRET_ACCESS_KEY). Prefer the
+        environment (an AWX AWS credential sets it) to writing it into the source file.
+    type: str
+    aliases:
+      - aws_secret_access_key
+    env:
+      - name: AWS_SECRET_ACCESS_KEY
+  session_token:
+    description:
+      - AWS session token for temporary credentials. Falls back to E(AWS_SESSION_TOKEN),
+        then E(AWS_SECURITY_TOKEN) (the name AWX's AWS credential injects).
+    type: str
+    aliases:
+      - aws_session_token
+    env:
+      - name: AWS_SESSION_TOKEN
+      - name: AWS_SECURITY_TOKEN
+  aws_config:
+    description:
+      - Settings for botocore's C(Config) that override this collection's defaults
+        (C(connect_timeout=10), C(read_timeout=30), standard retries with 8 attempts).
+    type: dict
+  insecure_endpoint_ok:
+    description:
+      - Allow an O(endpoint_url) that is neither C(https://) nor plain C(http://) to this
+        machine. The endpoint receives the AWS credentials and the secrets read.
+    type: bool
+    default: false
+  filters:
+    description:
+      - Which databases get hosts.
+    type: dict
+    default: {}
+    suboptions:
+      engine:
+        description: The engines to keep.
+        type: list
+        elements: str
+        default: [postgres, aurora-postgresql]
+      tags:
+        description:
+          - Tags the database must carry, each with the value given (a list - any of
+            them; C(*) or null - any value).
+        type: dict
+  include_clusters:
+    description: List Aurora clusters too (one host per role on the writer endpoint).
+    type: bool
+    default: true
+  secret_prefixes:
+    description:
+      - Read only the secrets whose name starts with one of these (and those tagged
+        O(secret_tag)). Empty reads every secret of the region except those RDS owns;
+        set it to bound the calls and the C(secretsmanager:GetSecretValue) permission.
+    type: list
+    elements: str
+    default: []
+  secret_tag:
+    description:
+      - A secret with this tag, whose value is a DB instance or cluster identifier, holds a
+        role of that database (its JSON C(username)), whatever its C(host). Empty turns
+        this off.
+    type: str
+    default: "pgauth:db-identifier"
+  hostname_template:
+    description:
+      - "The inventory hostname, from C({name}) fields: C(db_identifier), C(role),
+        C(region), C(engine), C(kind) (instance or cluster), C(dbname). It is not Jinja
+        (ansible-core would render that before the plugin sees it); use O(compose) with
+        C(ansible_host) for more. Lowercased; any run of characters other than a-z,
+        0-9, C(_), C(.) and C(-) becomes C(_)."
+    type: str
+    default: "{db_identifier}-{role}"
+  connect:
+    description: How the runbooks connect (C(pgauth_target) fields).
+    type: dict
+    default: {}
+    suboptions:
+      sslmode:
+        description: C(pgauth_target.sslmode).
+        type: str
+        default: verify-full
+      sslrootcert:
+        description:
+          - C(pgauth_target.sslrootcert), the CA bundle for verify-full (for RDS, the
+            global bundle from AWS).
+        type: path
+      dbname:
+        description: The database when neither the secret nor RDS names one.
+        type: str
+        default: postgres
+"""
+
+EXAMPLES = r"""
+# prod.rds_targets.yml
+plugin: credops.pgauth.rds_targets
+regions: [eu-west-1, us-east-1]
+filters:
+  tags:
+    team: payments
+secret_prefixes: [prod/db/]
+connect:
+  sslrootcert: /etc/ssl/rds-global-bundle.pem
+keyed_groups:
+  - key: pgauth_rds.engine
+    prefix: engine
+  - key: pgauth_rds.region
+    prefix: region
+  - key: pgauth_rds.tags.env | default('none')
+    prefix: env
+groups:
+  iam_users: pgauth_target.auth == 'iam'
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: /tmp/rds_targets_cache
+cache_timeout: 3600
+"""
+
+from ansible.errors import AnsibleParserError  # noqa: E402
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable  # noqa: E402
+
+from ansible_collections.credops.pgauth.plugins.module_utils.errors import (  # noqa: E402
+    PgauthError,
+)
+
+GROUP = "pgauth_targets"
+_AWS_PARAMS = ("region", "profile", "endpoint_url", "access_key", "secret_key",
+               "session_token", "aws_config", "insecure_endpoint_ok")
+_SUFFIXES = (".rds_targets.yml", ".rds_targets.yaml")
+_NAMES = ("rds_targets.yml", "rds_targets.yaml")
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    """RDS databases and their roles' secrets as pgauth_targets hosts."""
+
+    NAME = "credops.pgauth.rds_targets"
+
+    def verify_file(self, path):
+        return super().verify_file(path) and (
+            path.endswith(_SUFFIXES) or path.rsplit("/", 1)[-1] in _NAMES)
+
+    def _settings(self) -> tuple[dict, dict]:
+        params = {name: self.get_option(name) for name in _AWS_PARAMS}
+        filters = dict(self.get_option("filters") or {})
+        connect = {"sslmode": "verify-full", "dbname": "postgres",
+                   **{k: v for k, v in (self.get_option("connect") or {}).items()
+                      if v is not None}}
+        options = {"regions": list(self.get_option("regions") or []),
+                   "filters": filters,
+                   "include_clusters": self.get_option("include_clusters"),
+                   "secret_prefixes": list(self.get_option("secret_prefixes") or []),
+                   "secret_tag": self.get_option("secret_tag") or "",
+                   "hostname_template": self.get_option("hostname_template"),
+                   "connect": connect}
+        return params, options
+
+    def _fetch(self) -> list[dict]:
+        # imported here: an inventory run that never uses this plugin loads no boto3
+        from ansible_collections.credops.pgauth.plugins.module_utils import (
+            inventory_rds_fetch,
+        )
+
+        params, options = self._settings()
+        try:
+            return inventory_rds_fetch.collect(params, options, self.display.warning)
+        except PgauthError as err:
+            raise AnsibleParserError(f"credops.pgauth.rds_targets: {err}") from None
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        cache_key = self.get_cache_key(path)
+        use_cache = self.get_option("cache") and cache
+        update_cache = self.get_option("cache") and not cache
+        hosts = None
+        if use_cache:
+            try:
+                hosts = self._cache[cache_key]
+            except KeyError:
+                update_cache = True
+        if hosts is None:
+            hosts = self._fetch()
+        if update_cache:
+            # host records only: references to the stores, never a secret value
+            self._cache[cache_key] = hosts
+        self._populate(hosts)
+
+    def _populate(self, hosts: list[dict]) -> None:
+        strict = self.get_option("strict")
+        self.inventory.add_group(GROUP)
+        for host in hosts:
+            name = host["name"]
+            self.inventory.add_host(name, group=GROUP)
+            for key, value in host["vars"].items():
+                self.inventory.set_variable(name, key, value)
+            hostvars = self.inventory.get_host(name).get_vars()
+            self._set_composite_vars(self.get_option("compose"), hostvars, name, strict=strict)
+            hostvars = self.inventory.get_host(name).get_vars()
+            self._add_host_to_composed_groups(self.get_option("groups"), hostvars, name,
+                                              strict=strict)
+            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), hostvars, name,
+                                           strict=strict)
