@@ -302,7 +302,7 @@ class Discovery:
             "skipped_reasons": [reason for run in runs for reason in run.skipped][:50],
             "progress": [run.progress() for run in runs],
             "errors": errors,
-            "warnings": [warning for run in runs for warning in run.warnings] + (
+            "scope_warnings": [warning for run in runs for warning in run.warnings] + (
                 [(f"{len(ordered) - len(listed)} candidates match the target's address but "
                   "could not be checked (status unknown): not in vars.yml")]
                 if len(ordered) > len(listed) else []),

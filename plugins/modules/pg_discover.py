@@ -107,8 +107,8 @@ errors:
   returned: always
   type: list
   elements: str
-warnings:
-  description: Scopes ended by their bounds, and the like.
+scope_warnings:
+  description: Scopes ended by their bounds, and the like (also shown as warnings).
   returned: always
   type: list
   elements: str
@@ -150,6 +150,8 @@ def main() -> None:
         result = discover(params, module.no_log_values.add)
     except PgauthError as err:
         module.fail_json(msg=f"pg_discover: {err}", changed=False)
+    for warning in result["scope_warnings"]:
+        module.warn(warning)
     module.exit_json(changed=False, **result)
 
 

@@ -194,9 +194,13 @@ def test_discover_finds_the_copies_and_vars_yml_feeds_diagnose_and_rotate(lab, t
         assert not run["errors"], run["errors"]
         assert run["counts"]["unrelated"] >= 15
     assert [line for line in done.stdout.splitlines() if "values looked at" in line]
+    again, _report, _ = discover(lab, tmp_path, world)  # idempotent: same file, no change
+    for run in (checked, done, again):
+        assert "changed=0" in run.stdout and "failed=0" in run.stdout
     vars_file = out / "vars.yml"
     assert vars_file.stat().st_mode & 0o777 == 0o600
     generated = yaml.safe_load(vars_file.read_text())
+    assert generated == yaml.safe_load((tmp_path / "check" / "localhost" / "vars.yml").read_text())
     stores = generated["pgauth_stores"]
     assert stores[0]["name"] == f"{world['prefix']}app".join(("sm:", ""))  # the primary rule
     assert {store["name"] for store in stores} == names(CURRENT_STORES | STALE_STORES, world)
@@ -264,14 +268,14 @@ def test_without_pg_authid_only_the_role_s_candidates_log_in(lab, tmp_path, worl
     try:
         done, report, out = discover(lab, tmp_path, world, admin={
             "pgauth_admin": {"user": admin_role, "password": admin_password}})
+        with log.open("rb") as handle:
+            handle.seek(start)
+            text = handle.read().decode("utf-8", "replace")
     finally:
         conn = connect(lab, lab["PGAUTH_LAB_ADMIN_USER"], lab["PGAUTH_LAB_ADMIN_PASSWORD"])
         conn.autocommit = True
         conn.cursor().execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(admin_role)))
         conn.close()
-    with log.open("rb") as handle:
-        handle.seek(start)
-        text = handle.read().decode("utf-8", "replace")
     assert report["method"] == "login"
     # the address-matching ones: 4 current (SM, Vault, dotenv, properties), 2 stale; the
     # SSM and ECS copies carry no username, so they are not sent anywhere
