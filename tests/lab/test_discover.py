@@ -9,11 +9,13 @@ vars.yml it writes goes straight to diagnose and rotate.
 """
 from __future__ import annotations
 
+import io
 import json
 import secrets
 import shutil
 import subprocess
 import tempfile
+import zipfile
 from pathlib import Path
 
 import hvac
@@ -307,3 +309,38 @@ def test_a_scope_that_cannot_be_listed_is_an_error_entry(lab, tmp_path, world):
     report = read_report(tmp_path / "r" / "localhost" / "discover.json")
     assert len(report["errors"]) == 1 and report["errors"][0].startswith("scope 1 (vault_kv2)")
     assert listed(report, "current") == {f"sm:{world['prefix']}app"}
+
+
+def _function(lab: dict, name: str, variables: dict) -> None:
+    iam = lab_client(lab, "iam")
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"Service": "lambda.amazonaws.com"}}]}))["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return 1\n")
+    lab_client(lab, "lambda").create_function(
+        FunctionName=name, Runtime="python3.11", Role=arn, Handler="app.handler",
+        Code={"ZipFile": code.getvalue()}, Environment={"Variables": variables})
+
+
+def test_lambda_environments(lab, tmp_path, world):
+    prefix = f"disc-{secrets.token_hex(3)}-"
+    other = token()
+    _function(lab, f"{prefix}api", {"DB_PASSWORD": world["current"], "DB_USER": world["role"],
+                                    "LOG_LEVEL": "info"})
+    _function(lab, f"{prefix}worker", {"DB_PASSWORD": other, "LOG_LEVEL": "info"})
+    _function(lab, f"unscoped-{prefix}api", {"DB_PASSWORD": world["current"]})
+    world = {**world, "scopes": [{"type": "aws_lambda_environment",
+                                  "function_prefixes": [prefix]}]}
+    done, report, out = discover(lab, tmp_path, world)
+    assert listed(report, "current") == {f"lambda:{prefix}api/DB_PASSWORD"}
+    assert report["counts"]["unrelated"] == 1 and not report["errors"]
+    stores = yaml.safe_load((out / "vars.yml").read_text())["pgauth_stores"]
+    assert stores == [{"type": "aws_lambda_environment", "function": f"{prefix}api",
+                       "variable": "DB_PASSWORD", "format": "password",
+                       "name": f"lambda:{prefix}api/DB_PASSWORD"}]
+    assert_no_leak({"discover": done.stdout + done.stderr,
+                    **{path.name: path.read_text() for path in out.iterdir()}},
+                   {world["current"], other})
