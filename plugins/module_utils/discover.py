@@ -61,6 +61,7 @@ SCOPE_KEYS = {
         "Seconds for the scope; past it the scope ends with a warning, the run goes on."]},
 }
 SCOPE_SPEC = argument_spec(SCOPE_KEYS)
+MASK_MIN = 8
 
 
 class DiscoverError(PgauthError):
@@ -239,14 +240,17 @@ class Discovery:
         if cred is None:
             run.skip(f"store {spec['name']!r}: no value")
             return
-        if cred.password:
-            self.hide(cred.password)
         candidate = {"username": cred.username, "host": cred.host, "port": cred.port,
                      "dbname": cred.dbname, "has_password": bool(cred.password)}
         address = dc.address_matches(candidate, self.target)
         status, match = dc.classify(candidate, self.target,
                                     self.check.check(cred.password, address))
         run.counts[status] += 1
+        # no value is ever returned; masking is the safety net.  An unrelated short value
+        # ("true", "5432") would mask every such word of the output, so only the role's
+        # copies, and unrelated values long enough to be secrets, are registered
+        if cred.password and (status != dc.UNRELATED or len(cred.password) >= MASK_MIN):
+            self.hide(cred.password)
         if status != dc.UNRELATED:
             self.found.append({"store": spec, "status": status, "match": match,
                                "scope": run.label, **{key: candidate[key] for key in

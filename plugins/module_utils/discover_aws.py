@@ -40,6 +40,10 @@ def value_format(value) -> str | None:
     """json, dsn or password for a secret's text; None for an empty value."""
     if not isinstance(value, str) or not value:
         return None
+    if value.lstrip().startswith("{"):
+        # an object, or a broken one: read as JSON, a broken one is skipped and counted
+        # (as a bare password it would be one long unrelated "password")
+        return "json"
     try:
         if isinstance(json.loads(value), dict):
             return "json"

@@ -195,6 +195,7 @@ def test_discover_finds_the_copies_and_vars_yml_feeds_diagnose_and_rotate(lab, t
         assert listed(run, "unknown") == set()
         assert not run["errors"], run["errors"]
         assert run["counts"]["unrelated"] >= 15
+        assert run["skipped"] >= 2  # the broken JSON secret and broken.json
     assert [line for line in done.stdout.splitlines() if "values looked at" in line]
     again, _report, _ = discover(lab, tmp_path, world)  # idempotent: same file, no change
     for run in (checked, done, again):
