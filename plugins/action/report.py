@@ -50,9 +50,9 @@ def render_vars_file(variables: dict) -> str:
     """A vars file for ansible-playbook -e @vars.yml (plain data: ansible's tagged strings
     made plain first)."""
     plain = json.loads(json.dumps(variables, default=str))
-    return ("---\n# Written by credops.pgauth.discover: where the role's credential lives "
-            "(no secret in it).\n" + yaml.safe_dump(plain, sort_keys=False,
-                                                       default_flow_style=False))
+    head = ("---\n# Written by credops.pgauth.discover: where the role's credential lives "
+            "(no secret in it).\n")
+    return head + yaml.safe_dump(plain, sort_keys=False, default_flow_style=False)
 
 
 class ReportDirError(OSError):

@@ -19,15 +19,15 @@ import json
 import os
 import re
 
-import yaml
-
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import looks_like_dsn
 from ansible_collections.credops.pgauth.plugins.module_utils.file_k8s_secret import (
     decode_data,
+    split_documents,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.file_pgpass import split_fields
 from ansible_collections.credops.pgauth.plugins.module_utils.file_properties import entries
 from ansible_collections.credops.pgauth.plugins.module_utils.file_syntax import FormatError
+from ansible_collections.credops.pgauth.plugins.module_utils.file_yaml import parse_yaml
 
 try:
     import tomllib
@@ -92,8 +92,10 @@ def _parse_mapping(fmt: str, text: str):
             if tomllib is None:
                 raise SkipFile("toml needs Python 3.11")
             return tomllib.loads(text)
-        return yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as err:
+        return parse_yaml(text)
+    except FormatError as err:
+        raise SkipFile(str(err)) from None
+    except (ValueError, RecursionError) as err:  # tomllib's error is a ValueError too
         raise SkipFile(f"not valid {fmt} ({type(err).__name__})") from None
 
 
@@ -122,11 +124,14 @@ def _flat_dotenv(text: str) -> dict:
 
 def _secret_documents(text: str) -> list[tuple[str | None, dict]]:
     """(metadata.name, flat data) of each Secret document; data values decoded."""
-    try:
-        docs = [doc for doc in yaml.safe_load_all(text) if isinstance(doc, dict)
-                and doc.get("kind") == "Secret"]
-    except yaml.YAMLError as err:
-        raise SkipFile(f"not valid YAML ({type(err).__name__})") from None
+    docs = []
+    for start, end in split_documents(text):
+        try:
+            doc = parse_yaml(text[start:end], "k8s_secret") if text[start:end].strip() else None
+        except FormatError as err:
+            raise SkipFile(str(err)) from None
+        if isinstance(doc, dict) and doc.get("kind") == "Secret":
+            docs.append(doc)
     out = []
     for doc in docs:
         flat = {}
@@ -148,8 +153,8 @@ def _split_last(key: str) -> tuple[str, str]:
     """(prefix, last segment): DB_PASSWORD -> (DB_, PASSWORD); PGPASSWORD -> (PG, PASSWORD)."""
     cut = max(key.rfind(char) for char in "._-") + 1
     prefix, last = key[:cut], key[cut:]
-    if last[:2].upper() == "PG" and last[2:].lower() in (*PASSWORD_NAMES, "user", "host",
-                                                           "port", "database"):
+    pg_names = (*PASSWORD_NAMES, "user", "host", "port", "database")
+    if last[:2].upper() == "PG" and last[2:].lower() in pg_names:
         prefix, last = prefix + last[:2], last[2:]
     return prefix, last
 
@@ -180,8 +185,8 @@ def key_candidates(flat: dict) -> list[dict]:
                 keys[field] = sibling
         if "dsn" in keys:
             used_dsn.add(keys["dsn"])
-        out.append({"keys": keys} if len(keys) > 1 else {"key": key,
-                                                          "value_format": "password"})
+        lone = {"key": key, "value_format": "password"}
+        out.append({"keys": keys} if len(keys) > 1 else lone)
     for key, value in flat.items():
         if key not in used_dsn and isinstance(value, str) and looks_like_dsn(value):
             out.append({"key": key, "value_format": "dsn"})

@@ -6,6 +6,8 @@ import base64
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ansible_collections.credops.pgauth.plugins.module_utils import discover_classify as dc
 from ansible_collections.credops.pgauth.plugins.module_utils.discover import (
@@ -205,3 +207,25 @@ def test_scope_bounds_end_the_scope_with_a_warning():
 def test_bad_scopes_are_refused_naming_the_scope(scope, message):
     with pytest.raises(DiscoverError, match=message):
         validated_scopes([scope])
+
+
+FILE_NAMES = ["a.json", "a.yaml", "s.yml", "a.toml", "a.ini", "pg_service.conf", ".env",
+              "a.properties", ".pgpass"]
+TEXT = st.text(alphabet=st.sampled_from(list("ab=:[]{}\"'\n #-.\\xPASWORD_ukind:Secret")),
+               max_size=200)
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(name=st.sampled_from(FILE_NAMES), text=TEXT)
+def test_any_file_text_is_candidates_or_a_skip(name, text):
+    """Untrusted files: a list of file stores or SkipFile, nothing else, ever."""
+    try:
+        found = file_candidates(f"/srv/{name}", text)
+    except SkipFile:
+        return
+    assert all(item["type"] == "file" and ("key" in item or "keys" in item) for item in found)
+
+
+def test_deeply_nested_json_is_skipped():
+    with pytest.raises(SkipFile):
+        file_candidates("/srv/a.json", "[" * 100000)
