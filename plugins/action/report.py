@@ -12,6 +12,9 @@ import secrets
 import yaml
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.credops.pgauth.plugins.module_utils.discover_report import (
+    render_discover_markdown,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.metrics import render_metrics
 from ansible_collections.credops.pgauth.plugins.module_utils.report import (
     build_report,
@@ -132,7 +135,9 @@ class ActionModule(ActionBase):
             try:
                 write_atomically(files[0], json.dumps(report, indent=2, sort_keys=True,
                                                       default=str) + "\n", dir_fd)
-                write_atomically(files[1], render_markdown(report), dir_fd)
+                markdown = (render_discover_markdown(report) if args["runbook"] == "discover"
+                            else render_markdown(report))
+                write_atomically(files[1], markdown, dir_fd)
                 if args["vars_file"] is not None:
                     write_atomically(VARS_FILE, render_vars_file(args["vars_file"]), dir_fd,
                                      mode=0o600)

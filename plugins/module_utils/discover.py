@@ -231,7 +231,7 @@ class Discovery:
         self.found: list[dict] = []
 
     def _examine(self, spec: dict, run: ScopeRun) -> None:
-        spec["name"] = dc.unique_name(_base_name(spec), self.taken)
+        spec = {"name": dc.unique_name(_base_name(spec), self.taken), **spec}
         try:
             cred, _stored = Store(spec, self.params).read()
         except StoreError as err:  # the message names the store, never a value

@@ -76,7 +76,7 @@ def test_primary_rule_current_first_then_secrets_manager_then_vault_then_name():
 
 def test_unique_names():
     taken: set[str] = set()
-    assert [dc.unique_name("x", taken) for _ in range(3)] == ["x", "x-2", "x-3"]
+    assert [dc.unique_name("x", taken) for _round in range(3)] == ["x", "x-2", "x-3"]
 
 
 @pytest.mark.parametrize(("path", "text", "fmt"), [
@@ -229,3 +229,28 @@ def test_any_file_text_is_candidates_or_a_skip(name, text):
 def test_deeply_nested_json_is_skipped():
     with pytest.raises(SkipFile):
         file_candidates("/srv/a.json", "[" * 100000)
+
+
+def test_discover_markdown_lists_the_copies_escaped():
+    from ansible_collections.credops.pgauth.plugins.module_utils.discover_report import (
+        render_discover_markdown,
+    )
+    report = {"runbook": "discover", "target": TARGET, "verdict": "degraded",
+              "generated_at": "2026-12-02T00:00:00+00:00", "method": "verifier", "logins": 0,
+              "counts": {"current": 1, "stale": 1, "unrelated": 3}, "skipped": 1,
+              "copies": [
+                  {"status": "current", "match": "both", "username": "app_user",
+                   "host": "db.internal", "store": {"name": "sm:prod/app",
+                                                    "type": "aws_secretsmanager",
+                                                    "secret_id": "prod/app"}},
+                  {"status": "stale", "match": "address", "username": "app_user", "host": None,
+                   "store": {"name": "file:/srv/|x|/.env[DB_PASSWORD,DB_USER]", "type": "file",
+                             "path": "/srv/|x|/.env",
+                             "keys": {"password": "DB_PASSWORD", "username": "DB_USER"}}}],
+              "progress": ["scope 1 (aws_secretsmanager): 5 values looked at"],
+              "errors": ["scope 2 (vault_kv2): access denied"], "warnings": []}
+    text = render_discover_markdown(report)
+    assert "| current | both | `sm:prod/app` | aws_secretsmanager | prod/app |" in text
+    assert "/srv/\\|x\\|/.env keys password=DB_PASSWORD" in text  # a | stays in its cell
+    assert "## Not listed (errors)" in text and "access denied" in text
+    assert "No findings" not in text
