@@ -119,10 +119,15 @@ class ScopeRun:
         self.warnings: list[str] = []
         self.error: str | None = None
 
-    def tick(self) -> None:
+    def check_time(self) -> None:
+        """The time bound alone (between items that are not values: files, listings)."""
         if self.clock() > self.deadline:
             raise ScopeBudget(f"{self.label}: timeout {self.scope['timeout']}s reached after "
                               f"{self.looked} values; the rest was not looked at")
+
+    def tick(self) -> None:
+        """One more value looked at: both bounds."""
+        self.check_time()
         if self.looked >= self.scope["max_candidates"]:
             raise ScopeBudget(f"{self.label}: max_candidates {self.scope['max_candidates']} "
                               "reached; the rest was not looked at")

@@ -149,6 +149,7 @@ def ecs_task_definitions(scope: dict, options: dict, run):
     label = run.label
     ecs = _client(options, "ecs", label)
     for family in _families(ecs, label, options, scope.get("family_prefixes") or []):
+        run.check_time()
         task = _call(label, "ecs", options, f"describe_task_definition {family}",
                      ecs.describe_task_definition, taskDefinition=family)["taskDefinition"]
         for container in task.get("containerDefinitions") or []:

@@ -257,9 +257,12 @@ def read_text(path: str) -> str:
 def enumerate_files(scope: dict, options: dict, run) -> object:
     """The file scope's candidates (run.skip counts the files that are not read)."""
     for path in iter_paths(scope.get("globs") or []):
+        run.check_time()
         try:
             found = file_candidates(path, read_text(path))
         except SkipFile as err:
             run.skip(f"{path}: {err}")
             continue
-        yield from found
+        for spec in found:
+            run.tick()
+            yield spec

@@ -82,6 +82,7 @@ def vault_kv(scope: dict, options: dict, run):
     pending = [(root, 0)]
     while pending:
         path, depth = pending.pop(0)
+        run.check_time()
         try:
             keys = kv.list(path)
         except (hvac.exceptions.VaultError, OSError) as err:

@@ -254,3 +254,23 @@ def test_discover_markdown_lists_the_copies_escaped():
     assert "/srv/\\|x\\|/.env keys password=DB_PASSWORD" in text  # a | stays in its cell
     assert "## Not listed (errors)" in text and "access denied" in text
     assert "No findings" not in text
+
+
+def test_the_file_scope_is_bounded(tmp_path):
+    from ansible_collections.credops.pgauth.plugins.module_utils.discover_files import (
+        enumerate_files,
+    )
+    for index in range(5):
+        (tmp_path / f"{index}.env").write_text("A_PASSWORD=x\nB_PASSWORD=y\n")
+    scope = {"type": "file", "globs": [str(tmp_path / "*.env")], "max_candidates": 3,
+             "timeout": 60}
+    run = ScopeRun(0, scope)
+    found = []
+    with pytest.raises(ScopeBudget, match="max_candidates 3"):
+        found.extend(enumerate_files(scope, {}, run))
+    assert len(found) == 3 and run.looked == 3
+    clock = FakeClock()
+    run = ScopeRun(0, {**scope, "max_candidates": 100, "timeout": 1}, clock)
+    clock.now += 2
+    with pytest.raises(ScopeBudget, match="timeout"):
+        list(enumerate_files(scope, {}, run))
