@@ -225,6 +225,18 @@ def _base_name(spec: dict) -> str:
     return f"file:{spec['path']}[{where}]"
 
 
+def pgpass_address(spec: dict) -> dict:
+    """A .pgpass line's address is its key (host:port:database:username; * is any), not
+    part of the credential a pgpass store reads."""
+    if spec.get("type") != "file" or spec.get("format") != "pgpass":
+        return {}
+    from ansible_collections.credops.pgauth.plugins.module_utils.file_pgpass import parse_key
+    host, port, dbname, username = (None if field == "*" else field
+                                    for field in parse_key(spec["key"]))
+    return {"username": username, "host": host, "dbname": dbname,
+            "port": int(port) if port and port.isdigit() else None}
+
+
 class Discovery:
     """One discover run over the scopes (the module calls run())."""
 
@@ -246,7 +258,8 @@ class Discovery:
             run.skip(f"store {spec['name']!r}: no value")
             return
         candidate = {"username": cred.username, "host": cred.host, "port": cred.port,
-                     "dbname": cred.dbname, "has_password": bool(cred.password)}
+                     "dbname": cred.dbname, "has_password": bool(cred.password),
+                     **pgpass_address(spec)}
         address = dc.address_matches(candidate, self.target)
         status, match = dc.classify(candidate, self.target,
                                     self.check.check(cred.password, address))

@@ -14,6 +14,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.discover import (
     DiscoverError,
     ScopeBudget,
     ScopeRun,
+    pgpass_address,
     validated_scopes,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.discover_aws import (
@@ -274,3 +275,44 @@ def test_the_file_scope_is_bounded(tmp_path):
     clock.now += 2
     with pytest.raises(ScopeBudget, match="timeout"):
         list(enumerate_files(scope, {}, run))
+
+
+SECRET_TEXT = base64.b64encode(b"s3cret-pw").decode()
+FILES = {
+    ".env": "DB_USER=app_user\nDB_PASSWORD=s3cret-pw\nDB_HOST=db.internal\n",
+    "app.properties": ("spring.datasource.url=jdbc:postgresql://db.internal:5432/app\n"
+                       "spring.datasource.username=app_user\n"
+                       "spring.datasource.password=s3cret-pw\n"),
+    "config.yaml": "db:\n  user: app_user\n  password: s3cret-pw\n  port: 5432\n",
+    "config.json": json.dumps({"db": {"username": "app_user", "password": "s3cret-pw"}}),
+    "config.toml": "[db]\nuser = \"app_user\"\npassword = \"s3cret-pw\"\n",
+    "pg_service.conf": "[app]\nhost=db.internal\nuser=app_user\npassword=s3cret-pw\n",
+    ".pgpass": "db.internal:5432:app:app_user:s3cret-pw\n",
+    "secret.yaml": ("apiVersion: v1\nkind: Secret\nmetadata: {name: app}\n"
+                    f"data: {{password: {SECRET_TEXT}}}\n"
+                    "stringData: {username: app_user}\n"),
+    "url.env": "DATABASE_URL=postgresql://app_user:s3cret-pw@db.internal:5432/app\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_each_file_candidate_reads_through_store(tmp_path, name):
+    """What discover proposes is what a file store reads: the same keys, the same password,
+    and the username where the file has one."""
+    from ansible_collections.credops.pgauth.plugins.module_utils.store import Store
+    path = tmp_path / name
+    path.write_text(FILES[name])
+    path.chmod(0o600)
+    found = file_candidates(str(path), FILES[name])
+    assert len(found) == 1, found
+    cred, _stored = Store({"name": "x", **found[0]}, {}).read()
+    assert cred.password == "s3cret-pw"
+    # a .pgpass line's user is its key's (pgpass_address), not the credential's
+    assert (cred.username or pgpass_address(found[0])["username"]) == "app_user"
+
+
+def test_pgpass_address():
+    spec = {"type": "file", "format": "pgpass", "path": "/x", "key": "db.internal:*:app:app_user"}
+    assert pgpass_address(spec) == {"username": "app_user", "host": "db.internal",
+                                    "dbname": "app", "port": None}
+    assert pgpass_address({"type": "file", "format": "dotenv", "key": "A"}) == {}
