@@ -197,7 +197,8 @@ def test_discover_finds_the_copies_and_vars_yml_feeds_diagnose_and_rotate(lab, t
         assert run["counts"]["unrelated"] >= 15
         assert run["skipped"] >= 2  # the broken JSON secret and broken.json
     assert [line for line in done.stdout.splitlines() if "values looked at" in line]
-    again, _again_report, _again_dir = discover(lab, tmp_path, world)  # idempotent: same file, no change
+    # idempotent: the same file, nothing changed
+    again, _again_report, _again_dir = discover(lab, tmp_path, world)
     for run in (checked, done, again):
         assert "changed=0" in run.stdout and "failed=0" in run.stdout
     vars_file = out / "vars.yml"
