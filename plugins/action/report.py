@@ -9,8 +9,12 @@ import json
 import os
 import secrets
 
+import yaml
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.credops.pgauth.plugins.module_utils.discover_report import (
+    render_discover_markdown,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.metrics import render_metrics
 from ansible_collections.credops.pgauth.plugins.module_utils.report import (
     build_report,
@@ -22,7 +26,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.report import (
 
 ARGUMENT_SPEC = {
     "runbook": {"type": "str", "required": True,
-                "choices": ["diagnose", "rotate", "verify", "remediate"]},
+                "choices": ["diagnose", "rotate", "verify", "remediate", "discover"]},
     "target": {"type": "dict", "required": True},
     "verdict": {"type": "str", "required": True, "choices": ["healthy", "degraded", "broken"]},
     "findings": {"type": "list", "elements": "dict", "default": []},
@@ -30,7 +34,10 @@ ARGUMENT_SPEC = {
     "dir": {"type": "path", "default": "./pgauth-reports"},
     "host": {"type": "str"},
     "metrics_file": {"type": "path"},
+    # discover's vars.yml: where the secrets live (no secret), so only the owner reads it
+    "vars_file": {"type": "dict"},
 }
+VARS_FILE = "vars.yml"
 
 
 def metrics_path(option: str, host: str, runbook: str) -> str:
@@ -40,6 +47,15 @@ def metrics_path(option: str, host: str, runbook: str) -> str:
         os.makedirs(option, mode=0o755, exist_ok=True)  # the collector's directory: readable
         return os.path.join(option, f"pgauth_{report_host_dir(host)}_{runbook}.prom")
     return option.replace("{host}", report_host_dir(host)).replace("{runbook}", runbook)
+
+
+def render_vars_file(variables: dict) -> str:
+    """A vars file for ansible-playbook -e @vars.yml (plain data: ansible's tagged strings
+    made plain first)."""
+    plain = json.loads(json.dumps(variables, default=str))
+    head = ("---\n# Written by credops.pgauth.discover: where the role's credential lives "
+            "(no secret in it).\n")
+    return head + yaml.safe_dump(plain, sort_keys=False, default_flow_style=False)
 
 
 class ReportDirError(OSError):
@@ -119,7 +135,13 @@ class ActionModule(ActionBase):
             try:
                 write_atomically(files[0], json.dumps(report, indent=2, sort_keys=True,
                                                       default=str) + "\n", dir_fd)
-                write_atomically(files[1], render_markdown(report), dir_fd)
+                markdown = (render_discover_markdown(report) if args["runbook"] == "discover"
+                            else render_markdown(report))
+                write_atomically(files[1], markdown, dir_fd)
+                if args["vars_file"] is not None:
+                    write_atomically(VARS_FILE, render_vars_file(args["vars_file"]), dir_fd,
+                                     mode=0o600)
+                    paths.append(os.path.join(directory, VARS_FILE))
             finally:
                 os.close(dir_fd)
         except OSError as err:

@@ -36,9 +36,10 @@ def test_the_tarball_holds_the_runbooks_and_no_lab_state(tarball):
     with tarfile.open(tarball) as archive:
         names = archive.getnames()
     for wanted in ("playbooks/diagnose.yml", "playbooks/rotate.yml", "playbooks/verify.yml",
-                   "playbooks/remediate.yml", "roles/rotate/meta/argument_specs.yml",
+                   "playbooks/remediate.yml", "playbooks/discover.yml",
+                   "roles/rotate/meta/argument_specs.yml", "roles/discover/meta/argument_specs.yml",
                    "meta/execution-environment.yml", "requirements.txt", "bindep.txt",
-                   "extensions/awx/surveys/rotate.json"):
+                   "extensions/awx/surveys/rotate.json", "extensions/awx/surveys/discover.json"):
         assert wanted in names, wanted
     assert not [name for name in names if name.startswith((".lab", ".venv", ".build"))]
 
@@ -71,7 +72,7 @@ def test_introspection_finds_the_collections_requirements():
         assert package in python, package
 
 
-@pytest.mark.parametrize("role", ["diagnose", "rotate", "verify"])
+@pytest.mark.parametrize("role", ["diagnose", "rotate", "verify", "discover"])
 def test_ansible_doc_renders_every_role(role):
     spec = yaml.safe_load((COLLECTION / "roles" / role / "meta" / "argument_specs.yml")
                           .read_text())["argument_specs"]["main"]
@@ -90,7 +91,7 @@ def test_ansible_doc_shows_every_shared_input_the_same_in_every_runbook():
     import json
 
     shown = {}
-    for role in ("diagnose", "rotate", "verify"):
+    for role in ("diagnose", "rotate", "verify", "discover"):
         done = run("ansible-doc", "-t", "role", "--json", f"credops.pgauth.{role}")
         assert done.returncode == 0, done.stderr
         doc = json.loads(done.stdout)[f"credops.pgauth.{role}"]

@@ -1,0 +1,268 @@
+# Copyright (c) credops.pgauth contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""discover's file scope: glob -> file stores, one per key (or group of keys) that holds a
+password or a connection string.
+
+The file's syntax is chosen by its name (then, for YAML, by whether it is a Kubernetes
+Secret); the document is parsed into flat keys in the syntax's own key notation (the
+dotted paths, VAR names, section.option names and host:port:db:user lines that file stores
+take), and a key whose name says password, or whose value is a DSN, becomes a candidate.
+Sibling keys of the same prefix (DB_USER next to DB_PASSWORD, spring.datasource.url next to
+spring.datasource.password) make it a ``keys`` store, so the username and host are read too.
+Values are only looked at to choose the key: the candidate is read again through Store.
+"""
+from __future__ import annotations
+
+import configparser
+import glob
+import json
+import os
+import re
+
+from ansible_collections.credops.pgauth.plugins.module_utils.credential import looks_like_dsn
+from ansible_collections.credops.pgauth.plugins.module_utils.file_k8s_secret import (
+    decode_data,
+    split_documents,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.file_pgpass import split_fields
+from ansible_collections.credops.pgauth.plugins.module_utils.file_properties import entries
+from ansible_collections.credops.pgauth.plugins.module_utils.file_syntax import FormatError
+from ansible_collections.credops.pgauth.plugins.module_utils.file_yaml import parse_yaml
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    tomllib = None
+
+PASSWORD_NAMES = ("password", "passwd", "pwd", "pass", "secret_password")
+# sibling key names (last segment, lower case) of each credential field
+SIBLINGS = {
+    "username": ("username", "user", "login", "usr"),
+    "host": ("host", "hostname", "server"),
+    "port": ("port",),
+    "dbname": ("dbname", "database", "db", "name"),
+    "dsn": ("url", "dsn", "uri", "jdbc_url", "jdbcurl", "database_url", "connection_string"),
+}
+MAX_FILE_BYTES = 1 << 20  # a config file; anything larger is not read
+_DOTENV_KEY = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*)$")
+_K8S_SECRET = re.compile(r"^kind:\s*['\"]?Secret['\"]?\s*$", re.MULTILINE)
+
+
+class SkipFile(Exception):
+    """This file is not read (unknown syntax, too large, not parseable): counted, never
+    fatal, and the message never holds a value of the file."""
+
+
+def file_format(path: str, text: str) -> str | None:
+    """The file store format of path, by its name (and a YAML file's content)."""
+    name = os.path.basename(path).lower()
+    ext = os.path.splitext(name)[1]
+    if name in (".pgpass", "pgpass", "pgpass.conf") or ext == ".pgpass":
+        return "pgpass"
+    if name == ".env" or name.startswith(".env.") or ext == ".env":
+        return "dotenv"
+    if name == "pg_service.conf" or ext in (".ini", ".cfg") or \
+            (ext == ".conf" and re.search(r"^\s*\[[^\]]+\]\s*$", text, re.MULTILINE)):
+        return "ini"
+    if ext in (".yaml", ".yml"):
+        return "k8s_secret" if _K8S_SECRET.search(text) else "yaml"
+    return {".properties": "properties", ".json": "json", ".toml": "toml"}.get(ext)
+
+
+def _flatten(node, prefix: str, out: dict) -> None:
+    """Scalar leaves of a mapping as dotted paths (keys with a dot in them cannot be
+    addressed by a dotted path and are left out; so are lists)."""
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if not isinstance(key, str) or "." in key or not key:
+            continue
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            _flatten(value, path + ".", out)
+        elif isinstance(value, (str, int)) and not isinstance(value, bool):
+            out[path] = value
+
+
+def _parse_mapping(fmt: str, text: str):
+    try:
+        if fmt == "json":
+            return json.loads(text)
+        if fmt == "toml":
+            if tomllib is None:
+                raise SkipFile("toml needs Python 3.11")
+            return tomllib.loads(text)
+        return parse_yaml(text)
+    except FormatError as err:
+        raise SkipFile(str(err)) from None
+    except (ValueError, RecursionError) as err:  # tomllib's error is a ValueError too
+        raise SkipFile(f"not valid {fmt} ({type(err).__name__})") from None
+
+
+def _flat_ini(text: str) -> dict:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.optionxform = str  # option names as written: file stores address them so
+    try:
+        parser.read_string(text)
+    except configparser.Error as err:
+        raise SkipFile(f"not valid ini ({type(err).__name__})") from None
+    return {f"{section}.{option}": value for section in parser.sections()
+            for option, value in parser.items(section, raw=True)}
+
+
+def _flat_dotenv(text: str) -> dict:
+    found = {}
+    for line in text.splitlines():
+        match = _DOTENV_KEY.match(line)
+        if match and not line.lstrip().startswith("#"):
+            value = match.group(2).strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            found[match.group(1)] = value
+    return found
+
+
+def _secret_documents(text: str) -> list[tuple[str | None, dict]]:
+    """(metadata.name, flat data) of each Secret document; data values decoded."""
+    docs = []
+    for start, end in split_documents(text):
+        try:
+            doc = parse_yaml(text[start:end], "k8s_secret") if text[start:end].strip() else None
+        except FormatError as err:
+            raise SkipFile(str(err)) from None
+        if isinstance(doc, dict) and doc.get("kind") == "Secret":
+            docs.append(doc)
+    out = []
+    for doc in docs:
+        flat = {}
+        for section in ("data", "stringData"):
+            for key, value in (doc.get(section) or {}).items():
+                if section == "data":
+                    try:
+                        value = decode_data(value, key)
+                    except FormatError:
+                        continue  # broken base64: not a candidate, and never shown
+                if isinstance(value, str):
+                    flat[key] = value
+        meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        out.append((meta.get("name"), flat))
+    return out
+
+
+def _split_last(key: str) -> tuple[str, str]:
+    """(prefix, last segment): DB_PASSWORD -> (DB_, PASSWORD); PGPASSWORD -> (PG, PASSWORD)."""
+    cut = max(key.rfind(char) for char in "._-") + 1
+    prefix, last = key[:cut], key[cut:]
+    pg_names = (*PASSWORD_NAMES, "user", "host", "port", "database")
+    if last[:2].upper() == "PG" and last[2:].lower() in pg_names:
+        prefix, last = prefix + last[:2], last[2:]
+    return prefix, last
+
+
+def _sibling(flat_lower: dict, prefix: str, field: str) -> str | None:
+    if field == "dbname" and not prefix:
+        return None  # a bare 'name' key is anything's name
+    for name in SIBLINGS[field]:
+        found = flat_lower.get((prefix + name).lower())
+        if found:
+            return found
+    return None
+
+
+def key_candidates(flat: dict) -> list[dict]:
+    """The keys of one document that hold a credential: {key: K, value_format} for a lone
+    password or DSN, {keys: {...}} for a password with siblings."""
+    lower = {key.lower(): key for key in flat}
+    out, used_dsn = [], set()
+    for key, value in flat.items():
+        prefix, last = _split_last(key)
+        if last.lower() not in PASSWORD_NAMES or not isinstance(value, str) or not value:
+            continue
+        keys = {"password": key}
+        for field in ("username", "host", "port", "dbname", "dsn"):
+            sibling = _sibling(lower, prefix, field)
+            if sibling and (field != "dsn" or looks_like_dsn(flat[sibling])):
+                keys[field] = sibling
+        if "dsn" in keys:
+            used_dsn.add(keys["dsn"])
+        lone = {"key": key, "value_format": "password"}
+        out.append({"keys": keys} if len(keys) > 1 else lone)
+    for key, value in flat.items():
+        if key not in used_dsn and isinstance(value, str) and looks_like_dsn(value):
+            out.append({"key": key, "value_format": "dsn"})
+    return out
+
+
+def _pgpass_keys(text: str) -> list[dict]:
+    out = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = split_fields(line, 4)
+        if parts is not None:
+            out.append({"key": ":".join(parts[0])})
+    return out
+
+
+def file_candidates(path: str, text: str) -> list[dict]:
+    """The file stores (without name) that path's text holds; SkipFile when unreadable."""
+    fmt = file_format(path, text)
+    if fmt is None:
+        raise SkipFile("not a config file syntax discover reads (by its name)")
+    base = {"type": "file", "path": path, "format": fmt}
+    if fmt == "pgpass":
+        return [{**base, **found} for found in _pgpass_keys(text)]
+    if fmt == "k8s_secret":
+        docs = _secret_documents(text)
+        return [{**base, **found, **({"document": name} if len(docs) > 1 and name else {})}
+                for name, flat in docs for found in key_candidates(flat)]
+    if fmt == "dotenv":
+        flat = _flat_dotenv(text)
+    elif fmt == "properties":
+        try:
+            flat = {entry.key: entry.value for entry in entries(text)}
+        except FormatError as err:
+            raise SkipFile(str(err)) from None
+    elif fmt == "ini":
+        flat = _flat_ini(text)
+    else:
+        flat = {}
+        _flatten(_parse_mapping(fmt, text), "", flat)
+    return [{**base, **found} for found in key_candidates(flat)]
+
+
+def iter_paths(globs: list[str]):
+    """Every regular file the globs match, once, in a stable order."""
+    seen = set()
+    for pattern in globs:
+        for path in sorted(glob.glob(os.path.expanduser(pattern), recursive=True)):
+            real = os.path.realpath(path)
+            if real not in seen and os.path.isfile(path) and not os.path.islink(path):
+                seen.add(real)
+                yield path
+
+
+def read_text(path: str) -> str:
+    try:
+        if os.path.getsize(path) > MAX_FILE_BYTES:
+            raise SkipFile("larger than a config file")
+        with open(path, "rb") as handle:
+            return handle.read(MAX_FILE_BYTES).decode("utf-8")
+    except UnicodeDecodeError:
+        raise SkipFile("not UTF-8 text") from None
+    except OSError as err:
+        raise SkipFile(f"cannot read: {err.strerror}") from None
+
+
+def enumerate_files(scope: dict, options: dict, run) -> object:
+    """The file scope's candidates (run.skip counts the files that are not read)."""
+    for path in iter_paths(scope.get("globs") or []):
+        run.check_time()
+        try:
+            found = file_candidates(path, read_text(path))
+        except SkipFile as err:
+            run.skip(f"{path}: {err}")
+            continue
+        for spec in found:
+            run.tick()
+            yield spec

@@ -1,0 +1,318 @@
+"""discover's pure parts: the classification table, the primary rule, and the keys each
+file format's candidates are read at."""
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.credops.pgauth.plugins.module_utils import discover_classify as dc
+from ansible_collections.credops.pgauth.plugins.module_utils.discover import (
+    DiscoverError,
+    ScopeBudget,
+    ScopeRun,
+    pgpass_address,
+    validated_scopes,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.discover_aws import (
+    value_format,
+    variable_format,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.discover_files import (
+    SkipFile,
+    file_candidates,
+    file_format,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.discover_vault import choose_field
+
+TARGET = {"role": "app_user", "host": "db.internal", "port": 5432, "dbname": "app"}
+
+
+def cand(username="app_user", host=None, port=None, dbname=None, password=True):
+    return {"username": username, "host": host, "port": port, "dbname": dbname,
+            "has_password": password}
+
+
+@pytest.mark.parametrize(("candidate", "verified", "expected"), [
+    # current: the password verifies, whatever the address says
+    (cand(), True, ("current", "both")),
+    (cand(host="db.internal", port=5432, dbname="app"), True, ("current", "both")),
+    (cand(username=None), True, ("current", "value")),
+    (cand(username="other", host="elsewhere"), True, ("current", "value")),
+    # stale: the address names the role (absent parts match), the password does not verify
+    (cand(), False, ("stale", "address")),
+    (cand(host="DB.internal", port="5432"), False, ("stale", "address")),
+    (cand(dbname="app"), False, ("stale", "address")),
+    # unknown: the address matches, the password was not checked
+    (cand(), None, ("unknown", "address")),
+    # unrelated: another role, host, port or dbname, or no password at all
+    (cand(username="other"), False, ("unrelated", None)),
+    (cand(host="other.internal"), False, ("unrelated", None)),
+    (cand(port=5433), False, ("unrelated", None)),
+    (cand(dbname="other"), False, ("unrelated", None)),
+    (cand(username=None), False, ("unrelated", None)),
+    (cand(username=None), None, ("unrelated", None)),
+    (cand(password=False), None, ("unrelated", None)),
+    (cand(password=False), True, ("unrelated", None)),
+])
+def test_classification_table(candidate, verified, expected):
+    assert dc.classify(candidate, TARGET, verified) == expected
+
+
+def test_primary_rule_current_first_then_secrets_manager_then_vault_then_name():
+    found = [
+        {"status": "current", "store": {"type": "file", "name": "a-file"}},
+        {"status": "stale", "store": {"type": "aws_secretsmanager", "name": "sm-old"}},
+        {"status": "current", "store": {"type": "vault_kv2", "name": "v"}},
+        {"status": "current", "store": {"type": "aws_secretsmanager", "name": "sm-b"}},
+        {"status": "current", "store": {"type": "aws_secretsmanager", "name": "sm-a"}},
+        {"status": "current", "store": {"type": "aws_ssm", "name": "p"}},
+    ]
+    assert [item["store"]["name"] for item in dc.primary_order(found)] == [
+        "sm-a", "sm-b", "v", "p", "a-file", "sm-old"]
+
+
+def test_unique_names():
+    taken: set[str] = set()
+    assert [dc.unique_name("x", taken) for _round in range(3)] == ["x", "x-2", "x-3"]
+
+
+@pytest.mark.parametrize(("path", "text", "fmt"), [
+    ("/srv/app/.env", "", "dotenv"),
+    ("/srv/app/prod.env", "", "dotenv"),
+    ("/srv/app/.env.production", "", "dotenv"),
+    ("/srv/app/application.properties", "", "properties"),
+    ("/srv/app/config.yaml", "db: {}", "yaml"),
+    ("/srv/app/secret.yml", "apiVersion: v1\nkind: Secret\n", "k8s_secret"),
+    ("/srv/app/config.json", "{}", "json"),
+    ("/srv/app/config.toml", "", "toml"),
+    ("/etc/pg_service.conf", "", "ini"),
+    ("/srv/app/app.ini", "", "ini"),
+    ("/srv/app/app.conf", "[db]\nhost=x\n", "ini"),
+    ("/home/u/.pgpass", "", "pgpass"),
+    ("/srv/app/README.md", "", None),
+    ("/srv/app/app.conf", "no sections", None),
+])
+def test_file_format_by_name(path, text, fmt):
+    assert file_format(path, text) == fmt
+
+
+DSN = "postgresql://app_user:pw@db.internal:5432/app"
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), [
+    (".env", f"DATABASE_URL={DSN}\nOTHER=1\n",
+     [{"key": "DATABASE_URL", "value_format": "dsn"}]),
+    (".env", "DB_USER=app_user\nDB_PASSWORD='x y'\nDB_HOST=db.internal\n",
+     [{"keys": {"password": "DB_PASSWORD", "username": "DB_USER", "host": "DB_HOST"}}]),
+    (".env", "PGUSER=app_user\nPGPASSWORD=x\nPGPORT=5432\nPGDATABASE=app\n",
+     [{"keys": {"password": "PGPASSWORD", "username": "PGUSER", "port": "PGPORT",
+                "dbname": "PGDATABASE"}}]),
+    ("app.properties", ("spring.datasource.url=jdbc:postgresql://db.internal:5432/app\n"
+                        "spring.datasource.username=app_user\nspring.datasource.password=x\n"),
+     [{"keys": {"password": "spring.datasource.password",
+                "username": "spring.datasource.username", "dsn": "spring.datasource.url"}}]),
+    ("c.yaml", "app:\n  database:\n    user: app_user\n    password: x\n    port: 5432\n",
+     [{"keys": {"password": "app.database.password", "username": "app.database.user",
+                "port": "app.database.port"}}]),
+    ("c.json", json.dumps({"db": {"url": DSN}, "token": "abc"}),
+     [{"key": "db.url", "value_format": "dsn"}]),
+    ("c.toml", "[database]\npassword = \"x\"\n",
+     [{"key": "database.password", "value_format": "password"}]),
+    ("pg_service.conf", "[app]\nhost=db.internal\nuser=app_user\npassword=x\n",
+     [{"keys": {"password": "app.password", "username": "app.user", "host": "app.host"}}]),
+    (".pgpass", "# comment\ndb.internal:5432:app:app_user:x\n*:*:*:other:y\n",
+     [{"key": "db.internal:5432:app:app_user"}, {"key": "*:*:*:other"}]),
+])
+def test_file_keys(name, text, expected):
+    found = file_candidates(f"/srv/{name}", text)
+    fmt = file_format(f"/srv/{name}", text)
+    assert found == [{"type": "file", "path": f"/srv/{name}", "format": fmt, **item}
+                     for item in expected]
+
+
+def test_k8s_secret_keys_and_document():
+    encoded = base64.b64encode(b"x").decode()
+    text = ("apiVersion: v1\nkind: Secret\nmetadata: {name: one}\n"
+            f"data: {{password: {encoded}, username: {base64.b64encode(b'app_user').decode()}}}\n"
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {name: two}\n"
+            f"stringData: {{DATABASE_URL: '{DSN}', broken: '%%%'}}\n")
+    found = file_candidates("/srv/s.yaml", text)
+    assert found == [
+        {"type": "file", "path": "/srv/s.yaml", "format": "k8s_secret", "document": "one",
+         "keys": {"password": "password", "username": "username"}},
+        {"type": "file", "path": "/srv/s.yaml", "format": "k8s_secret", "document": "two",
+         "key": "DATABASE_URL", "value_format": "dsn"}]
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("c.json", "{broken"), ("c.yaml", "a: [b"), ("c.toml", "= x"), ("x.bin", "")])
+def test_unparseable_files_are_skipped_without_the_value(name, text):
+    with pytest.raises(SkipFile) as err:
+        file_candidates(f"/srv/{name}", text)
+    assert text not in str(err.value) or not text
+
+
+def test_value_and_variable_formats():
+    assert value_format(json.dumps({"password": "x"})) == "json"
+    assert value_format(DSN) == "dsn"
+    assert value_format("hunter2") == "password"
+    assert value_format('{"password": "x') == "json"  # broken: Store skips it, counted
+    assert value_format("") is None
+    assert variable_format("DB_PASSWORD", "x") == "password"
+    assert variable_format("PGPASSWORD", "x") == "password"
+    assert variable_format("DATABASE_URL", DSN) == "dsn"
+    assert variable_format("LOG_LEVEL", "debug") is None
+    assert variable_format("COMPASS", "x") is None
+
+
+def test_vault_field_choice():
+    assert choose_field({"username": "u", "password": "p"}) == {"format": "json"}
+    assert choose_field({"url": DSN}) == {"format": "dsn", "key": "url"}
+    assert choose_field({"db_pass": "p"}) == {"format": "password", "key": "db_pass"}
+    assert choose_field({"api_token": "t"}) is None
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_scope_bounds_end_the_scope_with_a_warning():
+    clock = FakeClock()
+    run = ScopeRun(0, {"type": "file", "max_candidates": 2, "timeout": 5}, clock)
+    run.tick()
+    run.tick()
+    with pytest.raises(ScopeBudget, match="max_candidates 2"):
+        run.tick()
+    run = ScopeRun(1, {"type": "aws_ssm", "name": "ssm-prod", "max_candidates": 9,
+                       "timeout": 5}, clock)
+    run.tick()
+    clock.now += 6
+    with pytest.raises(ScopeBudget, match=r"scope 2 \(ssm-prod\): timeout 5s reached after 1"):
+        run.tick()
+    assert run.progress().startswith("scope 2 (ssm-prod): 1 values looked at, 0 current")
+
+
+@pytest.mark.parametrize(("scope", "message"), [
+    ({"type": "nosuch"}, "value of type must be one of"),
+    ({"type": "file", "globs": "x", "max_candidates": "many"}, "max_candidates"),
+    ("file", "a scope must be a dict"),
+])
+def test_bad_scopes_are_refused_naming_the_scope(scope, message):
+    with pytest.raises(DiscoverError, match=message):
+        validated_scopes([scope])
+
+
+FILE_NAMES = ["a.json", "a.yaml", "s.yml", "a.toml", "a.ini", "pg_service.conf", ".env",
+              "a.properties", ".pgpass"]
+TEXT = st.text(alphabet=st.sampled_from(list("ab=:[]{}\"'\n #-.\\xPASWORD_ukind:Secret")),
+               max_size=200)
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(name=st.sampled_from(FILE_NAMES), text=TEXT)
+def test_any_file_text_is_candidates_or_a_skip(name, text):
+    """Untrusted files: a list of file stores or SkipFile, nothing else, ever."""
+    try:
+        found = file_candidates(f"/srv/{name}", text)
+    except SkipFile:
+        return
+    assert all(item["type"] == "file" and ("key" in item or "keys" in item) for item in found)
+
+
+def test_deeply_nested_json_is_skipped():
+    with pytest.raises(SkipFile):
+        file_candidates("/srv/a.json", "[" * 100000)
+
+
+def test_discover_markdown_lists_the_copies_escaped():
+    from ansible_collections.credops.pgauth.plugins.module_utils.discover_report import (
+        render_discover_markdown,
+    )
+    report = {"runbook": "discover", "target": TARGET, "verdict": "degraded",
+              "generated_at": "2026-12-02T00:00:00+00:00", "method": "verifier", "logins": 0,
+              "counts": {"current": 1, "stale": 1, "unrelated": 3}, "skipped": 1,
+              "copies": [
+                  {"status": "current", "match": "both", "username": "app_user",
+                   "host": "db.internal", "store": {"name": "sm:prod/app",
+                                                    "type": "aws_secretsmanager",
+                                                    "secret_id": "prod/app"}},
+                  {"status": "stale", "match": "address", "username": "app_user", "host": None,
+                   "store": {"name": "file:/srv/|x|/.env[DB_PASSWORD,DB_USER]", "type": "file",
+                             "path": "/srv/|x|/.env",
+                             "keys": {"password": "DB_PASSWORD", "username": "DB_USER"}}}],
+              "progress": ["scope 1 (aws_secretsmanager): 5 values looked at"],
+              "errors": ["scope 2 (vault_kv2): access denied"], "warnings": []}
+    text = render_discover_markdown(report)
+    assert "| current | both | `sm:prod/app` | aws_secretsmanager | prod/app |" in text
+    assert "/srv/\\|x\\|/.env keys password=DB_PASSWORD" in text  # a | stays in its cell
+    assert "## Not listed (errors)" in text and "access denied" in text
+    assert "No findings" not in text
+
+
+def test_the_file_scope_is_bounded(tmp_path):
+    from ansible_collections.credops.pgauth.plugins.module_utils.discover_files import (
+        enumerate_files,
+    )
+    for index in range(5):
+        (tmp_path / f"{index}.env").write_text("A_PASSWORD=x\nB_PASSWORD=y\n")
+    scope = {"type": "file", "globs": [str(tmp_path / "*.env")], "max_candidates": 3,
+             "timeout": 60}
+    run = ScopeRun(0, scope)
+    found = []
+    with pytest.raises(ScopeBudget, match="max_candidates 3"):
+        found.extend(enumerate_files(scope, {}, run))
+    assert len(found) == 3 and run.looked == 3
+    clock = FakeClock()
+    run = ScopeRun(0, {**scope, "max_candidates": 100, "timeout": 1}, clock)
+    clock.now += 2
+    with pytest.raises(ScopeBudget, match="timeout"):
+        list(enumerate_files(scope, {}, run))
+
+
+SECRET_TEXT = base64.b64encode(b"s3cret-pw").decode()
+FILES = {
+    ".env": "DB_USER=app_user\nDB_PASSWORD=s3cret-pw\nDB_HOST=db.internal\n",
+    "app.properties": ("spring.datasource.url=jdbc:postgresql://db.internal:5432/app\n"
+                       "spring.datasource.username=app_user\n"
+                       "spring.datasource.password=s3cret-pw\n"),
+    "config.yaml": "db:\n  user: app_user\n  password: s3cret-pw\n  port: 5432\n",
+    "config.json": json.dumps({"db": {"username": "app_user", "password": "s3cret-pw"}}),
+    "config.toml": "[db]\nuser = \"app_user\"\npassword = \"s3cret-pw\"\n",
+    "pg_service.conf": "[app]\nhost=db.internal\nuser=app_user\npassword=s3cret-pw\n",
+    ".pgpass": "db.internal:5432:app:app_user:s3cret-pw\n",
+    "secret.yaml": ("apiVersion: v1\nkind: Secret\nmetadata: {name: app}\n"
+                    f"data: {{password: {SECRET_TEXT}}}\n"
+                    "stringData: {username: app_user}\n"),
+    "url.env": "DATABASE_URL=postgresql://app_user:s3cret-pw@db.internal:5432/app\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_each_file_candidate_reads_through_store(tmp_path, name):
+    """What discover proposes is what a file store reads: the same keys, the same password,
+    and the username where the file has one."""
+    from ansible_collections.credops.pgauth.plugins.module_utils.store import Store
+    path = tmp_path / name
+    path.write_text(FILES[name])
+    path.chmod(0o600)
+    found = file_candidates(str(path), FILES[name])
+    assert len(found) == 1, found
+    cred, _stored = Store({"name": "x", **found[0]}, {}).read()
+    assert cred.password == "s3cret-pw"
+    # a .pgpass line's user is its key's (pgpass_address), not the credential's
+    assert (cred.username or pgpass_address(found[0])["username"]) == "app_user"
+
+
+def test_pgpass_address():
+    spec = {"type": "file", "format": "pgpass", "path": "/x", "key": "db.internal:*:app:app_user"}
+    assert pgpass_address(spec) == {"username": "app_user", "host": "db.internal",
+                                    "dbname": "app", "port": None}
+    assert pgpass_address({"type": "file", "format": "dotenv", "key": "A"}) == {}
