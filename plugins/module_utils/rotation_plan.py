@@ -8,7 +8,7 @@ row of the state machine in docs/rotate.md is a unit test over a plain dataclass
   was written): DiscardPromotedPending, then as if there were no pending value;
 - a pending value in the primary: resumed, never a second new password;
 - no pending value there, leftovers elsewhere: DiscardLeftover each, then on;
-- the trusted credential logs in, stores differ: converged;
+- the trusted credential logs in, stores differ: converged (rotated when forced);
 - it logs in, the stores agree, a consumer is left behind (a run that failed or died
   after promote): consumers_refreshed, and never a new password;
 - it logs in, the stores agree, younger than min_age: not_due;
@@ -186,7 +186,9 @@ def decide(state: RotationState, plan: RotationPlan) -> Decision:
     trusted_user = None
     if state.trusted_logs_in and state.trusted is not None:
         trusted_user = state.trusted.username or state.role
-        if state.differ:
+        # forced (a leaked password, a stale copy just found): a new password everywhere,
+        # the differing stores included, rather than only bringing them in line
+        if state.differ and not plan.force:
             return Decision("converged", (*steps, Converge(tuple(state.differ)),
                                           *_refresh(state)), trusted_user, trusted_user)
         if state.consumers_left:
