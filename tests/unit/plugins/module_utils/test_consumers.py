@@ -320,3 +320,34 @@ def test_prepare_runs_for_the_types_that_prepare_and_a_failure_is_a_note():
     rc.prepare(Credential("app_user", "new-pw"))
     assert fresh.seen == [] and [(s.name, s.status) for s in out.steps] == [
         ("prepare:bouncer", "planned")]
+
+
+def test_refresh_reloads_only_what_prepare_did_not_load(tmp_path, monkeypatch):
+    """prepare writes the verifier and RELOADs; the refresh of the same run writes nothing
+    and only RECONNECTs (a second RELOAD would cancel the server logins under way again);
+    a refresh with no prepare before it, or a verifier changed since, RELOADs."""
+    from ansible_collections.credops.pgauth.plugins.module_utils.consumer_pgbouncer import (
+        PgBouncerConsumer,
+    )
+    auth_file = tmp_path / "userlist.txt"
+    auth_file.write_text(f'"app_user" "{V1}"\n')
+    verifier = {"now": V2}
+    sent: list = []
+    consumer = PgBouncerConsumer({"name": "bouncer", "type": "pgbouncer", "dbname": "appdb",
+                                  "auth_file": str(auth_file),
+                                  "admin": {"user": "admin", "password": "x"}})
+    monkeypatch.setattr(consumer, "database_verifier", lambda _ctx: verifier["now"])
+    monkeypatch.setattr(consumer, "admin", lambda _ctx, *commands: sent.append(commands))
+    ctx = ConsumerContext(None, {}, "app_user", Credential("app_user", "pw"))
+    assert "written" in consumer.prepare(ctx) and sent == [("RELOAD",)]
+    assert V2 in auth_file.read_text()
+    detail = consumer.refresh(ctx)
+    assert sent[-1] == ('RECONNECT "appdb"',) and "already the database's" in detail
+    verifier["now"] = V1  # changed since prepare: written and reloaded again
+    consumer.refresh(ctx)
+    assert sent[-1] == ("RELOAD", 'RECONNECT "appdb"')
+    fresh = PgBouncerConsumer(consumer.spec)  # a re-run: no prepare in this process
+    monkeypatch.setattr(fresh, "database_verifier", lambda _ctx: V1)
+    monkeypatch.setattr(fresh, "admin", lambda _ctx, *commands: sent.append(commands))
+    fresh.refresh(ctx)
+    assert sent[-1] == ("RELOAD", 'RECONNECT "appdb"')
