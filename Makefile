@@ -122,6 +122,7 @@ bench: collection lab-up $(BENCH_VENV)/.stamp
 	$(LAB_ENV) && $(BIN)/python bench/diagnose_vs_anchor.py
 	$(LAB_ENV) && $(BIN)/python bench/rotate_wall.py
 	$(LAB_ENV) && $(BIN)/python bench/rotation_availability.py
+	$(LAB_ENV) && $(BIN)/python bench/consumers_load.py
 	$(LAB_ENV) && $(BIN)/python bench/fleet.py
 
 clean: lab-down

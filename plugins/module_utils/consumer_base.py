@@ -76,6 +76,8 @@ class Consumer:
     REQUIRED: ClassVar[tuple] = ()
     # what is left to do when confirmation fails, for the failure message
     MANUAL: ClassVar[str] = "check the consumer and run rotate again"
+    # whether prepare does something (the others get no prepare step)
+    PREPARES: ClassVar[bool] = False
 
     def __init__(self, spec: dict):
         self.spec = spec
@@ -109,6 +111,12 @@ class Consumer:
     def refresh(self, ctx: ConsumerContext) -> str:
         """Make the consumer pick up ctx.credential; returns what was done (no secret)."""
         raise NotImplementedError
+
+    def prepare(self, ctx: ConsumerContext) -> str | None:
+        """Before promote, once the database holds the new password: take what can be taken
+        ahead of the stores, so a client that reads the promoted stores finds it in place
+        (a pooler's auth_file).  None: nothing to do for this type."""
+        return None
 
     def confirm_own(self, ctx: ConsumerContext) -> str | None:
         """The type's own proof, one attempt; raises ConsumerError (retried) when not yet."""

@@ -46,6 +46,7 @@ class PgBouncerConsumer(Consumer):
     KEYS = frozenset({"auth_file", "host", "port", "dbname", "admin", "admin_db", "sslmode",
                       "sslrootcert", "reconnect"})
     REQUIRED = ("admin",)
+    PREPARES = True
     MANUAL = ("copy the role's verifier from pg_authid into the auth_file, RELOAD and "
               "RECONNECT on the admin console, then run rotate again")
 
@@ -57,6 +58,7 @@ class PgBouncerConsumer(Consumer):
             raise self.error("admin is {user, password} or {user, store: <store dict>} (the "
                              "admin console's user, one of admin_users)")
         self.auth_file = spec.get("auth_file")
+        self.prepared: tuple | None = None  # (user, verifier) this run's prepare loaded
         if self.auth_file is not None and not os.path.isabs(str(self.auth_file)):
             raise self.error("auth_file must be an absolute path")
 
@@ -161,20 +163,44 @@ class PgBouncerConsumer(Consumer):
             raise self.error(f"auth_file {self.auth_file}: {err}") from None
 
     # -- the interface ------------------------------------------------------------------
+    def prepare(self, ctx: ConsumerContext) -> str | None:
+        """Before promote: the auth_file takes the verifier the database holds now, and
+        RELOAD.  Without it a client that reads the promoted stores meets the old verifier
+        until refresh: for alternating_users the user that gets the new password is one no
+        client uses yet, so writing it early breaks nobody and the pooler never fails a
+        login.  No RECONNECT here (that is refresh's, after promote).  A RELOAD cancels the
+        server logins under way when the server connections use TLS, and PgBouncer then
+        waits server_login_retry before the next one: refresh reloads only when prepare did
+        not load the same verifier, so a rotation costs one RELOAD."""
+        if not self.auth_file:
+            return None
+        verifier = self.database_verifier(ctx)
+        changed = self.write_entry(ctx.user, verifier)
+        self.admin(ctx, "RELOAD")
+        self.prepared = (ctx.user, verifier)
+        return (f"auth_file: {ctx.user}'s verifier "
+                + ("written" if changed else "already the database's") + ", RELOAD")
+
     def refresh(self, ctx: ConsumerContext) -> str:
         done = []
+        reload = True
         if self.auth_file:
-            changed = self.write_entry(ctx.user, self.database_verifier(ctx))
+            verifier = self.database_verifier(ctx)
+            changed = self.write_entry(ctx.user, verifier)
             done.append(f"auth_file: {ctx.user}'s verifier "
                         + ("written" if changed else "already the database's"))
+            # this run's prepare loaded that very verifier: a second RELOAD would only
+            # cancel the server logins under way again (see prepare)
+            reload = changed or self.prepared != (ctx.user, verifier)
         else:
             done.append("auth_query: nothing to write")
-        commands = ["RELOAD"]
+        commands = ["RELOAD"] if reload else []
         if self.spec.get("reconnect", True):
             dbname = self.spec.get("dbname") or ctx.params.get("dbname")
             commands.append(f'RECONNECT "{dbname}"' if dbname else "RECONNECT")
-        self.admin(ctx, *commands)
-        return "; ".join([*done, ", ".join(commands)])
+        if commands:
+            self.admin(ctx, *commands)
+        return "; ".join([*done, ", ".join(commands) or "no RELOAD: prepare loaded it"])
 
     def confirm_own(self, ctx: ConsumerContext) -> str:
         cred = ctx.credential

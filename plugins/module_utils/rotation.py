@@ -47,6 +47,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rotation_plan impor
     Decision,
     DiscardLeftover,
     DiscardPromotedPending,
+    Drain,
     EnsureClone,
     NotDue,
     RefreshConsumers,
@@ -78,6 +79,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rotation_stores imp
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation_strategies import (
     PASSWORD_STRATEGIES,
     clone_name,
+    drain_guard,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.store import Store
 
@@ -223,15 +225,10 @@ class Rotation:
             return
         self.execute.run("ensure_clone", [], self.strategy.ensure_clone, self.cur, step.user)
 
-    def _drain(self, user: str) -> None:
-        """alternating_users: no client may still log in as the user about to change."""
-        if self.check_mode or self.strategy.name != "alternating_users":
-            return
-        self.execute.run("drain:" + user, [], self.strategy.drain, self.cur, user,
-                         float(self.params.get("drain_timeout") or 0))
+    def _drain(self, step: Drain, _state: RotationState) -> None:
+        drain_guard(self.strategy, self.execute, self.cur, step.user, self.params)
 
     def _stage_new(self, step: StageNew, state: RotationState) -> None:
-        self._drain(step.user)
         self.new = new_credential(self.params, state.current, step.user, self.hide)
         primary = self.stores.primary
         self.execute.run("stage:" + primary.name, [primary], self.stores.write, primary,
@@ -257,6 +254,7 @@ class Rotation:
             if self.check_mode:
                 raise
             self.roll_back(new, state.current, err)
+        self.consumers.prepare(new)  # a pooler takes the database's verifier ahead of promote
         self.stores.promote_everywhere(new, ahead)
         self.out.promoted = not self.check_mode
         self.promoted = new
@@ -271,7 +269,8 @@ class Rotation:
     RUNNERS: ClassVar[dict] = {DiscardPromotedPending: _discard_promoted,
                                DiscardLeftover: _discard_leftover,
                                Converge: _converge, NotDue: _not_due, Resume: _resume,
-                               EnsureClone: _ensure_clone, StageNew: _stage_new,
+                               EnsureClone: _ensure_clone, Drain: _drain,
+                               StageNew: _stage_new,
                                Apply: _apply, RefreshConsumers: _refresh_consumers}
 
     def roll_back(self, new: Credential, current: Credential | None, err: Exception):

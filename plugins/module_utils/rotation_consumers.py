@@ -58,6 +58,19 @@ class RotationConsumers:
                 left.append(consumer.name)
         return tuple(left)
 
+    def prepare(self, cred: Credential) -> None:
+        """Before promote, with the new password in the database: the consumers that can
+        take it ahead of the stores do (a pooler's auth_file).  A failure here is a note, not
+        a failed run: refresh after promote does the same work again and fails loudly."""
+        ctx = self.context(cred)
+        for consumer in self.consumers:
+            if not consumer.PREPARES:
+                continue
+            try:
+                self.execute.run("prepare:" + consumer.name, [], consumer.prepare, ctx)
+            except (ConsumerError, psycopg2.Error) as err:
+                self.out.note(f"{err}; not prepared before promote, refreshed after it")
+
     def refresh_and_confirm(self, names: tuple, cred: Credential | None) -> None:
         """Refresh each named consumer, then confirm each; RotationError naming what is left
         when one fails (the lines say which and why)."""

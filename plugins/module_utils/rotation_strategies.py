@@ -116,4 +116,13 @@ _SESSIONS_OF = ("SELECT host(client_addr), application_name, backend_start::text
                 "AND pid <> pg_backend_pid() ORDER BY backend_start")
 
 
+def drain_guard(strategy: SingleUser, execute, cur, user: str, params: dict) -> None:
+    """The Drain step (rotation_plan.py): alternating_users only, and not in check mode (a
+    check-mode run waits for nobody)."""
+    if execute.check_mode or strategy.name != AlternatingUsers.name:
+        return
+    execute.run("drain:" + user, [], strategy.drain, cur, user,
+                float(params.get("drain_timeout") or 0))
+
+
 PASSWORD_STRATEGIES = {strategy.name: strategy for strategy in (SingleUser, AlternatingUsers)}

@@ -482,3 +482,49 @@ def test_the_drain_guard_refuses_while_a_client_holds_the_inactive_user(lab, tmp
                       pgauth_drain_timeout=10)
         assert done.returncode == 0, done.stdout[-2000:]
         assert read_stores(meta, lab)["aws-app"].username == "app_user"
+
+
+def test_the_drain_guard_holds_for_a_resumed_run(lab, tmp_path):
+    """A run killed after staging app_user's new password (before set_database) is resumed
+    while a client that never re-read the stores is connected as app_user: the resumed run
+    sets that password too, so it refuses, naming the client, with nothing changed; once the
+    client is gone the resumed run finishes."""
+    for name in ("once", "killed", "refused", "done"):
+        (tmp_path / name).mkdir()
+    with scenario("healthy") as meta:
+        first = read_stores(meta, lab)["aws-app"]
+        once = rotate(lab, tmp_path / "once", meta, pgauth_strategy="alternating_users")
+        assert once.returncode == 0, once.stdout[-2000:]
+        killed = rotate(lab, tmp_path / "killed", meta, pgauth_strategy="alternating_users",
+                        env={"PGAUTH_FAILPOINT": "stage:aws-app"})
+        assert killed.returncode != 0
+        pending_of = {"stores": [s for s in meta["stores"] if s["name"] == "aws-app"]}
+        staged = read_stores(pending_of, lab, "pending")["aws-app"]
+        assert staged is not None and staged.username == "app_user"
+        stale = psycopg2.connect(
+            host=lab["PGAUTH_LAB_PGHOST"], port=int(lab["PGAUTH_LAB_PGPORT"]), dbname="appdb",
+            user=first.username, password=first.password, sslmode="verify-full",
+            sslrootcert=lab["PGAUTH_LAB_SSLROOTCERT"], application_name="legacy-worker")
+        try:
+            before = read_stores(meta, lab)
+            refused = rotate(lab, tmp_path / "refused", meta,
+                             pgauth_strategy="alternating_users", pgauth_drain_timeout=1)
+            after = read_stores(meta, lab)
+            still_staged = read_stores(pending_of, lab, "pending")["aws-app"]
+        finally:
+            stale.close()
+        assert refused.returncode != 0
+        assert "legacy-worker" in refused.stdout and "nothing was changed" in refused.stdout
+        refused_steps = [step["step"] for step in report(tmp_path / "refused")["steps"]]
+        assert "set_database" not in refused_steps and "drain:app_user" in refused_steps
+        assert {k: (v.username, v.password) for k, v in before.items()} == \
+            {k: (v.username, v.password) for k, v in after.items()}
+        assert still_staged.password == staged.password  # the pending value is kept
+        assert logs_in(lab, first.username, first.password)  # the database was not touched
+        done = rotate(lab, tmp_path / "done", meta, pgauth_strategy="alternating_users",
+                      pgauth_drain_timeout=10)
+        assert done.returncode == 0, done.stdout[-2000:]
+        assert report(tmp_path / "done")["outcome"] == "resumed"
+        new = converged(meta, lab)
+        assert (new.username, new.password) == ("app_user", staged.password)
+        assert not logs_in(lab, first.username, first.password)

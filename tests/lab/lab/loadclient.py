@@ -5,6 +5,11 @@ login fails re-reads its store and tries again at once.  The workers spread over
 stores (as different applications read different copies), and the report says how many
 logins failed and the longest time any worker went without a working login.
 
+A worker may take a route: {"name", "host", "port"} it connects to instead of the
+host/port its credential names (a pooler in front of the database, PgBouncer in the lab);
+the report counts each route apart.  mark() starts a second count (after a rotation), so a
+test can tell whether every worker logged in again, and how many failed since.
+
 Used by the rotate tests (tests/lab) and by bench/.  Needs the collection on sys.path
 (the store code reads the stores exactly as the modules do).
 """
@@ -26,21 +31,27 @@ class WorkerStats:
     longest_gap: float = 0.0      # last working login -> next working login
     longest_window: float = 0.0   # start of the first failed attempt -> next working login
     failure_messages: dict = field(default_factory=dict)
+    ok_since_mark: int = 0
+    failed_since_mark: int = 0
 
 
 class ClientLoad:
     """with ClientLoad(stores, options, login) as load: ...; then load.report()."""
 
     def __init__(self, store_specs: list[dict], store_options: dict, login: dict,
-                 workers: int = 8, pause: float = 0.0):
+                 workers: int = 8, pause: float = 0.0, routes: list[dict | None] | None = None):
         self.store_specs, self.store_options = store_specs, store_options
         self.login = login  # host, port, dbname, sslmode, sslrootcert
         self.workers = workers
         self.pause = pause
+        # routes[i]: worker i's {"name", "host", "port"}, None (or missing): the credential's
+        self.routes = [(routes or [])[index] if index < len(routes or []) else None
+                       for index in range(workers)]
         self.stats = [WorkerStats() for _worker in range(workers)]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started = self.stopped = 0.0
+        self.marked: float | None = None
 
     def __enter__(self) -> ClientLoad:
         self.started = time.monotonic()
@@ -58,6 +69,21 @@ class ClientLoad:
             thread.join(timeout=30)
         self.stopped = time.monotonic()
 
+    def mark(self) -> None:
+        """From now on ok_since_mark / failed_since_mark count (e.g. once a rotation ended)."""
+        for stats in self.stats:
+            stats.ok_since_mark = stats.failed_since_mark = 0
+        self.marked = time.monotonic()
+
+    def wait_until_every_worker_logged_in(self, timeout: float = 10) -> bool:
+        """Since mark(): True once every worker had a working login, False at the timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(stats.ok_since_mark for stats in self.stats):
+                return True
+            time.sleep(0.05)
+        return all(stats.ok_since_mark for stats in self.stats)
+
     def _work(self, index: int) -> None:
         from ansible_collections.credops.pgauth.plugins.module_utils.store import Store
         stats = self.stats[index]
@@ -73,8 +99,9 @@ class ClientLoad:
                 stats.read_errors += 1
                 cred = None
             stats.attempts += 1
-            if cred is not None and self._connect(cred, stats):
+            if cred is not None and self._connect(cred, stats, self.routes[index]):
                 stats.ok += 1
+                stats.ok_since_mark += 1
                 now = time.monotonic()
                 if failing_since is not None:
                     stats.longest_gap = max(stats.longest_gap, now - last_ok)
@@ -82,6 +109,7 @@ class ClientLoad:
                 last_ok, failing_since = now, None
             else:
                 stats.failed += 1
+                stats.failed_since_mark += 1
                 failing_since = failing_since or attempt_started
             if self.pause:
                 time.sleep(self.pause)
@@ -89,10 +117,12 @@ class ClientLoad:
             stats.longest_gap = max(stats.longest_gap, time.monotonic() - last_ok)
             stats.longest_window = max(stats.longest_window, time.monotonic() - failing_since)
 
-    def _connect(self, cred, stats: WorkerStats) -> bool:
+    def _connect(self, cred, stats: WorkerStats, route: dict | None = None) -> bool:
+        host = route["host"] if route else cred.host or self.login["host"]
+        port = route["port"] if route else cred.port or self.login["port"]
         try:
             conn = psycopg2.connect(
-                host=cred.host or self.login["host"], port=cred.port or self.login["port"],
+                host=host, port=port,
                 dbname=cred.dbname or self.login["dbname"], user=cred.username,
                 password=cred.password, sslmode=self.login.get("sslmode", "verify-full"),
                 sslrootcert=self.login.get("sslrootcert"), connect_timeout=5,
@@ -105,8 +135,36 @@ class ClientLoad:
             with conn.cursor() as cur:
                 cur.execute("SELECT 1")
             return True
+        except psycopg2.Error as err:
+            # a pooler may accept the login and then lose the server connection behind it:
+            # a failed attempt too, not a dead worker
+            text = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(
+                err).__name__
+            stats.failure_messages[text] = stats.failure_messages.get(text, 0) + 1
+            return False
         finally:
             conn.close()
+
+    def route_name(self, index: int) -> str:
+        route = self.routes[index]
+        if route is None:
+            return "direct"
+        return route.get("name") or f"{route['host']}:{route['port']}"
+
+    def by_route(self) -> dict:
+        """Per route: workers, logins, failed logins (overall and since mark())."""
+        found: dict = {}
+        for index, stats in enumerate(self.stats):
+            row = found.setdefault(self.route_name(index), {
+                "workers": 0, "logins_ok": 0, "failed_logins": 0, "ok_since_mark": 0,
+                "failed_since_mark": 0, "workers_ok_since_mark": 0})
+            row["workers"] += 1
+            row["logins_ok"] += stats.ok
+            row["failed_logins"] += stats.failed
+            row["ok_since_mark"] += stats.ok_since_mark
+            row["failed_since_mark"] += stats.failed_since_mark
+            row["workers_ok_since_mark"] += bool(stats.ok_since_mark)
+        return found
 
     def report(self) -> dict:
         messages: dict = {}
@@ -124,4 +182,5 @@ class ClientLoad:
             "longest_window_ms": round(
                 1000 * max(stats.longest_window for stats in self.stats), 1),
             "failure_messages": messages,
+            "routes": self.by_route(),
         }

@@ -147,6 +147,12 @@ ignore_startup_parameters = extra_float_digits,options
 logfile = {self.logfile}
 pidfile = {self.pidfile}
 log_connections = 1
+; after a failed server login PgBouncer opens no other server connection for that pool for
+; server_login_retry seconds (default 15): single_user's switch fails such a login (a client
+; still holding the old password, before the auth_file has the new verifier), and a RELOAD
+; cancels the server logins under way (server TLS), which counts the same.  The lab takes the
+; setting an operator with rotations would take, so its clients wait a second, not fifteen.
+server_login_retry = 1
 log_disconnections = 1
 """
         if not self.ini.exists() or self.ini.read_text() != text:

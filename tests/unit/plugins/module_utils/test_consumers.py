@@ -52,9 +52,9 @@ def kinds(decision) -> list[str]:
 # (id, state, plan, outcome, step kinds, consumers of the RefreshConsumers step)
 ROWS = [
     ("rotated-refreshes-every-consumer", state(**LOGS_IN), RotationPlan(now=NOW), "rotated",
-     ["StageNew", "Apply", "RefreshConsumers"], ("bouncer", "app")),
+     ["Drain", "StageNew", "Apply", "RefreshConsumers"], ("bouncer", "app")),
     ("resumed-refreshes-every-consumer", state(pending=PEND), RotationPlan(now=NOW),
-     "resumed", ["Resume", "Apply", "RefreshConsumers"], ("bouncer", "app")),
+     "resumed", ["Resume", "Drain", "Apply", "RefreshConsumers"], ("bouncer", "app")),
     ("converged-refreshes-every-consumer", state(**LOGS_IN, differ=("vault",)),
      RotationPlan(now=NOW), "converged", ["Converge", "RefreshConsumers"], ("bouncer", "app")),
     ("left-behind-after-promote-no-new-password", state(**LOGS_IN, consumers_left=("bouncer",)),
@@ -68,7 +68,7 @@ ROWS = [
     ("not-due-leaves-confirmed-consumers-alone", state(**LOGS_IN, changed_at=YOUNG),
      RotationPlan(min_age="30d", now=NOW), "not_due", ["NotDue"], None),
     ("no-consumers-no-step", state(**LOGS_IN, consumers=()), RotationPlan(now=NOW), "rotated",
-     ["StageNew", "Apply"], None),
+     ["Drain", "StageNew", "Apply"], None),
 ]
 
 
@@ -272,3 +272,82 @@ def test_a_command_consumer_runs_argv_without_a_shell_and_reports_failures():
     assert secret not in str(err.value)
     with pytest.raises(ConsumerError, match="argv is a list"):
         make_consumers([{"name": "shell", "type": "command", "argv": "systemctl restart app"}])
+
+
+# -- prepare: before promote -----------------------------------------------------------------
+class _Preparing:
+    TYPE, PREPARES = "fake", True
+
+    def __init__(self, name, fail=None):
+        self.name, self.fail, self.seen = name, fail, []
+
+    def prepare(self, ctx):
+        self.seen.append(ctx.user)
+        if self.fail:
+            raise ConsumerError(f"consumer {self.name!r} (fake): {self.fail}")
+        return "written"
+
+
+class _NotPreparing(_Preparing):
+    PREPARES = False
+
+
+def test_prepare_runs_for_the_types_that_prepare_and_a_failure_is_a_note():
+    from ansible_collections.credops.pgauth.plugins.module_utils.rotation_consumers import (
+        RotationConsumers,
+    )
+    from ansible_collections.credops.pgauth.plugins.module_utils.rotation_exec import (
+        Executor,
+        Outcome,
+    )
+    out = Outcome("alternating_users", "app_user")
+    rc = RotationConsumers({"role": "app_user", "consumers": []}, None,
+                           Executor(out, False), out, lambda _secret: None)
+    ok, broken, other = _Preparing("bouncer"), _Preparing("b2", "auth_file: denied"), \
+        _NotPreparing("app")
+    rc.consumers = [ok, broken, other]
+    rc.prepare(Credential("app_user_clone", "new-pw"))
+    assert ok.seen == ["app_user_clone"] and broken.seen == ["app_user_clone"]
+    assert other.seen == []
+    assert [(step.name, step.status) for step in out.steps] == [
+        ("prepare:bouncer", "done"), ("prepare:b2", "failed")]
+    assert any("auth_file: denied" in note and "refreshed after" in note for note in out.notes)
+    # check mode plans it and touches nothing
+    out = Outcome("single_user", "app_user")
+    rc.execute, rc.out = Executor(out, True), out
+    fresh = _Preparing("bouncer")
+    rc.consumers = [fresh]
+    rc.prepare(Credential("app_user", "new-pw"))
+    assert fresh.seen == [] and [(s.name, s.status) for s in out.steps] == [
+        ("prepare:bouncer", "planned")]
+
+
+def test_refresh_reloads_only_what_prepare_did_not_load(tmp_path, monkeypatch):
+    """prepare writes the verifier and RELOADs; the refresh of the same run writes nothing
+    and only RECONNECTs (a second RELOAD would cancel the server logins under way again);
+    a refresh with no prepare before it, or a verifier changed since, RELOADs."""
+    from ansible_collections.credops.pgauth.plugins.module_utils.consumer_pgbouncer import (
+        PgBouncerConsumer,
+    )
+    auth_file = tmp_path / "userlist.txt"
+    auth_file.write_text(f'"app_user" "{V1}"\n')
+    verifier = {"now": V2}
+    sent: list = []
+    consumer = PgBouncerConsumer({"name": "bouncer", "type": "pgbouncer", "dbname": "appdb",
+                                  "auth_file": str(auth_file),
+                                  "admin": {"user": "admin", "password": "x"}})
+    monkeypatch.setattr(consumer, "database_verifier", lambda _ctx: verifier["now"])
+    monkeypatch.setattr(consumer, "admin", lambda _ctx, *commands: sent.append(commands))
+    ctx = ConsumerContext(None, {}, "app_user", Credential("app_user", "pw"))
+    assert "written" in consumer.prepare(ctx) and sent == [("RELOAD",)]
+    assert V2 in auth_file.read_text()
+    detail = consumer.refresh(ctx)
+    assert sent[-1] == ('RECONNECT "appdb"',) and "already the database's" in detail
+    verifier["now"] = V1  # changed since prepare: written and reloaded again
+    consumer.refresh(ctx)
+    assert sent[-1] == ("RELOAD", 'RECONNECT "appdb"')
+    fresh = PgBouncerConsumer(consumer.spec)  # a re-run: no prepare in this process
+    monkeypatch.setattr(fresh, "database_verifier", lambda _ctx: V1)
+    monkeypatch.setattr(fresh, "admin", lambda _ctx, *commands: sent.append(commands))
+    fresh.refresh(ctx)
+    assert sent[-1] == ("RELOAD", 'RECONNECT "appdb"')

@@ -22,6 +22,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rotation_plan impor
     Converge,
     DiscardLeftover,
     DiscardPromotedPending,
+    Drain,
     EnsureClone,
     NotDue,
     Resume,
@@ -58,19 +59,19 @@ LOGS_IN = {"trusted": CUR, "trusted_logs_in": True}
 # (id, state, plan, outcome, step kinds, login_user)
 ROWS = [
     ("fresh-nothing-logs-in", state(), RotationPlan(now=NOW), "rotated",
-     ["StageNew", "Apply"], ROLE),
+     ["Drain", "StageNew", "Apply"], ROLE),
     ("fresh-logs-in-no-min-age", state(**LOGS_IN, changed_at=YOUNG), RotationPlan(now=NOW),
-     "rotated", ["StageNew", "Apply"], ROLE),
+     "rotated", ["Drain", "StageNew", "Apply"], ROLE),
     ("not-due", state(**LOGS_IN, changed_at=YOUNG), RotationPlan("1h", now=NOW), "not_due",
      ["NotDue"], ROLE),
     ("due-by-age", state(**LOGS_IN, changed_at=OLD), RotationPlan("30d", now=NOW), "rotated",
-     ["StageNew", "Apply"], ROLE),
+     ["Drain", "StageNew", "Apply"], ROLE),
     ("forced-although-young", state(**LOGS_IN, changed_at=YOUNG),
-     RotationPlan("1h", force=True, now=NOW), "rotated", ["StageNew", "Apply"], ROLE),
+     RotationPlan("1h", force=True, now=NOW), "rotated", ["Drain", "StageNew", "Apply"], ROLE),
     ("no-date-is-due", state(**LOGS_IN, changed_at=None), RotationPlan("30d", now=NOW),
-     "rotated", ["StageNew", "Apply"], ROLE),
+     "rotated", ["Drain", "StageNew", "Apply"], ROLE),
     ("young-but-broken-rotates", state(changed_at=YOUNG), RotationPlan("30d", now=NOW),
-     "rotated", ["StageNew", "Apply"], ROLE),
+     "rotated", ["Drain", "StageNew", "Apply"], ROLE),
     ("converged", state(**LOGS_IN, differ=("vault", "env")), RotationPlan(now=NOW),
      "converged", ["Converge"], ROLE),
     ("forced-rotates-although-stores-differ", state(**LOGS_IN, differ=("vault", "env")),
@@ -89,17 +90,20 @@ ROWS = [
                                             trusted_logs_in=True, changed_at=YOUNG),
      RotationPlan("1h", now=NOW), "not_due", ["NotDue"], ROLE),
     ("source-store-empty", state(trusted=None, trusted_logs_in=False),
-     RotationPlan("1h", now=NOW), "rotated", ["StageNew", "Apply"], ROLE),
+     RotationPlan("1h", now=NOW), "rotated", ["Drain", "StageNew", "Apply"], ROLE),
+    # the drain guard before a resumed run's set_database, not when the database has it
     ("pending-resumed", state(pending=PEND, database_has_pending=False),
-     RotationPlan(now=NOW), "resumed", ["Resume", "Apply"], ROLE),
+     RotationPlan(now=NOW), "resumed", ["Resume", "Drain", "Apply"], ROLE),
     ("pending-resumed-db-has-it", state(pending=PEND, database_has_pending=True),
      RotationPlan(now=NOW), "resumed", ["Resume", "Apply"], ROLE),
     ("pending-resumed-db-unknown", state(pending=PEND, database_has_pending=None),
-     RotationPlan(now=NOW), "resumed", ["Resume", "Apply"], ROLE),
+     RotationPlan(now=NOW), "resumed", ["Resume", "Drain", "Apply"], ROLE),
     ("pending-resumed-although-young", state(pending=PEND, changed_at=YOUNG, **LOGS_IN),
-     RotationPlan("1h", now=NOW), "resumed", ["Resume", "Apply"], ROLE),
+     RotationPlan("1h", now=NOW), "resumed", ["Resume", "Drain", "Apply"], ROLE),
+    ("pending-resumed-check-mode", state(pending=PEND, database_has_pending=True),
+     RotationPlan(check_mode=True, now=NOW), "resumed", ["Resume", "Drain", "Apply"], ROLE),
     ("pending-bare-password", state(pending=Credential(None, "new-pw")),
-     RotationPlan(now=NOW), "resumed", ["Resume", "Apply"], ROLE),
+     RotationPlan(now=NOW), "resumed", ["Resume", "Drain", "Apply"], ROLE),
     ("interrupted-promote-then-not-due",
      state(pending=CUR, pending_is_current=True, **LOGS_IN, changed_at=YOUNG),
      RotationPlan("1h", now=NOW), "not_due", ["DiscardPromotedPending", "NotDue"], ROLE),
@@ -110,7 +114,7 @@ ROWS = [
                                      changed_at=YOUNG), RotationPlan("1h", now=NOW),
      "not_due", ["DiscardLeftover", "DiscardLeftover", "NotDue"], ROLE),
     ("leftovers-then-rotate", state(leftovers=(("vault", None),)), RotationPlan(now=NOW),
-     "rotated", ["DiscardLeftover", "StageNew", "Apply"], ROLE),
+     "rotated", ["DiscardLeftover", "Drain", "StageNew", "Apply"], ROLE),
     ("leftovers-then-converge", state(leftovers=(("vault", None),), **LOGS_IN,
                                       differ=("vault",)), RotationPlan(now=NOW),
      "converged", ["DiscardLeftover", "Converge"], ROLE),
@@ -121,16 +125,19 @@ ROWS = [
                                    changed_at=YOUNG), RotationPlan("1h", now=NOW),
      "not_due", ["NotDue"], ROLE),
     ("clone-missing", state(current=CUR, target_user=CLONE, clone_ready=False),
-     RotationPlan(now=NOW), "rotated", ["EnsureClone", "StageNew", "Apply"], CLONE),
+     RotationPlan(now=NOW), "rotated", ["EnsureClone", "Drain", "StageNew", "Apply"], CLONE),
     ("clone-ready", state(current=CUR, target_user=CLONE, clone_ready=True),
-     RotationPlan(now=NOW), "rotated", ["EnsureClone", "StageNew", "Apply"], CLONE),
+     RotationPlan(now=NOW), "rotated", ["EnsureClone", "Drain", "StageNew", "Apply"], CLONE),
     ("alternating-back-to-role", state(current=CUR_CLONE, target_user=ROLE),
-     RotationPlan(now=NOW), "rotated", ["StageNew", "Apply"], ROLE),
+     RotationPlan(now=NOW), "rotated", ["Drain", "StageNew", "Apply"], ROLE),
     ("clone-missing-resumed", state(pending=Credential(CLONE, "new"), target_user=CLONE,
                                     clone_ready=False), RotationPlan(now=NOW), "resumed",
-     ["Resume", "EnsureClone", "Apply"], CLONE),
+     ["Resume", "EnsureClone", "Drain", "Apply"], CLONE),
+    ("clone-resumed-db-has-it", state(pending=Credential(CLONE, "new"), target_user=CLONE,
+                                      clone_ready=True, database_has_pending=True),
+     RotationPlan(now=NOW), "resumed", ["Resume", "EnsureClone", "Apply"], CLONE),
     ("check-mode-fresh", state(), RotationPlan(check_mode=True, now=NOW), "rotated",
-     ["StageNew", "Apply"], ROLE),
+     ["Drain", "StageNew", "Apply"], ROLE),
     # rotate_via rds_managed: RDS made the password; only the other stores are brought in
     # line, RDS's own pending stage is left alone, and nothing is ever staged
     ("rds-managed-differ", state(**LOGS_IN, differ=("env",)),
@@ -174,7 +181,11 @@ def test_steps_carry_what_the_engine_needs():
     assert decide(state(**LOGS_IN, changed_at=YOUNG), RotationPlan("1h", now=NOW)).steps == (
         NotDue("1h"),)
     assert decide(state(target_user=CLONE, clone_ready=False), RotationPlan(now=NOW)).steps == (
-        EnsureClone(CLONE, False), StageNew(CLONE), Apply(CLONE, True, True))
+        EnsureClone(CLONE, False), Drain(CLONE), StageNew(CLONE), Apply(CLONE, True, True))
+    # a resumed run drains the user whose password it is about to set, before any write
+    assert decide(state(pending=Credential(CLONE, "new"), target_user=CLONE, clone_ready=True,
+                        database_has_pending=False), RotationPlan(now=NOW)).steps == (
+        Resume(), EnsureClone(CLONE, True), Drain(CLONE), Apply(CLONE, False, True))
     assert decide(state(pending=PEND), RotationPlan(now=NOW)).steps[0] == Resume()
     assert decide(state(pending=CUR, pending_is_current=True), RotationPlan(now=NOW)).steps[
         0] == DiscardPromotedPending()
