@@ -1,13 +1,16 @@
-"""diagnose over a fleet: 1, 10 and 50 targets, one inventory host each, forks 10.
+"""diagnose over a fleet: 1, 10 and 50 targets (or --sizes 1,10,50,200), one inventory host
+each, forks 10.
 
-    eval "$(tests/lab/labctl env)"; .venv/bin/python bench/fleet.py [--sizes 1,10,50]
+    eval "$(tests/lab/labctl env)"; .venv/bin/python bench/fleet.py [--sizes 1,10,50,200]
         [--extras on|off]
 
 Each target is its own login role on the lab server (fleet_001, ...) with a password held
 by a Secrets Manager secret and a YAML config file, plus the server log: two stores, a login
 per store, the role's facts and the log scan per host.  Prints wall time, CPU time and peak
-RSS of the run (ansible-playbook and its children) per size; writes bench/results/latest.json.
-Never pass/fail.
+RSS of the run (ansible-playbook and its children) per size, the CPU per target and the load
+average the machine had (a shared machine: the CPU time, user+sys of the whole process tree,
+moves little with the load; the wall time does); writes bench/results/latest.json.  The roles,
+secrets and files are made before the clock starts (200 take a few seconds).  Never pass/fail.
 """
 from __future__ import annotations
 
@@ -78,6 +81,7 @@ def run(size: int, forks: int, work: Path, extras: bool) -> dict:
         "pgauth_fleet_report": extras,
         **({"pgauth_metrics_file": str(work / "metrics") + "/"} if extras else {})}))
     env = playbook_env()
+    load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run([str(REPO / ".venv" / "bin" / "ansible-playbook"),
@@ -90,10 +94,11 @@ def run(size: int, forks: int, work: Path, extras: bool) -> dict:
         sys.exit(f"diagnose over {size} targets failed:\n{done.stdout[-2500:]}")
     healthy = sum(json.loads((work / "reports" / host / "diagnose.json").read_text())["verdict"]
                   == "healthy" for host in hosts)
-    return {"targets": size, "forks": forks, "wall_s": round(wall, 1),
-            "cpu_s": round((after.ru_utime - before.ru_utime)
-                           + (after.ru_stime - before.ru_stime), 1),
-            "peak_rss_mb": round(after.ru_maxrss / 1024, 1), "healthy_reports": healthy}
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"targets": size, "forks": forks, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "cpu_per_target_s": round(cpu / size, 2),
+            "peak_rss_mb": round(after.ru_maxrss / 1024, 1), "healthy_reports": healthy,
+            "load_before": round(load, 1), "load_after": round(os.getloadavg()[0], 1)}
 
 
 def main() -> None:
@@ -107,10 +112,12 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     rows = [run(int(size), args.forks, work, args.extras == "on")
             for size in args.sizes.split(",")]
-    print(f"{'targets':>8} {'wall (s)':>9} {'cpu (s)':>8} {'peak RSS (MB)':>14} {'healthy':>8}")
+    print(f"{'targets':>8} {'wall (s)':>9} {'cpu (s)':>8} {'cpu/target':>11} "
+          f"{'peak RSS (MB)':>14} {'healthy':>8} {'load 1m':>12}")
     for row in rows:
         print(f"{row['targets']:>8} {row['wall_s']:>9} {row['cpu_s']:>8} "
-              f"{row['peak_rss_mb']:>14} {row['healthy_reports']:>8}")
+              f"{row['cpu_per_target_s']:>11} {row['peak_rss_mb']:>14} "
+              f"{row['healthy_reports']:>8} {row['load_before']:>5} -> {row['load_after']:<5}")
     save("fleet", {"forks": args.forks, "extras": args.extras, "results": rows})
     labctl("reset")
 

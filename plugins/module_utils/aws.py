@@ -1,12 +1,16 @@
 # Copyright (c) credops.pgauth contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""AWS connection options (the amazon.aws names) and boto3 client factories, and the one
+"""AWS connection options (the amazon.aws names) and botocore client factories, and the one
 endpoint check that the AWS and Vault client factories share (DESIGN §7)."""
 from __future__ import annotations
 
+import contextlib
+import importlib
+import importlib.util
 import ipaddress
+import sys
 import threading
-import traceback
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError
@@ -16,14 +20,38 @@ from ansible_collections.credops.pgauth.plugins.module_utils.option_registry imp
     argument_spec,
 )
 
-try:
-    import boto3
-    import botocore.config
-    import botocore.exceptions
-    BOTO3_IMPORT_ERROR = None
-except ImportError:  # pragma: no cover - reported through missing_required_lib
-    boto3 = None
-    BOTO3_IMPORT_ERROR = traceback.format_exc()
+# botocore is imported on the first AWS client, not with this file: its import is about
+# 0.15 s of CPU in every module process (issue 20), and a target whose stores, logs and login
+# need no AWS never pays it.  Whether it is installed is known without importing it.
+BOTO3_IMPORT_ERROR = (None if importlib.util.find_spec("boto3") and
+                      importlib.util.find_spec("botocore") else
+                      "ModuleNotFoundError: No module named 'boto3' (or 'botocore')")
+
+
+class _NotRaised(Exception):
+    """Stands for botocore's exceptions before botocore is imported: before the first client
+    nothing can raise one."""
+
+
+_NO_BOTOCORE = SimpleNamespace(**{name: _NotRaised for name in (
+    "ClientError", "BotoCoreError", "EndpointConnectionError", "ConnectTimeoutError",
+    "ReadTimeoutError", "NoCredentialsError", "ProfileNotFound", "ParamValidationError")})
+
+
+def botocore_exceptions():
+    """botocore.exceptions for except clauses, without importing botocore: until a client
+    was made (which imports it) no call can have raised one, and the names match nothing."""
+    return sys.modules.get("botocore.exceptions") or _NO_BOTOCORE
+
+
+def _botocore():
+    """botocore, imported on first use (AwsError when it is not installed)."""
+    if BOTO3_IMPORT_ERROR:
+        raise AwsError("boto3 is required for AWS access (pip install boto3)")
+    for name in ("botocore.config", "botocore.exceptions", "botocore.session"):
+        importlib.import_module(name)
+    return sys.modules["botocore"]
+
 
 # The opt-in for an endpoint that is neither https nor loopback: one option (ENDPOINT_OPTIONS)
 # in both AWS_ARGSPEC and VAULT_ARGSPEC, since a module with stores takes both specs.
@@ -64,11 +92,11 @@ def describe_aws_error(err: BaseException, what: str, service: str,
         return f"access denied for {what} ({code})"
     if code:
         return f"{what} failed: {code}"
-    if boto3 is not None and isinstance(err, (botocore.exceptions.EndpointConnectionError,
-                                              botocore.exceptions.ConnectTimeoutError,
-                                              botocore.exceptions.ReadTimeoutError)):
+    exceptions = botocore_exceptions()
+    if isinstance(err, (exceptions.EndpointConnectionError, exceptions.ConnectTimeoutError,
+                        exceptions.ReadTimeoutError)):
         return f"cannot reach {service} at {shown_url(endpoint_url or '')}"
-    if boto3 is not None and isinstance(err, botocore.exceptions.NoCredentialsError):
+    if isinstance(err, exceptions.NoCredentialsError):
         return "no AWS credentials found"
     return f"{what} failed: {type(err).__name__}"
 
@@ -144,7 +172,7 @@ def endpoint_refusal(url: str | None, service: str, source: str, params: dict) -
             "(of the module or lookup, not of a store) to allow it")
 
 
-# One boto3 session per set of credentials, for the life of the process: a new session loads
+# One botocore session per set of credentials, for the life of the process: a new session loads
 # botocore's endpoint and service models again (about 0.1 s of CPU per client), and one
 # diagnose makes clients for every store, the IAM checks and the rotator check at once.
 # A session is not thread-safe: it is made, and makes clients, under the lock; the clients
@@ -159,31 +187,56 @@ def _session_key(params: dict) -> tuple:
 
 
 def session(params: dict):
-    """The process's boto3 session for these credentials (call under _SESSION_LOCK)."""
-    if boto3 is None:
-        raise AwsError("boto3 is required for AWS access (pip install boto3)")
+    """The process's botocore session for these credentials (call under _SESSION_LOCK).  A
+    botocore session, not a boto3 one: boto3's adds resources and s3transfer (about 0.05 s
+    of imports) and nothing these clients use."""
+    botocore = _botocore()
     key = _session_key(params)
     if key not in _SESSIONS:
+        made = botocore.session.Session(profile=params.get("profile"))
         try:
-            _SESSIONS[key] = boto3.session.Session(
-                profile_name=params.get("profile"),
-                aws_access_key_id=params.get("access_key"),
-                aws_secret_access_key=params.get("secret_key"),
-                aws_session_token=params.get("session_token"),
-                region_name=params.get("region"))
+            made.get_scoped_config()  # as boto3's Session does: an unknown profile fails here
         except botocore.exceptions.ProfileNotFound as err:
             raise AwsError(f"AWS profile {params.get('profile')!r} not found") from err
+        if params.get("access_key") or params.get("secret_key") or params.get("session_token"):
+            made.set_credentials(params.get("access_key"), params.get("secret_key"),
+                                 params.get("session_token"))
+        if params.get("region"):
+            made.set_config_variable("region", params["region"])
+        _SESSIONS[key] = made
     return _SESSIONS[key]
+
+
+# While reuse_clients() is on (one module run's gathering), a client asked for twice with
+# the same settings is made once: making one costs about 0.05 s of CPU, and a store is read,
+# probed and checked for rotators by three parts that each asked for their own.  botocore
+# clients are thread-safe; the session that makes them is not (hence the lock).
+_CLIENTS: dict[tuple, object] | None = None
+
+
+@contextlib.contextmanager
+def reuse_clients():
+    """Within the block, client() hands back the client it made for the same settings."""
+    global _CLIENTS
+    with _SESSION_LOCK:
+        _CLIENTS = {}
+    try:
+        yield
+    finally:
+        with _SESSION_LOCK:
+            _CLIENTS = None
 
 
 def client(params: dict, service: str, max_attempts: int | None = None,
            endpoint_source: str | None = None):
-    """A boto3 client for service; AwsError when the settings are not valid or the endpoint
+    """A botocore client for service; AwsError when the settings are not valid or the endpoint
     it would send the credentials to is refused (endpoint_refusal).  endpoint_source says
     where the endpoint came from, for that error (default: the option or the environment)."""
     with _SESSION_LOCK:
         sess = session(params)
-    if not sess.region_name:
+    botocore = sys.modules["botocore"]
+    region = sess.get_config_variable("region")
+    if not region:
         raise AwsError(f"{service}: no AWS region (set region, or AWS_REGION)")
     config = dict(RETRY_CONFIG)
     user = dict(params.get("aws_config") or {})
@@ -196,10 +249,21 @@ def client(params: dict, service: str, max_attempts: int | None = None,
         config["retries"] = {**RETRY_CONFIG["retries"], **retries}
     if max_attempts is not None:  # the caller's own limit wins (a one-shot check)
         config["retries"] = {**config["retries"], "max_attempts": max_attempts}
+    cache_key = (_session_key(params), service, params.get("endpoint_url") or None,
+                 repr(sorted(config.items())))
     try:
         with _SESSION_LOCK:
-            made = sess.client(service, endpoint_url=params.get("endpoint_url") or None,
-                               config=botocore.config.Config(**config))
+            made = None if _CLIENTS is None else _CLIENTS.get(cache_key)
+            if made is None:
+                # a copy of retries: botocore rewrites the dict it is given in place
+                # (max_attempts -> total_max_attempts), which changed RETRY_CONFIG itself and
+                # made every later one-shot max_attempts=1 check retry 8 times
+                made = sess.create_client(service, region_name=region,
+                                          endpoint_url=params.get("endpoint_url") or None,
+                                          config=botocore.config.Config(**{
+                                              **config, "retries": dict(config["retries"])}))
+                if _CLIENTS is not None:
+                    _CLIENTS[cache_key] = made
     except (TypeError, ValueError, AttributeError, botocore.exceptions.BotoCoreError) as err:
         raise AwsError(f"{service}: the client settings are not valid (check aws_config and "
                        f"endpoint_url): {type(err).__name__}: {err}") from None
@@ -222,7 +286,7 @@ def rds_auth_token(params: dict, host: str, port: int, user: str) -> str:
     try:
         rds = client(params, "rds")
         return rds.generate_db_auth_token(DBHostname=host, Port=int(port), DBUsername=user)
-    except botocore.exceptions.NoCredentialsError as err:
+    except botocore_exceptions().NoCredentialsError as err:
         raise AwsError("cannot make an RDS IAM token: no AWS credentials found") from err
 
 
@@ -232,6 +296,6 @@ def caller_account(params: dict) -> str:
     sts = client(params, "sts")
     try:
         return str(sts.get_caller_identity()["Account"])
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+    except (botocore_exceptions().ClientError, botocore_exceptions().BotoCoreError) as err:
         raise AwsError(describe_aws_error(err, "get_caller_identity", "STS",
                                           sts.meta.endpoint_url)) from None

@@ -25,10 +25,9 @@ from ansible_collections.credops.pgauth.plugins.module_utils.store import (
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.vault import (
     VaultError,
-    hvac,
-    requests,
     shown_url,
     vault_client,
+    vault_modules,
 )
 
 MAX_STATIC_ROLES = 200     # per mount: each is one read, and diagnose's wall time counts
@@ -83,6 +82,7 @@ class _Denied(Exception):
 def _vault_get(what: str, func, *args, **kwargs):
     """One Vault request; None on 404 (no such mount/role), _Denied on 403, VaultError
     otherwise (the exception's type only: hvac's text may echo a request)."""
+    hvac, requests = vault_modules()  # imported by the vault_client that func belongs to
     try:
         return func(*args, **kwargs)
     except hvac.exceptions.InvalidPath:

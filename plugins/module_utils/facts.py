@@ -15,7 +15,7 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import AwsError, reuse_clients
 from ansible_collections.credops.pgauth.plugins.module_utils.conflicts import other_rotators
 from ansible_collections.credops.pgauth.plugins.module_utils.logsources import (
     LogSourceError,
@@ -183,7 +183,13 @@ def _timed(timings: dict, label: str, work, *args):
 
 
 def gather_facts(params: dict, hide) -> dict:
-    """All parts, in parallel; hide(value) registers a secret the module must mask."""
+    """All parts, in parallel; hide(value) registers a secret the module must mask.  The
+    parts share their AWS clients (a store is read, probed and checked for rotators)."""
+    with reuse_clients():
+        return _gather(params, hide)
+
+
+def _gather(params: dict, hide) -> dict:
     # random per run, never given: a known key would make the fingerprints in the report a
     # target for offline password guessing
     key = secrets.token_hex(32)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
     AwsError,
+    botocore_exceptions,
     client,
     describe_aws_error,
     error_code,
@@ -22,11 +23,6 @@ from ansible_collections.credops.pgauth.plugins.module_utils.logscan import (
     Scanner,
     parse_since,
 )
-
-try:
-    import botocore.exceptions
-except ImportError:  # pragma: no cover - aws.client reports it
-    botocore = None
 
 
 class LogSourceError(PgauthError):
@@ -79,7 +75,7 @@ def cloudwatch_lines(params: dict, group: str, since: dt.datetime | None,
             for event in page.get("events", []):
                 # an event holds at most 256 KB; the scanner drops lines over LINE_LIMIT
                 yield from (event.get("message") or "").splitlines()
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+    except (botocore_exceptions().ClientError, botocore_exceptions().BotoCoreError) as err:
         if error_code(err) == "ResourceNotFoundException":
             raise LogSourceError(f"CloudWatch log group {group} does not exist") from None
         raise LogSourceError(f"CloudWatch log group {group}: " + describe_aws_error(

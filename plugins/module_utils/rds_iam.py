@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
     AwsError,
+    botocore_exceptions,
     client,
     describe_aws_error,
     error_code,
@@ -21,11 +22,6 @@ from ansible_collections.credops.pgauth.plugins.module_utils.iam_policy import (
     connect_arn,
     evaluate,
 )
-
-try:
-    import botocore.exceptions
-except ImportError:  # pragma: no cover - aws.client reports it
-    botocore = None
 
 CONNECT = "rds-db:connect"
 
@@ -73,7 +69,7 @@ def describe_database(params: dict, instance: str | None, cluster: str | None) -
             arn, resource_id = db["DBClusterArn"], db.get("DbClusterResourceId")
             address, port = db.get("Endpoint"), db.get("Port")
             iam_enabled = db.get("IAMDatabaseAuthenticationEnabled")
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+    except (botocore_exceptions().ClientError, botocore_exceptions().BotoCoreError) as err:
         # a BotoCoreError (a timeout, a broken response) was a traceback here once
         what = f"DB instance {instance}" if instance else f"DB cluster {cluster}"
         if error_code(err) in ("DBInstanceNotFound", "DBInstanceNotFoundFault",
@@ -196,7 +192,7 @@ def _simulate(params: dict, source_arn: str, resource_arn: str) -> dict | str:
     try:
         simulated = simulator.simulate_principal_policy(
             PolicySourceArn=source_arn, ActionNames=[CONNECT], ResourceArns=[resource_arn])
-    except botocore.exceptions.ClientError as err:
+    except botocore_exceptions().ClientError as err:
         if error_code(err) in ("NoSuchEntity", "NoSuchEntityException"):
             raise AwsError(f"principal {source_arn} does not exist") from None
         return error_code(err) or "error"
@@ -233,7 +229,7 @@ def _organization_note(params: dict) -> str | None:
     may remove the Allow."""
     try:
         client(params, "organizations", max_attempts=1).describe_organization()
-    except botocore.exceptions.ClientError as err:
+    except botocore_exceptions().ClientError as err:
         if error_code(err) == "AWSOrganizationsNotInUseException":
             return None
         return f"whether SCPs apply could not be read ({error_code(err) or 'error'})"
@@ -250,7 +246,7 @@ def connect_decision(params: dict, principal_arn: str, resource_arn: str) -> dic
     iam = client(params, "iam")
     try:
         entity = _entity(iam, principal)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+    except (botocore_exceptions().ClientError, botocore_exceptions().BotoCoreError) as err:
         if error_code(err) in ("NoSuchEntity", "NoSuchEntityException"):
             raise AwsError(f"principal {principal_arn} does not exist") from None
         return _undecided("local_evaluation", [POLICIES_UNREADABLE],
@@ -286,7 +282,7 @@ def connect_decision(params: dict, principal_arn: str, resource_arn: str) -> dic
         policies = principal_policies(iam, principal)
     except ListingIncomplete as err:
         return _undecided("local_evaluation", [LISTING_INCOMPLETE], [*notes, str(err)])
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+    except (botocore_exceptions().ClientError, botocore_exceptions().BotoCoreError) as err:
         failed = (f"reading the policies of {principal_arn} failed "
                   f"({error_code(err) or type(err).__name__})")
         return _undecided("local_evaluation", [POLICIES_UNREADABLE], [*notes, failed])
@@ -335,6 +331,6 @@ def modify_database(params: dict, instance: str | None, cluster: str | None, pur
             rds.modify_db_instance(DBInstanceIdentifier=instance, ApplyImmediately=True, **changes)
         else:
             rds.modify_db_cluster(DBClusterIdentifier=cluster, ApplyImmediately=True, **changes)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+    except (botocore_exceptions().BotoCoreError, botocore_exceptions().ClientError) as err:
         code = error_code(err) or type(err).__name__
         raise AwsError(f"{purpose} for {instance or cluster} failed: {code}") from None
