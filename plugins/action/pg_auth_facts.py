@@ -1,11 +1,14 @@
 # Copyright (c) credops.pgauth contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""pg_auth_facts runs as any module does (the `normal` action); this file exists for where it
-is imported: ansible-playbook's own process imports a task's action plugin before it forks the
-task's worker per host.  What the diagnose tasks then need on the controller (the filters of
-module_defaults and of the report, the report action, ansible's builtin filters) is imported
-here once, and every forked worker inherits it instead of importing it again (issue 20: about
-0.1 s of CPU per host)."""
+"""pg_auth_facts: the module's body run inside the task's worker process where a module
+process would only be this process started again (plugin_utils/in_process.py), the module
+as usual everywhere else.
+
+This file is also imported where it pays: ansible-playbook's own process imports a task's
+action plugin before it forks the task's worker per host.  What the workers then need (the
+facts module_utils with psycopg2 and botocore, the filters of module_defaults and of the
+report, the report action, ansible's builtin filters) is imported here once, and every
+forked worker inherits it instead of importing it again (issue 20)."""
 from __future__ import annotations
 
 import contextlib
@@ -23,6 +26,12 @@ from ansible_collections.credops.pgauth.plugins.filter import (  # noqa: F401
     report_host_dir,
     verification,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils import facts_task
+from ansible_collections.credops.pgauth.plugins.module_utils.pg import run_pg_module
+from ansible_collections.credops.pgauth.plugins.plugin_utils.in_process import (
+    run_module_body,
+    runs_here,
+)
 
 
 def _preload_builtin_filters() -> None:
@@ -36,5 +45,27 @@ def _preload_builtin_filters() -> None:
 _preload_builtin_filters()
 
 
+def _preload_aws() -> None:
+    """botocore, imported lazily by the stores that need it, once here for every worker:
+    most fleets read Secrets Manager."""
+    with contextlib.suppress(ImportError):
+        import botocore.session  # noqa: F401
+
+
+_preload_aws()
+
+
 class ActionModule(NormalAction):
-    """The module, run as the `normal` action runs it."""
+    """The module's body here when that is the same as a module process, else the module."""
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        if not runs_here(self, task_vars):
+            return super().run(tmp, task_vars)
+        result = super(NormalAction, self).run(tmp, task_vars)  # ActionBase: the bookkeeping
+        result.update(run_module_body(self, "pg_auth_facts", facts_task.argument_spec(),
+                                      facts_task.MUTUALLY_EXCLUSIVE,
+                                      lambda module, label: run_pg_module(
+                                          module, facts_task.run, label),
+                                      facts_task.label))
+        return result

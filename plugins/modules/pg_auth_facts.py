@@ -222,49 +222,19 @@ timings:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.credops.pgauth.plugins.module_utils.facts import gather_facts
-from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
-    postgres_argument_spec,
-    run_pg_module,
+from ansible_collections.credops.pgauth.plugins.module_utils.facts_task import (
+    MUTUALLY_EXCLUSIVE,
+    argument_spec,
+    label,
+    run,
 )
-from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import check_role_name
-from ansible_collections.credops.pgauth.plugins.module_utils.store_params import (
-    prepare_runbook_params,
-)
-
-
-def run(module: AnsibleModule) -> dict:
-    check_role_name(module.params["role"])
-    params = prepare_runbook_params(module.params, module.no_log_values.add)
-    facts = gather_facts(params, module.no_log_values.add)
-    for warning in facts["login_warnings"]:
-        module.warn(warning)
-    return {"changed": False, **facts}
+from ansible_collections.credops.pgauth.plugins.module_utils.pg import run_pg_module
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=postgres_argument_spec(
-            with_stores=True,
-            role={"type": "str", "required": True},
-            dbname={"type": "str"},
-            auth={"type": "str", "default": "password", "choices": ["password", "iam"]},
-            stores={"type": "list", "elements": "dict", "default": []},
-            login_password_from={"type": "dict", "no_log": False},
-            probe={"type": "bool", "default": True},
-            consumers={"type": "list", "elements": "dict", "default": [], "no_log": False},
-            confirm_consumers={"type": "bool", "default": False},
-            db_instance_identifier={"type": "str"},
-            db_cluster_identifier={"type": "str"},
-            principal_arn={"type": "str"},
-            log_files={"type": "list", "elements": "str", "default": []},
-            cloudwatch_log_groups={"type": "list", "elements": "str", "default": []},
-            logs_since={"type": "str", "default": "1h"},
-        ),
-        mutually_exclusive=[("db_instance_identifier", "db_cluster_identifier")],
-        supports_check_mode=True,
-    )
-    run_pg_module(module, run, f"pg_auth_facts {module.params['role']!r}")
+    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE,
+                           supports_check_mode=True)
+    run_pg_module(module, run, label(module.params))
 
 
 if __name__ == "__main__":
