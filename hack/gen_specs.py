@@ -103,8 +103,10 @@ def fragments() -> dict[str, str]:
         # from here (ansible-doc merges the module's keys over the fragment's)
         "generate": {"DOCUMENTATION": {"options": module_doc(reg.GENERATE_OPTION)}},
         # plugins (the secret_value lookup) read env themselves: the same names and order
+        # AWS: the AWS ones alone (the rds_targets inventory plugin)
         "plugin_connection": {"DOCUMENTATION": {"options": plugin_doc(
-            {**reg.AWS_OPTIONS, **reg.VAULT_OPTIONS, **reg.ENDPOINT_OPTIONS})}},
+            {**reg.AWS_OPTIONS, **reg.VAULT_OPTIONS, **reg.ENDPOINT_OPTIONS})},
+            "AWS": {"options": plugin_doc({**reg.AWS_OPTIONS, **reg.ENDPOINT_OPTIONS})}},
     }
     return {f"plugins/doc_fragments/{name}.py": fragment_file(REGISTRY, attributes)
             for name, attributes in files.items()}

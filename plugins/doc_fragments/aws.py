@@ -45,7 +45,8 @@ options:
       - aws_secret_access_key
   session_token:
     description:
-      - AWS session token for temporary credentials. Falls back to E(AWS_SESSION_TOKEN).
+      - AWS session token for temporary credentials. Falls back to E(AWS_SESSION_TOKEN),
+        then E(AWS_SECURITY_TOKEN) (the name AWX's AWS credential injects).
     type: str
     aliases:
       - aws_session_token

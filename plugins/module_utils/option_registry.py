@@ -87,9 +87,10 @@ AWS_OPTIONS = {
                    "env": ["AWS_SECRET_ACCESS_KEY"], "description": [
                        "AWS secret access key. Falls back to E(AWS_SECRET_ACCESS_KEY)."]},
     "session_token": {"type": "str", "aliases": ["aws_session_token"], "no_log": True,
-                      "env": ["AWS_SESSION_TOKEN"], "description": [
+                      "env": ["AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"], "description": [
                           ("AWS session token for temporary credentials. Falls back to "
-                           "E(AWS_SESSION_TOKEN).")]},
+                           "E(AWS_SESSION_TOKEN), then E(AWS_SECURITY_TOKEN) (the name AWX's "
+                           "AWS credential injects).")]},
     "aws_config": {"type": "dict", "description": [
         ("Settings for botocore's C(Config) that override this collection's defaults "
          "(C(connect_timeout=10), C(read_timeout=30), standard retries with 8 attempts)."),
