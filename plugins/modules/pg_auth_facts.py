@@ -25,6 +25,11 @@ description:
     for each run and never returned, so a fingerprint cannot be used to test password
     guesses offline.
   - Feed the result, with C(target), to the P(credops.pgauth.findings#filter) filter.
+  - With C(connection=local), C(ansible_python_interpreter) set to the controller's Python, no
+    become, no task C(environment) and no async (how the runbooks run it), the module's body
+    runs in the task's worker process instead of a new Python process; the arguments are
+    checked against the same specification and the result masked the same way. Anywhere else
+    it runs as a module.
 options:
   role:
     description: The application's login role (case-sensitive).
