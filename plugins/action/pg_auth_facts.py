@@ -17,8 +17,8 @@ from ansible.plugins.action.normal import ActionModule as NormalAction
 from ansible.plugins.loader import filter_loader
 
 # the imports are the point: they fill sys.modules, where the plugin loader looks first
-from ansible_collections.credops.pgauth.plugins.action import report  # noqa: F401
-from ansible_collections.credops.pgauth.plugins.filter import (  # noqa: F401
+from ansible_collections.credops.pgauth.plugins.action import report
+from ansible_collections.credops.pgauth.plugins.filter import (
     connection_options,
     findings,
     health_requests,
@@ -32,6 +32,10 @@ from ansible_collections.credops.pgauth.plugins.plugin_utils.in_process import (
     run_module_body,
     runs_here,
 )
+
+# named here so the imports are used: being in sys.modules before the fork is their purpose
+PRELOADED = (report, connection_options, findings, health_requests, pg_dsn, report_host_dir,
+             verification)
 
 
 def _preload_builtin_filters() -> None:

@@ -78,8 +78,8 @@ options:
     type: str
   force:
     description:
-      - Rotate even when O(min_age) says it is not due, and when the stores differ: a new
-        password everywhere, the differing stores included, instead of bringing them in line.
+      - Rotate even when O(min_age) says it is not due, and when the stores differ (a new
+        password everywhere, the differing stores included, instead of bringing them in line).
       - With O(strategy=iam), also go on when the IAM policy check cannot decide whether the
         application's principal may C(rds-db:connect) (permission boundaries, SCPs, session
         policies, conditions); the report's notes say the run was forced.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import threading
 from pathlib import Path
 from typing import ClassVar
@@ -187,6 +188,11 @@ def test_a_run_killed_after_promote_is_finished_without_a_new_password(lab, tmp_
         assert through_pooler(lab, meta, "app_user", new.password)
         # as if prepare had not taken (it is a note, not a failure): the old file, reloaded
         auth_file.write_bytes(stale)
+        # PgBouncer's RELOAD re-reads the auth_file only when its inode, size or mtime (in
+        # seconds) changed: an in-place rewrite of the same size within the second prepare
+        # wrote it looked unchanged (seen in CI). The product writes a new inode each time.
+        written = auth_file.stat()
+        os.utime(auth_file, ns=(written.st_atime_ns, written.st_mtime_ns + 2_000_000_000))
         pooler_admin(lab, meta, "RELOAD")
         assert not through_pooler(lab, meta, "app_user", new.password)  # the pooler is stale
         done, report = runbook(lab, tmp_path / "again", meta, "rotate")

@@ -44,7 +44,7 @@ MU = "ansible_collections.credops.pgauth.plugins.module_utils."
     MU + "store_file"])
 def test_a_password_only_target_imports_no_aws_or_vault_library(module):
     loaded = imported_after(module)
-    assert MU.split(".")[0] in loaded  # the probe itself works
+    assert MU.split(".", maxsplit=1)[0] in loaded  # the probe itself works
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
