@@ -11,8 +11,9 @@ The password check (``method``):
   connection and each candidate's password is checked against it locally: no login, any
   number of candidates, and a value from an unrelated secret never leaves this host;
 - ``login``: where pg_authid is unreadable (an RDS master user), one login per candidate,
-  at most ``login_rate`` per second, and only for candidates whose address matches the
-  target (DESIGN §7: a credential goes only to the endpoint it belongs to);
+  at most ``login_rate`` per second, and only for candidates that name the role AND the
+  target's host explicitly (DESIGN §7: a credential goes only to the endpoint it belongs
+  to; a host-less copy may be staging's);
 - ``none``: the verifier is unreadable and logins are off: address matches are ``unknown``.
 """
 from __future__ import annotations
@@ -62,6 +63,17 @@ SCOPE_KEYS = {
 }
 SCOPE_SPEC = argument_spec(SCOPE_KEYS)
 MASK_MIN = 8
+TEMPLATE_MARKERS = ("{{", "{%", "{#")
+
+
+def holds_template(value) -> bool:
+    """Whether a found store dict (keys and values, nested) holds a Jinja marker: such a
+    candidate is never listed, whatever vars.yml's quoting (finding: template injection)."""
+    if isinstance(value, dict):
+        return any(holds_template(key) or holds_template(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(holds_template(item) for item in value)
+    return isinstance(value, str) and any(marker in value for marker in TEMPLATE_MARKERS)
 
 
 class DiscoverError(PgauthError):
@@ -113,7 +125,7 @@ class ScopeRun:
         self.started = clock()
         self.deadline = self.started + float(scope["timeout"])
         self.looked = 0
-        self.counts = {status: 0 for status in (dc.CURRENT, dc.STALE, dc.UNKNOWN,
+        self.counts = {status: 0 for status in (dc.CURRENT, dc.STALE, dc.SHARED, dc.UNKNOWN,
                                                 dc.UNRELATED)}
         self.skipped: list[str] = []
         self.warnings: list[str] = []
@@ -248,6 +260,10 @@ class Discovery:
         self.found: list[dict] = []
 
     def _examine(self, spec: dict, run: ScopeRun) -> None:
+        if holds_template(spec):  # the reason names the scope only: the name is hostile
+            run.skip(f"{run.label}: a candidate whose name or path holds a template marker "
+                     "({{, {% or {#) was not read or listed")
+            return
         spec = {"name": dc.unique_name(_base_name(spec), self.taken), **spec}
         try:
             cred, _stored = Store(spec, self.params).read()
@@ -260,9 +276,10 @@ class Discovery:
         candidate = {"username": cred.username, "host": cred.host, "port": cred.port,
                      "dbname": cred.dbname, "has_password": bool(cred.password),
                      **pgpass_address(spec)}
-        address = dc.address_matches(candidate, self.target)
+        # a login is tried only with a copy that names the role at the target's host
+        allowed = dc.names_target(candidate, self.target)
         status, match = dc.classify(candidate, self.target,
-                                    self.check.check(cred.password, address))
+                                    self.check.check(cred.password, allowed))
         run.counts[status] += 1
         # no value is ever returned; masking is the safety net.  An unrelated short value
         # ("true", "5432") would mask every such word of the output, so only the role's
@@ -311,7 +328,7 @@ class Discovery:
                   else run.error for run in runs if run.error]
         consumers = self._consumers(errors)
         ordered = dc.primary_order(self.found)
-        listed = [item for item in ordered if item["status"] in (dc.CURRENT, dc.STALE)]
+        listed = [item for item in ordered if item["status"] in dc.LISTED]
         totals = {status: sum(run.counts[status] for run in runs) for status in runs[0].counts} \
             if runs else {}
         statuses = {item["status"] for item in ordered}
@@ -325,8 +342,9 @@ class Discovery:
             "progress": [run.progress() for run in runs],
             "errors": errors,
             "scope_warnings": [warning for run in runs for warning in run.warnings] + (
-                [(f"{len(ordered) - len(listed)} candidates match the target's address but "
-                  "could not be checked (status unknown): not in vars.yml")]
+                [(f"{len(ordered) - len(listed)} candidates are shared (the role's password "
+                  "in a store naming another user, host, port or db) or unknown (not "
+                  "checked, or no host named): listed for review, not in vars.yml")]
                 if len(ordered) > len(listed) else []),
             "vars": {"pgauth_target": self.target,
                      "pgauth_stores": [item["store"] for item in listed],

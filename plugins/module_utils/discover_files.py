@@ -14,10 +14,12 @@ Values are only looked at to choose the key: the candidate is read again through
 from __future__ import annotations
 
 import configparser
+import errno
 import glob
 import json
 import os
 import re
+import stat
 
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import looks_like_dsn
 from ansible_collections.credops.pgauth.plugins.module_utils.file_k8s_secret import (
@@ -53,20 +55,30 @@ class SkipFile(Exception):
     fatal, and the message never holds a value of the file."""
 
 
-def file_format(path: str, text: str) -> str | None:
-    """The file store format of path, by its name (and a YAML file's content)."""
+def name_format(path: str) -> str | None:
+    """The format path's name says, before the file is opened: None (never opened), a
+    format, or ``conf``/``yaml`` whose final choice needs the text (file_format)."""
     name = os.path.basename(path).lower()
     ext = os.path.splitext(name)[1]
     if name in (".pgpass", "pgpass", "pgpass.conf") or ext == ".pgpass":
         return "pgpass"
     if name == ".env" or name.startswith(".env.") or ext == ".env":
         return "dotenv"
-    if name == "pg_service.conf" or ext in (".ini", ".cfg") or \
-            (ext == ".conf" and re.search(r"^\s*\[[^\]]+\]\s*$", text, re.MULTILINE)):
+    if name == "pg_service.conf" or ext in (".ini", ".cfg"):
         return "ini"
-    if ext in (".yaml", ".yml"):
-        return "k8s_secret" if _K8S_SECRET.search(text) else "yaml"
+    if ext in (".conf", ".yaml", ".yml"):
+        return ext[1:].replace("yml", "yaml")
     return {".properties": "properties", ".json": "json", ".toml": "toml"}.get(ext)
+
+
+def file_format(path: str, text: str) -> str | None:
+    """The file store format of path, by its name (and a YAML or .conf file's content)."""
+    fmt = name_format(path)
+    if fmt == "conf":
+        return "ini" if re.search(r"^\s*\[[^\]]+\]\s*$", text, re.MULTILINE) else None
+    if fmt == "yaml":
+        return "k8s_secret" if _K8S_SECRET.search(text) else "yaml"
+    return fmt
 
 
 def _flatten(node, prefix: str, out: dict) -> None:
@@ -242,22 +254,50 @@ def iter_paths(globs: list[str]):
                 yield path
 
 
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
 def read_text(path: str) -> str:
+    """path's text, read from one descriptor: no symlink followed (one swapped in after the
+    listing included), a FIFO or device never opened for blocking reads, at most
+    MAX_FILE_BYTES read whatever the file grows to."""
     try:
-        if os.path.getsize(path) > MAX_FILE_BYTES:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise SkipFile("a symlink (not followed)") from None
+        raise SkipFile(f"cannot read: {err.strerror}") from None
+    try:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            raise SkipFile("not a regular file")
+        if found.st_size > MAX_FILE_BYTES:
             raise SkipFile("larger than a config file")
-        with open(path, "rb") as handle:
-            return handle.read(MAX_FILE_BYTES).decode("utf-8")
+        chunks, size = [], 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            raise SkipFile("larger than a config file")
+        return b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError:
         raise SkipFile("not UTF-8 text") from None
     except OSError as err:
         raise SkipFile(f"cannot read: {err.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def enumerate_files(scope: dict, options: dict, run) -> object:
     """The file scope's candidates (run.skip counts the files that are not read)."""
     for path in iter_paths(scope.get("globs") or []):
         run.check_time()
+        if name_format(path) is None:  # never opened
+            run.skip(f"{path}: not a config file syntax discover reads (by its name)")
+            continue
         try:
             found = file_candidates(path, read_text(path))
         except SkipFile as err:

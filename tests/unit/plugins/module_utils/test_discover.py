@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -37,29 +38,54 @@ def cand(username="app_user", host=None, port=None, dbname=None, password=True):
 
 
 @pytest.mark.parametrize(("candidate", "verified", "expected"), [
-    # current: the password verifies, whatever the address says
+    # current: the password verifies and the address contradicts nothing of the target
     (cand(), True, ("current", "both")),
     (cand(host="db.internal", port=5432, dbname="app"), True, ("current", "both")),
+    (cand(host="DB.internal", port="5432"), True, ("current", "both")),
     (cand(username=None), True, ("current", "value")),
-    (cand(username="other", host="elsewhere"), True, ("current", "value")),
-    # stale: the address names the role (absent parts match), the password does not verify
-    (cand(), False, ("stale", "address")),
+    (cand(username=None, host="db.internal"), True, ("current", "value")),
+    # shared: the password verifies but the copy names another user, host, port or db
+    (cand(username="other", host="elsewhere"), True, ("shared", "value")),
+    (cand(username="other"), True, ("shared", "value")),
+    (cand(host="other.internal"), True, ("shared", "value")),
+    (cand(username=None, host="other.internal"), True, ("shared", "value")),
+    (cand(port=5433), True, ("shared", "value")),
+    (cand(dbname="other"), True, ("shared", "value")),
+    # stale: does not verify, names the role AND the target's host; port/db equal or absent
+    (cand(host="db.internal"), False, ("stale", "address")),
     (cand(host="DB.internal", port="5432"), False, ("stale", "address")),
-    (cand(dbname="app"), False, ("stale", "address")),
-    # unknown: the address matches, the password was not checked
+    (cand(host="db.internal", port=5432, dbname="app"), False, ("stale", "address")),
+    # unknown: names the role without a host (may be staging's), or not checked
+    (cand(), False, ("unknown", "address")),
+    (cand(dbname="app"), False, ("unknown", "address")),
     (cand(), None, ("unknown", "address")),
+    (cand(host="db.internal"), None, ("unknown", "address")),
     # unrelated: another role, host, port or dbname, or no password at all
     (cand(username="other"), False, ("unrelated", None)),
+    (cand(username="other", host="db.internal"), False, ("unrelated", None)),
     (cand(host="other.internal"), False, ("unrelated", None)),
-    (cand(port=5433), False, ("unrelated", None)),
-    (cand(dbname="other"), False, ("unrelated", None)),
+    (cand(host="db.internal", port=5433), False, ("unrelated", None)),
+    (cand(host="db.internal", dbname="other"), False, ("unrelated", None)),
     (cand(username=None), False, ("unrelated", None)),
+    (cand(username=None, host="db.internal"), False, ("unrelated", None)),
     (cand(username=None), None, ("unrelated", None)),
     (cand(password=False), None, ("unrelated", None)),
     (cand(password=False), True, ("unrelated", None)),
 ])
 def test_classification_table(candidate, verified, expected):
     assert dc.classify(candidate, TARGET, verified) == expected
+
+
+@pytest.mark.parametrize(("candidate", "allowed"), [
+    (cand(host="db.internal"), True),
+    (cand(host="db.internal", port=5432, dbname="app"), True),
+    (cand(), False),  # a host-less app_user secret (staging's?) is never sent to the target
+    (cand(username=None, host="db.internal"), False),
+    (cand(username="other", host="db.internal"), False),
+    (cand(host="db.internal", port=5433), False),
+])
+def test_login_fallback_only_for_copies_naming_role_and_host(candidate, allowed):
+    assert dc.names_target(candidate, TARGET) is allowed
 
 
 def test_primary_rule_current_first_then_secrets_manager_then_vault_then_name():
@@ -316,3 +342,95 @@ def test_pgpass_address():
     assert pgpass_address(spec) == {"username": "app_user", "host": "db.internal",
                                     "dbname": "app", "port": None}
     assert pgpass_address({"type": "file", "format": "dotenv", "key": "A"}) == {}
+
+
+@pytest.fixture
+def engine(monkeypatch):
+    """discover() over file scopes with the role's verifier faked (no database)."""
+    from ansible_collections.credops.pgauth.plugins.module_utils import discover as engine
+    from ansible_collections.credops.pgauth.plugins.module_utils.scram import make_verifier
+    verifier = make_verifier("real-pw-123", b"0123456789abcdef")
+    monkeypatch.setattr(engine.PasswordCheck, "_read_verifier",
+                        lambda self, fallback: (verifier, "verifier"))
+    return engine
+
+
+def _run(engine, globs):
+    hidden: list[str] = []
+    return engine.discover({"target": TARGET, "scopes": [{"type": "file", "globs": globs}]},
+                           hidden.append)
+
+
+def test_a_candidate_named_like_a_template_is_skipped_naming_only_the_scope(engine, tmp_path):
+    hostile = tmp_path / "{{ lookup('pipe', 'id') }}.env"
+    hostile.write_text("DB_USER=app_user\nDB_HOST=db.internal\nDB_PASSWORD=real-pw-123\n")
+    (tmp_path / "{% if 1 %}.json").write_text(json.dumps({"password": "real-pw-123"}))
+    (tmp_path / "ok.env").write_text("DB_USER=app_user\nDB_HOST=db.internal\n"
+                                     "DB_PASSWORD=real-pw-123\n")
+    result = _run(engine, [str(tmp_path / "*")])
+    assert [item["path"] for item in result["vars"]["pgauth_stores"]] == [
+        str(tmp_path / "ok.env")]
+    assert result["skipped"] == 2
+    assert all("lookup" not in reason and "{% if" not in reason
+               for reason in result["skipped_reasons"])
+    assert all(reason.startswith("scope 1 (file): a candidate whose name")
+               for reason in result["skipped_reasons"])
+
+
+def test_foreign_and_hostless_copies_are_not_in_vars(engine, tmp_path):
+    files = {
+        "mine.env": "DB_USER=app_user\nDB_HOST=db.internal\nDB_PASSWORD=real-pw-123\n",
+        "other-user.env": "DB_USER=billing\nDB_PASSWORD=real-pw-123\n",
+        "other-host.env": "DB_USER=app_user\nDB_HOST=staging.internal\nDB_PASSWORD=real-pw-123\n",
+        "old.env": "DB_USER=app_user\nDB_HOST=db.internal\nDB_PASSWORD=old-pw-456\n",
+        "hostless-old.env": "DB_USER=app_user\nDB_PASSWORD=old-pw-456\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    result = _run(engine, [str(tmp_path / "*.env")])
+    status = {Path(item["store"]["path"]).name: item["status"] for item in result["candidates"]}
+    assert status == {"mine.env": "current", "other-user.env": "shared",
+                      "other-host.env": "shared", "old.env": "stale",
+                      "hostless-old.env": "unknown"}
+    assert sorted(Path(item["path"]).name for item in result["vars"]["pgauth_stores"]) == [
+        "mine.env", "old.env"]
+
+
+def _file_scope(tmp_path, pattern="*"):
+    return {"type": "file", "globs": [str(tmp_path / pattern)], "max_candidates": 100,
+            "timeout": 60}
+
+
+def test_files_are_read_safely_fifo_symlink_unknown_name(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from ansible_collections.credops.pgauth.plugins.module_utils import discover_files
+    real = tmp_path / "real.txt"
+    real.write_text("DB_PASSWORD=s3cret-pw\n")
+    os.mkfifo(tmp_path / "pipe.env")  # no writer: a blocking open would hang
+    (tmp_path / "link.env").symlink_to(real)
+    (tmp_path / "data.bin").write_text("DB_PASSWORD=s3cret-pw\n")
+    opened: list[str] = []
+    os_open = os.open
+
+    def spy(path, *args, **kwargs):
+        opened.append(os.path.basename(str(path)))
+        return os_open(path, *args, **kwargs)
+    monkeypatch.setattr(discover_files.os, "open", spy)
+    # a symlink swapped in after the listing: the listing sees a file, the open a link
+    monkeypatch.setattr(discover_files, "iter_paths",
+                        lambda globs: iter(sorted(str(p) for p in tmp_path.iterdir())))
+    scope = _file_scope(tmp_path)
+    run = ScopeRun(0, scope)
+    signal.alarm(10)
+    try:
+        found = list(discover_files.enumerate_files(scope, {}, run))
+    finally:
+        signal.alarm(0)
+    assert found == []
+    assert "data.bin" not in opened and "real.txt" not in opened
+    reasons = "\n".join(run.skipped)
+    assert "pipe.env: not a regular file" in reasons
+    assert "link.env: a symlink (not followed)" in reasons
+    assert "s3cret" not in reasons
