@@ -145,6 +145,11 @@ class ScopeRun:
                               "reached; the rest was not looked at")
         self.looked += 1
 
+    def stop(self, why: str) -> None:
+        """End the scope on another bound than time or count (the file walk's entries)."""
+        raise ScopeBudget(f"{self.label}: {why} after {self.looked} values; the rest was not "
+                          "looked at")
+
     def skip(self, reason: str) -> None:
         self.skipped.append(reason)
 

@@ -420,7 +420,7 @@ def test_files_are_read_safely_fifo_symlink_unknown_name(tmp_path, monkeypatch):
     monkeypatch.setattr(discover_files.os, "open", spy)
     # a symlink swapped in after the listing: the listing sees a file, the open a link
     monkeypatch.setattr(discover_files, "iter_paths",
-                        lambda globs: iter(sorted(str(p) for p in tmp_path.iterdir())))
+                        lambda globs, run=None: iter(sorted(str(p) for p in tmp_path.iterdir())))
     scope = _file_scope(tmp_path)
     run = ScopeRun(0, scope)
     signal.alarm(10)
@@ -434,3 +434,105 @@ def test_files_are_read_safely_fifo_symlink_unknown_name(tmp_path, monkeypatch):
     assert "pipe.env: not a regular file" in reasons
     assert "link.env: a symlink (not followed)" in reasons
     assert "s3cret" not in reasons
+
+
+def _tree(root):
+    for rel in ("a/.env", "a/b/c/x.env", "a/.hidden/y.env", ".top/z.env", "top.env",
+                "a/b/app.properties", "a/b/.env.prod"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("K=v\n")
+
+
+@pytest.mark.parametrize("pattern", ["**/*.env", "**/.env", "**", "**/*", "a/**/*.env",
+                                     "a/**", "*/b/*", "**/b/**/*.env", "a/**/.env*", "*.env"])
+def test_the_walk_matches_what_glob_matches(tmp_path, pattern):
+    import glob
+    import os
+
+    from ansible_collections.credops.pgauth.plugins.module_utils.discover_walk import Walker
+    _tree(tmp_path)
+    full = str(tmp_path / pattern)
+    expected = {path for path in glob.glob(full, recursive=True) if os.path.isfile(path)}
+    assert set(Walker().paths(full)) == expected
+
+
+def test_every_glob_of_a_scope_is_walked(tmp_path):
+    from ansible_collections.credops.pgauth.plugins.module_utils.discover_files import iter_paths
+    _tree(tmp_path)
+    found = list(iter_paths([str(tmp_path / "**" / "*"), str(tmp_path / "**" / ".env")]))
+    assert str(tmp_path / "a" / ".env") in found and str(tmp_path / "top.env") in found
+    assert len(found) == len(set(found))
+
+
+def test_the_walk_never_enters_a_symlinked_dir_and_keeps_its_bounds(tmp_path):
+    import os
+    import time
+
+    from ansible_collections.credops.pgauth.plugins.module_utils.discover_files import (
+        enumerate_files,
+    )
+    from ansible_collections.credops.pgauth.plugins.module_utils.discover_walk import (
+        WalkBudget,
+        Walker,
+        skipped_dir,
+    )
+    top = tmp_path / "loop"
+    for index in range(6):  # with glob(recursive=True): 6^depth paths, never ending
+        (top / "d").mkdir(parents=True, exist_ok=True)
+        os.symlink("..", top / "d" / f"up{index}")
+    (top / "d" / "app.env").write_text("DB_PASSWORD=s3cret-pw\n")
+    scope = {"type": "file", "globs": [str(top / "**" / "*.env")], "max_candidates": 100,
+             "timeout": 5}
+    started = time.monotonic()
+    found = list(enumerate_files(scope, {}, ScopeRun(0, scope)))
+    assert time.monotonic() - started < 5
+    assert [spec["path"] for spec in found] == [str(top / "d" / "app.env")]
+    # the deadline is checked inside the walk, between directories
+    clock = FakeClock()
+    run = ScopeRun(0, {**scope, "timeout": 1}, clock)
+    walk = Walker(run.check_time)
+    paths = walk.paths(str(tmp_path / "**" / "*.env"))
+    clock.now += 2
+    with pytest.raises(ScopeBudget, match="timeout"):
+        list(paths)
+    # an entry bound, and the kernel's trees never entered
+    with pytest.raises(WalkBudget):
+        list(Walker(max_entries=2).paths(str(tmp_path / "**" / "*.env")))
+    assert skipped_dir("/proc") and skipped_dir("/sys/kernel") and skipped_dir("/dev/")
+    assert not skipped_dir("/srv/proc")
+    assert list(Walker().paths("/proc/**/status")) == []
+
+
+def _alias_bomb(levels=9):
+    lines = ["l0: &l0 {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9, j: 10}"]
+    for level in range(1, levels):
+        refs = ", ".join(f"k{index}: *l{level - 1}" for index in range(10))
+        lines.append(f"l{level}: &l{level} {{{refs}}}")
+    return "\n".join(lines) + "\npassword: x\n"
+
+
+@pytest.mark.parametrize("name", ["bomb.yaml", "secret.yaml"])
+def test_a_yaml_alias_bomb_is_skipped_at_once(name):
+    import time
+    text = _alias_bomb() if name == "bomb.yaml" else "kind: Secret\n" + _alias_bomb()
+    started = time.monotonic()
+    with pytest.raises(SkipFile, match="aliases"):
+        file_candidates(f"/srv/{name}", text)
+    assert time.monotonic() - started < 1
+
+
+def test_the_document_walk_is_bounded():
+    from ansible_collections.credops.pgauth.plugins.module_utils import discover_files
+    wide = json.dumps({f"k{index}": "v" for index in range(discover_files.MAX_NODES + 1)})
+    with pytest.raises(SkipFile, match="values"):
+        file_candidates("/srv/wide.json", wide)
+    deep: dict = {"password": "deep-pw"}
+    for _level in range(discover_files.MAX_DEPTH + 2):
+        deep = {"x": deep}
+    assert file_candidates("/srv/deep.json", json.dumps({**deep, "password": "top"})) == [
+        {"type": "file", "path": "/srv/deep.json", "format": "json", "key": "password",
+         "value_format": "password"}]
+    ticks: list[int] = []
+    file_candidates("/srv/some.json", json.dumps({f"k{index}": "v" for index in range(5000)}),
+                    lambda: ticks.append(1))
+    assert ticks  # the scope's deadline is checked inside one document's walk
