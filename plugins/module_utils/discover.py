@@ -18,6 +18,7 @@ The password check (``method``):
 """
 from __future__ import annotations
 
+import math
 import time
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -28,6 +29,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.option_registry imp
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import admin_connect, probe
 from ansible_collections.credops.pgauth.plugins.module_utils.scram import (
     hash_type,
+    parse_verifier,
     verify_md5,
     verify_password,
 )
@@ -64,6 +66,8 @@ SCOPE_KEYS = {
 SCOPE_SPEC = argument_spec(SCOPE_KEYS)
 MASK_MIN = 8
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
+# the role's verifier sets the PBKDF2 cost of each check; above this it is not paid
+MAX_ITERATIONS = 100_000
 
 
 def holds_template(value) -> bool:
@@ -145,6 +149,23 @@ class ScopeRun:
                               "reached; the rest was not looked at")
         self.looked += 1
 
+    def left(self) -> float:
+        return max(0.0, self.deadline - self.clock())
+
+    def bounded(self, params: dict) -> dict:
+        """params whose AWS and Vault calls end within the scope's time left: AWS clients
+        with 2 attempts and connect/read timeouts no longer than that, hvac's timeout too
+        (a hanging endpoint would otherwise hold the scope far past its deadline)."""
+        left = max(1, math.ceil(self.left()))  # whole seconds: few distinct cached clients
+        user = dict(params.get("aws_config") or {})
+        retries = dict(user.get("retries") or {})
+        retries["max_attempts"] = min(int(retries.get("max_attempts") or 2), 2)
+        aws_config = {**user, "retries": retries,
+                      "connect_timeout": min(float(user.get("connect_timeout") or 10), left),
+                      "read_timeout": min(float(user.get("read_timeout") or 30), left)}
+        return {**params, "aws_config": aws_config,
+                "vault_timeout": min(int(params.get("vault_timeout") or 10), left)}
+
     def stop(self, why: str) -> None:
         """End the scope on another bound than time or count (the file walk's entries)."""
         raise ScopeBudget(f"{self.label}: {why} after {self.looked} values; the rest was not "
@@ -214,6 +235,9 @@ class PasswordCheck:
         if self.method == "verifier":
             kind = hash_type(self.stored)
             if kind == "scram":
+                parsed = parse_verifier(self.stored)
+                if parsed is None or parsed.iterations > MAX_ITERATIONS:
+                    return None  # unknown: the role's owner sets the cost, not discover
                 return verify_password(password, self.stored)
             if kind == "md5":
                 return verify_md5(password, self.target["role"], self.stored)
@@ -269,9 +293,10 @@ class Discovery:
             run.skip(f"{run.label}: a candidate whose name or path holds a template marker "
                      "({{, {% or {#) was not read or listed")
             return
+        run.check_time()  # before each read: a slow store must not carry the scope past it
         spec = {"name": dc.unique_name(_base_name(spec), self.taken), **spec}
         try:
-            cred, _stored = Store(spec, self.params).read()
+            cred, _stored = Store(spec, run.bounded(self.params)).read()
         except StoreError as err:  # the message names the store, never a value
             run.skip(str(err))
             return
@@ -299,7 +324,7 @@ class Discovery:
     def _scope(self, index: int, scope: dict) -> ScopeRun:
         run = ScopeRun(index, scope)
         try:
-            for spec in _enumerator(scope["type"])(scope, self.params, run):
+            for spec in _enumerator(scope["type"])(scope, run.bounded(self.params), run):
                 self._examine(spec, run)
         except ScopeBudget as stop:
             run.warnings.append(str(stop))
@@ -317,9 +342,13 @@ class Discovery:
         for index, scope in enumerate(self.scopes):
             if scope["type"] != "aws_ecs_task_definition":
                 continue
+            run = ScopeRun(index, scope)  # the scope's timeout again, for its consumers
             try:
-                found = ecs_consumers(scope, self.params, families,
-                                      f"scope {index + 1} consumers")
+                found = ecs_consumers(scope, run.bounded(self.params), families,
+                                      f"scope {index + 1} consumers", run.check_time)
+            except ScopeBudget as stop:
+                errors.append(f"consumers: {stop}")
+                continue
             except PgauthError as err:
                 errors.append(str(err))
                 continue

@@ -536,3 +536,75 @@ def test_the_document_walk_is_bounded():
     file_candidates("/srv/some.json", json.dumps({f"k{index}": "v" for index in range(5000)}),
                     lambda: ticks.append(1))
     assert ticks  # the scope's deadline is checked inside one document's walk
+
+
+def test_a_scope_bounds_its_aws_and_vault_calls_by_its_time_left():
+    clock = FakeClock()
+    run = ScopeRun(0, {"type": "aws_ssm", "timeout": 5, "max_candidates": 10}, clock)
+    params = {"aws_config": {"retries": {"mode": "standard", "max_attempts": 8},
+                             "read_timeout": 30}, "vault_timeout": 10}
+    bounded = run.bounded(params)
+    assert bounded["aws_config"] == {"retries": {"mode": "standard", "max_attempts": 2},
+                                     "read_timeout": 5, "connect_timeout": 5}
+    assert bounded["vault_timeout"] == 5
+    clock.now += 3.5
+    assert run.bounded(params)["aws_config"]["read_timeout"] == 2
+    assert run.bounded({})["vault_timeout"] == 2
+    assert params["aws_config"]["read_timeout"] == 30  # the caller's dict untouched
+
+
+@pytest.fixture
+def hanging_endpoint():
+    """A loopback HTTP endpoint that accepts and never answers."""
+    import socket
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+
+
+def test_a_hanging_aws_endpoint_ends_the_scope_near_its_timeout(hanging_endpoint):
+    import time
+
+    from ansible_collections.credops.pgauth.plugins.module_utils import discover_aws
+    pytest.importorskip("boto3")
+    run = ScopeRun(0, {"type": "aws_ssm", "timeout": 2, "max_candidates": 10,
+                       "paths": ["/app"]})
+    params = {"endpoint_url": hanging_endpoint, "region": "us-east-1",
+              "access_key": "AKIAEXAMPLE", "secret_key": "example"}
+    started = time.monotonic()
+    with pytest.raises((discover_aws.ScopeError, ScopeBudget)):
+        list(discover_aws.ssm(run.scope, run.bounded(params), run))
+    assert time.monotonic() - started < 8  # 2 attempts of 2 s, not 8 of 30 s
+
+
+def test_ecs_consumers_check_the_deadline(hanging_endpoint):
+    from ansible_collections.credops.pgauth.plugins.module_utils import discover_aws
+    pytest.importorskip("boto3")
+
+    def late():
+        raise ScopeBudget("scope 1: timeout")
+    params = {"endpoint_url": hanging_endpoint, "region": "us-east-1",
+              "access_key": "AKIAEXAMPLE", "secret_key": "example"}
+    with pytest.raises(ScopeBudget):
+        discover_aws.ecs_consumers({"clusters": ["prod"]}, params, {"api"}, "consumers", late)
+
+
+def test_a_verifier_with_too_many_iterations_is_not_checked(monkeypatch):
+    import time
+
+    from ansible_collections.credops.pgauth.plugins.module_utils import discover as engine
+    from ansible_collections.credops.pgauth.plugins.module_utils.scram import make_verifier
+    costly = make_verifier("real-pw-123", b"0123456789abcdef", 4096).replace(
+        "SCRAM-SHA-256$4096:", "SCRAM-SHA-256$2000000000:")
+    monkeypatch.setattr(engine.PasswordCheck, "_read_verifier",
+                        lambda self, fallback: (costly, "verifier"))
+    check = engine.PasswordCheck({}, TARGET, 0, False)
+    started = time.monotonic()
+    assert check.check("real-pw-123", True) is None  # unknown, no PBKDF2 paid
+    assert time.monotonic() - started < 1
+    fine = make_verifier("real-pw-123", b"0123456789abcdef", engine.MAX_ITERATIONS)
+    monkeypatch.setattr(engine.PasswordCheck, "_read_verifier",
+                        lambda self, fallback: (fine, "verifier"))
+    assert engine.PasswordCheck({}, TARGET, 0, False).check("real-pw-123", True) is True
