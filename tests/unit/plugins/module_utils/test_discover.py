@@ -608,3 +608,12 @@ def test_a_verifier_with_too_many_iterations_is_not_checked(monkeypatch):
     monkeypatch.setattr(engine.PasswordCheck, "_read_verifier",
                         lambda self, fallback: (fine, "verifier"))
     assert engine.PasswordCheck({}, TARGET, 0, False).check("real-pw-123", True) is True
+
+
+def test_template_markers_anywhere_in_a_store_dict():
+    from ansible_collections.credops.pgauth.plugins.module_utils.discover import holds_template
+    assert holds_template({"path": "/srv/{{ x }}.env"})
+    assert holds_template({"keys": {"password": "A{%B"}})
+    assert holds_template({"keys": {"{#": "B"}})
+    assert holds_template({"items": ["ok", "{{"]})
+    assert not holds_template({"path": "/srv/{x}/.env", "key": "a.b", "port": 5432})
