@@ -49,13 +49,35 @@ def metrics_path(option: str, host: str, runbook: str) -> str:
     return option.replace("{host}", report_host_dir(host)).replace("{runbook}", runbook)
 
 
+class _UnsafeDumper(yaml.SafeDumper):
+    """Every string value written as ``!unsafe``: vars.yml names stores found in scanned
+    stores (JSON keys, file names, Vault paths), and ansible templates the strings of
+    ``-e @vars.yml``; a found name ``{{ lookup('pipe', ...) }}`` must stay a name."""
+
+
+def _unsafe_str(dumper, value):
+    return dumper.represent_scalar("!unsafe", value)
+
+
+def _plain_keys_dict(dumper, value):
+    # keys stay plain (variable and field names); their values are tagged
+    pairs = [(dumper.represent_scalar("tag:yaml.org,2002:str", str(key)),
+              dumper.represent_data(item)) for key, item in value.items()]
+    return yaml.MappingNode("tag:yaml.org,2002:map", pairs, flow_style=False)
+
+
+_UnsafeDumper.add_representer(str, _unsafe_str)
+_UnsafeDumper.add_representer(dict, _plain_keys_dict)
+
+
 def render_vars_file(variables: dict) -> str:
     """A vars file for ansible-playbook -e @vars.yml (plain data: ansible's tagged strings
-    made plain first)."""
+    made plain first; every string value tagged !unsafe, so none is ever templated)."""
     plain = json.loads(json.dumps(variables, default=str))
     head = ("---\n# Written by credops.pgauth.discover: where the role's credential lives "
-            "(no secret in it).\n")
-    return head + yaml.safe_dump(plain, sort_keys=False, default_flow_style=False)
+            "(no secret in it).\n# A proposal: review it before you feed it to a runbook.\n")
+    return head + yaml.dump(plain, Dumper=_UnsafeDumper, sort_keys=False,
+                            default_flow_style=False, allow_unicode=False)
 
 
 class ReportDirError(OSError):

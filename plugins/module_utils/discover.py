@@ -11,12 +11,14 @@ The password check (``method``):
   connection and each candidate's password is checked against it locally: no login, any
   number of candidates, and a value from an unrelated secret never leaves this host;
 - ``login``: where pg_authid is unreadable (an RDS master user), one login per candidate,
-  at most ``login_rate`` per second, and only for candidates whose address matches the
-  target (DESIGN §7: a credential goes only to the endpoint it belongs to);
+  at most ``login_rate`` per second, and only for candidates that name the role AND the
+  target's host explicitly (DESIGN §7: a credential goes only to the endpoint it belongs
+  to; a host-less copy may be staging's);
 - ``none``: the verifier is unreadable and logins are off: address matches are ``unknown``.
 """
 from __future__ import annotations
 
+import math
 import time
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -27,6 +29,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.option_registry imp
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import admin_connect, probe
 from ansible_collections.credops.pgauth.plugins.module_utils.scram import (
     hash_type,
+    parse_verifier,
     verify_md5,
     verify_password,
 )
@@ -62,6 +65,19 @@ SCOPE_KEYS = {
 }
 SCOPE_SPEC = argument_spec(SCOPE_KEYS)
 MASK_MIN = 8
+TEMPLATE_MARKERS = ("{{", "{%", "{#")
+# the role's verifier sets the PBKDF2 cost of each check; above this it is not paid
+MAX_ITERATIONS = 100_000
+
+
+def holds_template(value) -> bool:
+    """Whether a found store dict (keys and values, nested) holds a Jinja marker: such a
+    candidate is never listed, whatever vars.yml's quoting (finding: template injection)."""
+    if isinstance(value, dict):
+        return any(holds_template(key) or holds_template(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(holds_template(item) for item in value)
+    return isinstance(value, str) and any(marker in value for marker in TEMPLATE_MARKERS)
 
 
 class DiscoverError(PgauthError):
@@ -113,7 +129,7 @@ class ScopeRun:
         self.started = clock()
         self.deadline = self.started + float(scope["timeout"])
         self.looked = 0
-        self.counts = {status: 0 for status in (dc.CURRENT, dc.STALE, dc.UNKNOWN,
+        self.counts = {status: 0 for status in (dc.CURRENT, dc.STALE, dc.SHARED, dc.UNKNOWN,
                                                 dc.UNRELATED)}
         self.skipped: list[str] = []
         self.warnings: list[str] = []
@@ -132,6 +148,28 @@ class ScopeRun:
             raise ScopeBudget(f"{self.label}: max_candidates {self.scope['max_candidates']} "
                               "reached; the rest was not looked at")
         self.looked += 1
+
+    def left(self) -> float:
+        return max(0.0, self.deadline - self.clock())
+
+    def bounded(self, params: dict) -> dict:
+        """params whose AWS and Vault calls end within the scope's time left: AWS clients
+        with 2 attempts and connect/read timeouts no longer than that, hvac's timeout too
+        (a hanging endpoint would otherwise hold the scope far past its deadline)."""
+        left = max(1, math.ceil(self.left()))  # whole seconds: few distinct cached clients
+        user = dict(params.get("aws_config") or {})
+        retries = dict(user.get("retries") or {})
+        retries["max_attempts"] = min(int(retries.get("max_attempts") or 2), 2)
+        aws_config = {**user, "retries": retries,
+                      "connect_timeout": min(float(user.get("connect_timeout") or 10), left),
+                      "read_timeout": min(float(user.get("read_timeout") or 30), left)}
+        return {**params, "aws_config": aws_config,
+                "vault_timeout": min(int(params.get("vault_timeout") or 10), left)}
+
+    def stop(self, why: str) -> None:
+        """End the scope on another bound than time or count (the file walk's entries)."""
+        raise ScopeBudget(f"{self.label}: {why} after {self.looked} values; the rest was not "
+                          "looked at")
 
     def skip(self, reason: str) -> None:
         self.skipped.append(reason)
@@ -197,6 +235,9 @@ class PasswordCheck:
         if self.method == "verifier":
             kind = hash_type(self.stored)
             if kind == "scram":
+                parsed = parse_verifier(self.stored)
+                if parsed is None or parsed.iterations > MAX_ITERATIONS:
+                    return None  # unknown: the role's owner sets the cost, not discover
                 return verify_password(password, self.stored)
             if kind == "md5":
                 return verify_md5(password, self.target["role"], self.stored)
@@ -248,9 +289,14 @@ class Discovery:
         self.found: list[dict] = []
 
     def _examine(self, spec: dict, run: ScopeRun) -> None:
+        if holds_template(spec):  # the reason names the scope only: the name is hostile
+            run.skip(f"{run.label}: a candidate whose name or path holds a template marker "
+                     "({{, {% or {#) was not read or listed")
+            return
+        run.check_time()  # before each read: a slow store must not carry the scope past it
         spec = {"name": dc.unique_name(_base_name(spec), self.taken), **spec}
         try:
-            cred, _stored = Store(spec, self.params).read()
+            cred, _stored = Store(spec, run.bounded(self.params)).read()
         except StoreError as err:  # the message names the store, never a value
             run.skip(str(err))
             return
@@ -260,9 +306,10 @@ class Discovery:
         candidate = {"username": cred.username, "host": cred.host, "port": cred.port,
                      "dbname": cred.dbname, "has_password": bool(cred.password),
                      **pgpass_address(spec)}
-        address = dc.address_matches(candidate, self.target)
+        # a login is tried only with a copy that names the role at the target's host
+        allowed = dc.names_target(candidate, self.target)
         status, match = dc.classify(candidate, self.target,
-                                    self.check.check(cred.password, address))
+                                    self.check.check(cred.password, allowed))
         run.counts[status] += 1
         # no value is ever returned; masking is the safety net.  An unrelated short value
         # ("true", "5432") would mask every such word of the output, so only the role's
@@ -277,7 +324,7 @@ class Discovery:
     def _scope(self, index: int, scope: dict) -> ScopeRun:
         run = ScopeRun(index, scope)
         try:
-            for spec in _enumerator(scope["type"])(scope, self.params, run):
+            for spec in _enumerator(scope["type"])(scope, run.bounded(self.params), run):
                 self._examine(spec, run)
         except ScopeBudget as stop:
             run.warnings.append(str(stop))
@@ -295,14 +342,23 @@ class Discovery:
         for index, scope in enumerate(self.scopes):
             if scope["type"] != "aws_ecs_task_definition":
                 continue
+            run = ScopeRun(index, scope)  # the scope's timeout again, for its consumers
             try:
-                found = ecs_consumers(scope, self.params, families,
-                                      f"scope {index + 1} consumers")
+                found = ecs_consumers(scope, run.bounded(self.params), families,
+                                      f"scope {index + 1} consumers", run.check_time)
+            except ScopeBudget as stop:
+                errors.append(f"consumers: {stop}")
+                continue
             except PgauthError as err:
                 errors.append(str(err))
                 continue
+            hostile = [item for item in found if holds_template(item)]
+            if hostile:  # a service named like a template: not listed (vars.yml feeds ansible)
+                errors.append(f"scope {index + 1} consumers: {len(hostile)} services whose "
+                              "name holds a template marker were not listed")
             consumers += [{"name": dc.unique_name(f"ecs:{item['cluster']}/{item['service']}",
-                                                  self.taken), **item} for item in found]
+                                                  self.taken), **item} for item in found
+                          if not holds_template(item)]
         return consumers
 
     def run(self) -> dict:
@@ -311,7 +367,7 @@ class Discovery:
                   else run.error for run in runs if run.error]
         consumers = self._consumers(errors)
         ordered = dc.primary_order(self.found)
-        listed = [item for item in ordered if item["status"] in (dc.CURRENT, dc.STALE)]
+        listed = [item for item in ordered if item["status"] in dc.LISTED]
         totals = {status: sum(run.counts[status] for run in runs) for status in runs[0].counts} \
             if runs else {}
         statuses = {item["status"] for item in ordered}
@@ -325,8 +381,9 @@ class Discovery:
             "progress": [run.progress() for run in runs],
             "errors": errors,
             "scope_warnings": [warning for run in runs for warning in run.warnings] + (
-                [(f"{len(ordered) - len(listed)} candidates match the target's address but "
-                  "could not be checked (status unknown): not in vars.yml")]
+                [(f"{len(ordered) - len(listed)} candidates are shared (the role's password "
+                  "in a store naming another user, host, port or db) or unknown (not "
+                  "checked, or no host named): listed for review, not in vars.yml")]
                 if len(ordered) > len(listed) else []),
             "vars": {"pgauth_target": self.target,
                      "pgauth_stores": [item["store"] for item in listed],

@@ -62,8 +62,10 @@ def variable_format(name: str, value) -> str | None:
 
 
 def _client(options: dict, service: str, label: str):
+    # options come bounded from the scope (ScopeRun.bounded): 2 attempts, timeouts no longer
+    # than the time left; max_attempts given here too, whatever aws_config says
     try:
-        return client(options, service)
+        return client(options, service, max_attempts=2)
     except AwsError as err:
         raise ScopeError(f"{label}: {err}") from None
 
@@ -87,6 +89,7 @@ def secretsmanager(scope: dict, options: dict, run):
     tags = {str(key): str(value) for key, value in (scope.get("tags") or {}).items()}
     token = None
     while True:
+        run.check_time()
         kwargs = {"MaxResults": 100, **({"NextToken": token} if token else {}),
                   **({"Filters": filters} if filters else {})}
         page = _call(label, "secretsmanager", options, "list_secrets", sm.list_secrets,
@@ -117,6 +120,7 @@ def ssm(scope: dict, options: dict, run):
     for path in scope.get("paths") or ["/"]:
         token = None
         while True:
+            run.check_time()
             kwargs = {"Path": path, "Recursive": True, "WithDecryption": True,
                       "MaxResults": 10, **({"NextToken": token} if token else {})}
             page = _call(label, "ssm", options, f"get_parameters_by_path {path}",
@@ -168,6 +172,7 @@ def lambda_functions(scope: dict, options: dict, run):
     prefixes = scope.get("function_prefixes") or [""]
     marker = None
     while True:
+        run.check_time()
         page = _call(label, "lambda", options, "list_functions", api.list_functions,
                      **({"Marker": marker} if marker else {}))
         for function in page.get("Functions") or []:
@@ -186,9 +191,11 @@ def lambda_functions(scope: dict, options: dict, run):
             return
 
 
-def ecs_consumers(scope: dict, options: dict, families: set[str], label: str) -> list[dict]:
+def ecs_consumers(scope: dict, options: dict, families: set[str], label: str,
+                  check_time=lambda: None) -> list[dict]:
     """aws_ecs_service consumers: each service, in the scope's clusters, whose task
-    definition belongs to a family where a copy was found."""
+    definition belongs to a family where a copy was found.  check_time (the scope's
+    deadline) is called before every call."""
     if not families or not scope.get("clusters"):
         return []
     ecs = _client(options, "ecs", label)
@@ -196,6 +203,7 @@ def ecs_consumers(scope: dict, options: dict, families: set[str], label: str) ->
     for cluster in scope["clusters"]:
         arns, token = [], None
         while True:
+            check_time()
             page = _call(label, "ecs", options, f"list_services {cluster}", ecs.list_services,
                          cluster=cluster, **({"nextToken": token} if token else {}))
             arns += page.get("serviceArns") or []
@@ -203,6 +211,7 @@ def ecs_consumers(scope: dict, options: dict, families: set[str], label: str) ->
             if not token:
                 break
         for start in range(0, len(arns), 10):
+            check_time()
             described = _call(label, "ecs", options, f"describe_services {cluster}",
                               ecs.describe_services, cluster=cluster,
                               services=arns[start:start + 10])

@@ -14,12 +14,19 @@ Values are only looked at to choose the key: the candidate is read again through
 from __future__ import annotations
 
 import configparser
-import glob
+import errno
 import json
 import os
 import re
+import stat
+
+import yaml
 
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import looks_like_dsn
+from ansible_collections.credops.pgauth.plugins.module_utils.discover_walk import (
+    WalkBudget,
+    Walker,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.file_k8s_secret import (
     decode_data,
     split_documents,
@@ -27,7 +34,6 @@ from ansible_collections.credops.pgauth.plugins.module_utils.file_k8s_secret imp
 from ansible_collections.credops.pgauth.plugins.module_utils.file_pgpass import split_fields
 from ansible_collections.credops.pgauth.plugins.module_utils.file_properties import entries
 from ansible_collections.credops.pgauth.plugins.module_utils.file_syntax import FormatError
-from ansible_collections.credops.pgauth.plugins.module_utils.file_yaml import parse_yaml
 
 try:
     import tomllib
@@ -44,6 +50,8 @@ SIBLINGS = {
     "dsn": ("url", "dsn", "uri", "jdbc_url", "jdbcurl", "database_url", "connection_string"),
 }
 MAX_FILE_BYTES = 1 << 20  # a config file; anything larger is not read
+MAX_DEPTH = 32  # mapping levels walked in a yaml, json or toml document
+MAX_NODES = 100_000  # values visited in one document; past that the file is skipped
 _DOTENV_KEY = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*)$")
 _K8S_SECRET = re.compile(r"^kind:\s*['\"]?Secret['\"]?\s*$", re.MULTILINE)
 
@@ -53,35 +61,75 @@ class SkipFile(Exception):
     fatal, and the message never holds a value of the file."""
 
 
-def file_format(path: str, text: str) -> str | None:
-    """The file store format of path, by its name (and a YAML file's content)."""
+def name_format(path: str) -> str | None:
+    """The format path's name says, before the file is opened: None (never opened), a
+    format, or ``conf``/``yaml`` whose final choice needs the text (file_format)."""
     name = os.path.basename(path).lower()
     ext = os.path.splitext(name)[1]
     if name in (".pgpass", "pgpass", "pgpass.conf") or ext == ".pgpass":
         return "pgpass"
     if name == ".env" or name.startswith(".env.") or ext == ".env":
         return "dotenv"
-    if name == "pg_service.conf" or ext in (".ini", ".cfg") or \
-            (ext == ".conf" and re.search(r"^\s*\[[^\]]+\]\s*$", text, re.MULTILINE)):
+    if name == "pg_service.conf" or ext in (".ini", ".cfg"):
         return "ini"
-    if ext in (".yaml", ".yml"):
-        return "k8s_secret" if _K8S_SECRET.search(text) else "yaml"
+    if ext in (".conf", ".yaml", ".yml"):
+        return ext[1:].replace("yml", "yaml")
     return {".properties": "properties", ".json": "json", ".toml": "toml"}.get(ext)
 
 
-def _flatten(node, prefix: str, out: dict) -> None:
+def file_format(path: str, text: str) -> str | None:
+    """The file store format of path, by its name (and a YAML or .conf file's content)."""
+    fmt = name_format(path)
+    if fmt == "conf":
+        return "ini" if re.search(r"^\s*\[[^\]]+\]\s*$", text, re.MULTILINE) else None
+    if fmt == "yaml":
+        return "k8s_secret" if _K8S_SECRET.search(text) else "yaml"
+    return fmt
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """A YAML loader that refuses aliases: a few hundred bytes of nested ``*anchors`` are a
+    billion leaves to walk (the alias bomb).  Config files holding a credential do not need
+    them; a document with one is skipped."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise SkipFile("uses YAML aliases (not read)")
+        return super().compose_node(parent, index)
+
+
+def _parse_yaml(text: str, fmt: str):
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader) or {}
+    except RecursionError:
+        raise SkipFile(f"not valid {fmt} (nested too deeply)") from None
+    except yaml.YAMLError:
+        raise SkipFile(f"not valid {fmt}") from None
+
+
+def _flatten(node, out: dict, check_time=None) -> None:
     """Scalar leaves of a mapping as dotted paths (keys with a dot in them cannot be
-    addressed by a dotted path and are left out; so are lists)."""
-    if not isinstance(node, dict):
-        return
-    for key, value in node.items():
-        if not isinstance(key, str) or "." in key or not key:
+    addressed by a dotted path and are left out; so are lists).  Iterative, at most
+    MAX_DEPTH levels deep (deeper mappings are not walked) and MAX_NODES values visited
+    (past that the file is skipped), the scope's deadline checked as it goes."""
+    stack, visited = [(node, "", 0)], 0
+    while stack:
+        mapping, prefix, depth = stack.pop()
+        if not isinstance(mapping, dict) or depth >= MAX_DEPTH:
             continue
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            _flatten(value, path + ".", out)
-        elif isinstance(value, (str, int)) and not isinstance(value, bool):
-            out[path] = value
+        for key, value in mapping.items():
+            visited += 1
+            if visited > MAX_NODES:
+                raise SkipFile(f"more than {MAX_NODES} values")
+            if check_time is not None and visited % 1024 == 0:
+                check_time()
+            if not isinstance(key, str) or "." in key or not key:
+                continue
+            path = f"{prefix}{key}"
+            if isinstance(value, dict):
+                stack.append((value, path + ".", depth + 1))
+            elif isinstance(value, (str, int)) and not isinstance(value, bool):
+                out[path] = value
 
 
 def _parse_mapping(fmt: str, text: str):
@@ -92,7 +140,7 @@ def _parse_mapping(fmt: str, text: str):
             if tomllib is None:
                 raise SkipFile("toml needs Python 3.11")
             return tomllib.loads(text)
-        return parse_yaml(text)
+        return _parse_yaml(text, fmt)
     except FormatError as err:
         raise SkipFile(str(err)) from None
     except (ValueError, RecursionError) as err:  # tomllib's error is a ValueError too
@@ -126,10 +174,7 @@ def _secret_documents(text: str) -> list[tuple[str | None, dict]]:
     """(metadata.name, flat data) of each Secret document; data values decoded."""
     docs = []
     for start, end in split_documents(text):
-        try:
-            doc = parse_yaml(text[start:end], "k8s_secret") if text[start:end].strip() else None
-        except FormatError as err:
-            raise SkipFile(str(err)) from None
+        doc = _parse_yaml(text[start:end], "k8s_secret") if text[start:end].strip() else None
         if isinstance(doc, dict) and doc.get("kind") == "Secret":
             docs.append(doc)
     out = []
@@ -204,8 +249,9 @@ def _pgpass_keys(text: str) -> list[dict]:
     return out
 
 
-def file_candidates(path: str, text: str) -> list[dict]:
-    """The file stores (without name) that path's text holds; SkipFile when unreadable."""
+def file_candidates(path: str, text: str, check_time=None) -> list[dict]:
+    """The file stores (without name) that path's text holds; SkipFile when unreadable.
+    check_time (the scope's deadline) is called while a large document is walked."""
     fmt = file_format(path, text)
     if fmt is None:
         raise SkipFile("not a config file syntax discover reads (by its name)")
@@ -227,39 +273,75 @@ def file_candidates(path: str, text: str) -> list[dict]:
         flat = _flat_ini(text)
     else:
         flat = {}
-        _flatten(_parse_mapping(fmt, text), "", flat)
+        _flatten(_parse_mapping(fmt, text), flat, check_time)
     return [{**base, **found} for found in key_candidates(flat)]
 
 
-def iter_paths(globs: list[str]):
-    """Every regular file the globs match, once, in a stable order."""
+def iter_paths(globs: list[str], run=None):
+    """Every regular file the globs match, once, in a stable order (discover_walk: no
+    symlinked directory entered, /proc, /sys and /dev skipped, the scope's deadline and an
+    entry bound checked inside the walk)."""
+    walker = Walker(run.check_time if run is not None else (lambda: None))
     seen = set()
     for pattern in globs:
-        for path in sorted(glob.glob(os.path.expanduser(pattern), recursive=True)):
-            real = os.path.realpath(path)
-            if real not in seen and os.path.isfile(path) and not os.path.islink(path):
-                seen.add(real)
-                yield path
+        try:
+            for path in walker.paths(os.path.expanduser(pattern)):
+                real = os.path.realpath(path)
+                if real not in seen and os.path.isfile(path) and not os.path.islink(path):
+                    seen.add(real)
+                    yield path
+        except WalkBudget as stop:
+            if run is None:
+                raise
+            run.stop(f"the file walk stopped: {stop}")
+
+
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def read_text(path: str) -> str:
+    """path's text, read from one descriptor: no symlink followed (one swapped in after the
+    listing included), a FIFO or device never opened for blocking reads, at most
+    MAX_FILE_BYTES read whatever the file grows to."""
     try:
-        if os.path.getsize(path) > MAX_FILE_BYTES:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise SkipFile("a symlink (not followed)") from None
+        raise SkipFile(f"cannot read: {err.strerror}") from None
+    try:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            raise SkipFile("not a regular file")
+        if found.st_size > MAX_FILE_BYTES:
             raise SkipFile("larger than a config file")
-        with open(path, "rb") as handle:
-            return handle.read(MAX_FILE_BYTES).decode("utf-8")
+        chunks, size = [], 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            raise SkipFile("larger than a config file")
+        return b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError:
         raise SkipFile("not UTF-8 text") from None
     except OSError as err:
         raise SkipFile(f"cannot read: {err.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def enumerate_files(scope: dict, options: dict, run) -> object:
     """The file scope's candidates (run.skip counts the files that are not read)."""
-    for path in iter_paths(scope.get("globs") or []):
+    for path in iter_paths(scope.get("globs") or [], run):
         run.check_time()
+        if name_format(path) is None:  # never opened
+            run.skip(f"{path}: not a config file syntax discover reads (by its name)")
+            continue
         try:
-            found = file_candidates(path, read_text(path))
+            found = file_candidates(path, read_text(path), run.check_time)
         except SkipFile as err:
             run.skip(f"{path}: {err}")
             continue

@@ -53,5 +53,7 @@ def render_discover_markdown(report: dict) -> str:
         if report.get(key):
             out += ["", f"## {title}", ""] + [f"- {md_text(line)}" for line in report[key]]
     out += ["", ("`vars.yml` next to this file holds `pgauth_target`, `pgauth_stores` (the "
-                 "current and stale copies above, in this order) and `pgauth_consumers`."), ""]
+                 "current and stale copies above, in this order; shared and unknown copies are "
+                 "not in it) and `pgauth_consumers`. It is a proposal: review it before a "
+                 "runbook uses it."), ""]
     return "\n".join(out)

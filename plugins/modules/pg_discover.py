@@ -12,12 +12,16 @@ description:
     Lambda environments, Vault/OpenBao KV subtrees, file globs) into candidate stores, reads
     each candidate's credential the way a store dict of O(target) would, and classifies it.
   - V(current) when its password verifies against the role's stored SCRAM verifier (read from
-    C(pg_authid) with the admin connection; no login is made), V(stale) when it names the role
-    (username equal, host, port and dbname equal to the target's or absent) but its password
-    does not verify. Anything else is unrelated and only counted.
-  - Where C(pg_authid) is unreadable (an RDS master user), each candidate whose address
-    matches the target is checked by one login, at most O(login_rate) per second; a candidate
-    that does not name the role is never sent to the target.
+    C(pg_authid) with the admin connection; no login is made) and it names no other user,
+    host, port or dbname; V(shared) when it verifies but names another (listed, never in
+    vars); V(stale) when it names the role and the target's host explicitly (port and dbname
+    equal or absent) but its password does not verify; V(unknown) when it names the role
+    without contradicting the target but could not be checked, or names no host and does not
+    verify. Anything else is unrelated and only counted. Only current and stale copies go to
+    C(vars.pgauth_stores).
+  - Where C(pg_authid) is unreadable (an RDS master user), each candidate that names the role
+    and the target's host explicitly is checked by one login, at most O(login_rate) per
+    second; any other candidate (a host-less copy too) is never sent to the target.
   - Never returns or logs a value; the result names stores only.
 options:
   target:
@@ -85,7 +89,7 @@ logins:
   returned: always
   type: int
 candidates:
-  description: The copies found (current, stale, unknown), primary first; no value.
+  description: The copies found (current, stale, shared, unknown), primary first; no value.
   returned: always
   type: list
   elements: dict

@@ -27,6 +27,17 @@ from psycopg2 import sql
 from runbooks import assert_no_leak, playbook_command, read_report, run_playbook
 
 
+class VarsLoader(yaml.SafeLoader):
+    """vars.yml writes every string !unsafe (ansible never templates it): plain strings here."""
+
+
+VarsLoader.add_constructor("!unsafe", yaml.SafeLoader.construct_yaml_str)
+
+
+def load_vars(path: Path) -> dict:
+    return yaml.load(path.read_text(), Loader=VarsLoader)
+
+
 def token() -> str:
     return "Dz" + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
 
@@ -203,8 +214,8 @@ def test_discover_finds_the_copies_and_vars_yml_feeds_diagnose_and_rotate(lab, t
         assert "changed=0" in run.stdout and "failed=0" in run.stdout
     vars_file = out / "vars.yml"
     assert vars_file.stat().st_mode & 0o777 == 0o600
-    generated = yaml.safe_load(vars_file.read_text())
-    assert generated == yaml.safe_load((tmp_path / "check" / "localhost" / "vars.yml").read_text())
+    generated = load_vars(vars_file)
+    assert generated == load_vars(tmp_path / "check" / "localhost" / "vars.yml")
     stores = generated["pgauth_stores"]
     assert stores[0]["name"] == f"{world['prefix']}app".join(("sm:", ""))  # the primary rule
     assert {store["name"] for store in stores} == names(CURRENT_STORES | STALE_STORES, world)
@@ -336,7 +347,7 @@ def test_lambda_environments(lab, tmp_path, world):
     done, report, out = discover(lab, tmp_path, world)
     assert listed(report, "current") == {f"lambda:{prefix}api/DB_PASSWORD"}
     assert report["counts"]["unrelated"] == 1 and not report["errors"]
-    stores = yaml.safe_load((out / "vars.yml").read_text())["pgauth_stores"]
+    stores = load_vars(out / "vars.yml")["pgauth_stores"]
     assert stores == [{"type": "aws_lambda_environment", "function": f"{prefix}api",
                        "variable": "DB_PASSWORD", "format": "password",
                        "name": f"lambda:{prefix}api/DB_PASSWORD"}]
