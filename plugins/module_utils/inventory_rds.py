@@ -101,15 +101,15 @@ def databases(instances: list[dict], clusters: list[dict], region: str, filters:
     return [record for record in found if record["host"] and matches(record, filters)]
 
 
-def wanted_secret(entry: dict, prefixes: list[str], secret_tag: str) -> bool:
-    """Whether a list_secrets entry is worth reading: it carries the tag, or its name starts
-    with one of the prefixes (no prefixes: every secret).  The secrets RDS owns are not
-    read here (MasterUserSecret names them)."""
+def wanted_secret(entry: dict, prefixes: list[str], secret_tag: str = "") -> bool:
+    """Whether a list_secrets entry is worth reading: its name starts with one of the
+    prefixes (no prefixes: every secret).  A tag does not bypass the prefixes: whoever may
+    tag a secret is not thereby trusted to add a store to a database.  The secrets RDS owns
+    are not read here (MasterUserSecret names them)."""
+    del secret_tag  # kept in the signature: a tag no longer widens what is read
     name = str(entry.get("Name") or "")
     if name.startswith(_RDS_OWNED_PREFIX) or entry.get("OwningService") == "rds":
         return False
-    if secret_tag and secret_tag in tags_of(entry):
-        return True
     return not prefixes or any(name.startswith(prefix) for prefix in prefixes)
 
 
@@ -140,17 +140,32 @@ def rds_secret_fields(name: str, secret_string: str | None) -> dict:
             "has_password": bool(value.get("password"))}
 
 
+def _same_host(left, right) -> bool:
+    return str(left or "").lower().rstrip(".") == str(right or "").lower().rstrip(".")
+
+
 def _secret_for(secret: dict, record: dict, secret_tag: str) -> str | None:
-    """How secret belongs to the database: 'tagged' (secret_tag names its identifier),
-    'host' (its JSON addresses the endpoint: host, and the port when it gives one), None."""
-    tags = secret.get("tags") or {}
-    if secret_tag and tags.get(secret_tag) == record["id"]:
-        return "tagged"
+    """How secret belongs to the database: 'tagged' or 'host' when its JSON addresses the
+    endpoint (host, and the port when it gives one) -- 'tagged' when secret_tag also names
+    the database's identifier --, None otherwise.  A tag alone never suffices (anyone who
+    may tag a secret could otherwise make it a store of any role), a secret without a host
+    is never matched, and a secret tagged with another database's identifier is not
+    matched either (its tag and its host disagree)."""
     fields = secret["fields"]
-    if (fields["host"] or "").lower().rstrip(".") == str(record["host"]).lower().rstrip(".") \
-            and fields["port"] in (None, int(record["port"])):
-        return "host"
-    return None
+    if not fields.get("host") or not _same_host(fields["host"], record["host"]) \
+            or fields["port"] not in (None, int(record["port"])):
+        return None
+    tags = secret.get("tags") or {}
+    if secret_tag and secret_tag in tags:
+        return "tagged" if tags[secret_tag] == record["id"] else None
+    return "host"
+
+
+def _created_key(secret: dict) -> tuple:
+    """Oldest first; a secret without a creation date after every dated one; then by name
+    (a tie only: a name is the attacker's to choose, a creation date is not)."""
+    created = secret.get("created")
+    return (created is None, created if created is not None else 0.0, secret["name"])
 
 
 def store_dict(name: str, arn: str, region: str) -> dict:
@@ -160,10 +175,14 @@ def store_dict(name: str, arn: str, region: str) -> dict:
             "region": region}
 
 
-def roles_of(record: dict, secrets: list[dict], secret_tag: str) -> dict[str, dict]:
+def roles_of(record: dict, secrets: list[dict], secret_tag: str,
+             master_extra_stores: bool = False,
+             warnings: list[str] | None = None) -> dict[str, dict]:
     """{role: {"stores": [...], "dbname", "has_password"}} for one database.  The master
-    user's managed secret comes first (the primary: RDS rotates it), then the tagged
-    secrets, then those found by host, each group by name."""
+    user's managed secret comes first (the primary: RDS rotates it); the master user gets
+    no other store unless master_extra_stores.  The other matching secrets follow, oldest
+    first (an outsider's newer secret cannot become the primary by its name); when a role
+    has more than one of them, a warning naming them (names only) goes to warnings."""
     roles: dict[str, dict] = {}
 
     def add(role: str, store: dict, dbname: str | None, has_password: bool) -> None:
@@ -178,12 +197,25 @@ def roles_of(record: dict, secrets: list[dict], secret_tag: str) -> dict[str, di
         add(record["master_username"], store_dict(
             f"{record['id']}-master-managed", record["master_secret_arn"], record["region"]),
             None, True)
-    matched = [(_secret_for(secret, record, secret_tag), secret) for secret in secrets]
-    for how in ("tagged", "host"):
-        for _how, secret in sorted((m for m in matched if m[0] == how),
-                                   key=lambda m: m[1]["name"]):
+    master = record["master_username"]
+    per_role: dict[str, list[dict]] = {}
+    for secret in secrets:
+        if _secret_for(secret, record, secret_tag) is None:
+            continue
+        role = secret["fields"]["username"]
+        if master and role == master and not master_extra_stores:
+            continue  # the master's stores: the RDS-managed secret only, unless opted in
+        per_role.setdefault(role, []).append(secret)
+    for role in sorted(per_role):
+        found = sorted(per_role[role], key=_created_key)
+        if len(found) > 1 and warnings is not None:
+            warnings.append(
+                f"rds_targets: role {role!r} of {record['id']} is in {len(found)} secrets, "
+                "ordered oldest first: " + ", ".join(repr(s["name"]) for s in found)
+                + "; review them (any of them becomes a store the runbooks write)")
+        for secret in found:
             fields = secret["fields"]
-            add(fields["username"], store_dict(secret["name"], secret["arn"], record["region"]),
+            add(role, store_dict(secret["name"], secret["arn"], record["region"]),
                 fields["dbname"], fields["has_password"])
     return roles
 
@@ -216,13 +248,31 @@ def auth_for(record: dict, has_password: bool) -> str:
     return "iam" if record["iam"] and not has_password else "password"
 
 
+def target_for(rds: dict, role: str, dbname: str, auth: str, connect: dict) -> dict:
+    """pgauth_target of one host, from its pgauth_rds fields and the connect option."""
+    target = {"host": rds["host"], "port": int(rds["port"]), "dbname": dbname,
+              "role": role, "auth": auth,
+              "sslmode": connect.get("sslmode") or "verify-full",
+              f"rds_{rds['kind']}_id": rds["id"], "region": rds["region"]}
+    if connect.get("sslrootcert"):
+        target["sslrootcert"] = connect["sslrootcert"]
+    return target
+
+
+RDS_KEYS = ("kind", "id", "arn", "engine", "engine_version", "status", "region", "tags",
+            "iam", "host", "port", "master_username")
+STORE_KEYS = ("name", "type", "secret_id", "format", "region")
+
+
 def build_hosts(records: list[dict], secrets: list[dict], connect: dict, secret_tag: str,
-                template: str) -> list[dict]:
+                template: str, master_extra_stores: bool = False,
+                warnings: list[str] | None = None) -> list[dict]:
     """The inventory hosts: one per database and role, {"name", "vars"} sorted by name;
     InventoryError when two render to one name."""
     hosts: dict[str, dict] = {}
     for record in records:
-        for role, entry in roles_of(record, secrets, secret_tag).items():
+        for role, entry in roles_of(record, secrets, secret_tag, master_extra_stores,
+                                    warnings).items():
             dbname = entry["dbname"] or record["dbname"] or connect.get("dbname") or "postgres"
             values = {"db_identifier": record["id"], "role": role, "region": record["region"],
                       "engine": record["engine"], "kind": record["kind"], "dbname": dbname}
@@ -232,15 +282,10 @@ def build_hosts(records: list[dict], secrets: list[dict], connect: dict, secret_
                     f"two hosts are named {name!r} ({hosts[name]['vars']['pgauth_rds']['arn']} "
                     f"and {record['arn']}, role {role}): put more of {TEMPLATE_NAMES} into "
                     "hostname_template, e.g. {region}")
-            target = {"host": record["host"], "port": int(record["port"]), "dbname": dbname,
-                      "role": role, "auth": auth_for(record, entry["has_password"]),
-                      "sslmode": connect.get("sslmode") or "verify-full",
-                      f"rds_{record['kind']}_id": record["id"], "region": record["region"]}
-            if connect.get("sslrootcert"):
-                target["sslrootcert"] = connect["sslrootcert"]
-            rds = {key: record[key] for key in ("kind", "id", "arn", "engine", "engine_version",
-                                                "status", "region", "tags", "iam")}
-            rds["master_username"] = record["master_username"]
+            rds = {key: record[key] for key in RDS_KEYS}
+            rds["port"] = int(rds["port"])
+            target = target_for(rds, role, dbname, auth_for(record, entry["has_password"]),
+                                connect)
             hosts[name] = {"name": name, "vars": {"pgauth_target": target,
                                                   "pgauth_stores": entry["stores"],
                                                   "pgauth_rds": rds}}
@@ -259,3 +304,56 @@ def merge_regions(per_region: list[list[dict]]) -> list[dict]:
                     "{region} into hostname_template")
             seen[host["name"]] = region
     return sorted((host for hosts in per_region for host in hosts), key=lambda h: h["name"])
+
+
+def _cached_problem(host, connect: dict) -> str | None:
+    """Why one cached host record is not one this plugin writes (None: it is)."""
+    if not isinstance(host, dict) or set(host) != {"name", "vars"} \
+            or not isinstance(host["name"], str) or not isinstance(host["vars"], dict):
+        return "not a host record"
+    variables = host["vars"]
+    if set(variables) != {"pgauth_target", "pgauth_stores", "pgauth_rds"}:
+        return "unknown or missing variables"
+    rds, target, stores = (variables["pgauth_rds"], variables["pgauth_target"],
+                           variables["pgauth_stores"])
+    if not isinstance(rds, dict) or set(rds) != set(RDS_KEYS) \
+            or rds["kind"] not in ("instance", "cluster") \
+            or not all(isinstance(rds[k], str) and rds[k] for k in ("id", "host", "region")) \
+            or not isinstance(rds["port"], int) or isinstance(rds["port"], bool) \
+            or not isinstance(rds["iam"], bool):
+        return "pgauth_rds is not what the plugin writes"
+    if not isinstance(target, dict) or not isinstance(target.get("role"), str) \
+            or not isinstance(target.get("dbname"), str) \
+            or target.get("auth") not in ("password", "iam") \
+            or (target.get("auth") == "iam" and not rds["iam"]):
+        return "pgauth_target is not what the plugin writes"
+    if target != target_for(rds, target["role"], target["dbname"], target["auth"], connect):
+        return ("pgauth_target (host, port, sslmode, sslrootcert, ids) differs from what the "
+                "cached RDS fields and the connect option give")
+    if not isinstance(stores, list) or not stores or not all(
+            isinstance(store, dict) and set(store) == set(STORE_KEYS)
+            and store["type"] == "aws_secretsmanager" and store["format"] == "json"
+            and store["region"] == rds["region"]
+            and all(isinstance(store[k], str) for k in ("name", "secret_id"))
+            for store in stores):
+        return "pgauth_stores is not what the plugin writes"
+    return None
+
+
+def validate_cached(hosts, connect: dict) -> tuple[list[dict] | None, list[str]]:
+    """The cached host records that are exactly what build_hosts writes for this connect
+    option, and a warning for each one dropped (naming the record, never its values).
+    None (re-query AWS) when the cache is not a list of records at all."""
+    if not isinstance(hosts, list):
+        return None, [("rds_targets: the inventory cache does not hold host records; "
+                       "it is ignored and AWS is asked again")]
+    kept, warnings = [], []
+    for index, host in enumerate(hosts):
+        problem = _cached_problem(host, connect)
+        if problem is None:
+            kept.append(host)
+            continue
+        name = host.get("name") if isinstance(host, dict) else None
+        label = repr(name[:80]) if isinstance(name, str) else f"#{index}"
+        warnings.append(f"rds_targets: cached host {label} dropped: {problem}")
+    return kept, warnings

@@ -74,8 +74,21 @@ def secrets_of(params: dict, region: str, prefixes: list[str], secret_tag: str,
         fields = _secret_fields(sm, region, entry, warn)
         if fields is not None:
             found.append({"name": entry["Name"], "arn": entry["ARN"],
-                          "tags": mapping.tags_of(entry), "fields": fields})
+                          "tags": mapping.tags_of(entry), "fields": fields,
+                          "created": _timestamp(entry.get("CreatedDate"))})
     return found
+
+
+def _timestamp(value) -> float | None:
+    """A list_secrets CreatedDate (a datetime from boto3) as seconds, None when absent."""
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def region_hosts(params: dict, region: str, options: dict,
@@ -91,8 +104,13 @@ def region_hosts(params: dict, region: str, options: dict,
         return []  # no secret is read in a region without a database to match
     secrets = secrets_of(params, region, options["secret_prefixes"], options["secret_tag"],
                          warn)
-    return mapping.build_hosts(records, secrets, options["connect"], options["secret_tag"],
-                               options["hostname_template"])
+    warnings: list[str] = []
+    hosts = mapping.build_hosts(records, secrets, options["connect"], options["secret_tag"],
+                                options["hostname_template"],
+                                bool(options.get("master_extra_stores")), warnings)
+    for warning in warnings:
+        warn(f"{warning} (region {region})")
+    return hosts
 
 
 def collect(params: dict, options: dict, warn: Callable[[str], None]) -> list[dict]:

@@ -76,9 +76,11 @@ def fleet(lab):
         pg1 = instance(f"inv-{u}-pg1", MasterUsername=roles["master"], Port=pgport,
                        ManageMasterUserPassword=True, EnableIAMDatabaseAuthentication=True,
                        Tags=[*tag, {"Key": "lab", "Value": "pg"}])
-        # 2. no IAM, no managed secret: its master secret is tagged with its identifier
-        instance(f"inv-{u}-pg2", MasterUsername=f"m2_{u}", MasterUserPassword=passwords["pg2"],
-                 EnableIAMDatabaseAuthentication=False, Tags=[*tag, {"Key": "env", "Value": "dev"}])
+        # 2. no IAM, no managed secret: its master secret gets a host only with
+        # master_extra_stores
+        pg2 = instance(f"inv-{u}-pg2", MasterUsername=f"m2_{u}",
+                       MasterUserPassword=passwords["pg2"], EnableIAMDatabaseAuthentication=False,
+                       Tags=[*tag, {"Key": "env", "Value": "dev"}])
         # 3. IAM on; a role whose secret holds no password is an IAM user
         pg3 = instance(f"inv-{u}-pg3", MasterUsername="m3", MasterUserPassword=_password(),
                        EnableIAMDatabaseAuthentication=True)
@@ -96,6 +98,7 @@ def fleet(lab):
         instance(f"inv-{u}-my", Engine="mysql", MasterUsername="root",
                  MasterUserPassword=_password())
         pg1_host, pg3_host = pg1["Endpoint"]["Address"], pg3["Endpoint"]["Address"]
+        pg2_host = pg2["Endpoint"]["Address"]
         pg4_host = pg4["Endpoint"]["Address"]
 
         def rds_secret(name, value, tags=(), api=sm):
@@ -109,20 +112,38 @@ def fleet(lab):
                 value["password"] = password
             return json.dumps(value)
 
-        # pg1's role secrets address the lab's PostgreSQL (diagnose logs in with what a
-        # store holds), not moto's endpoint, which does not resolve: they belong to pg1 by tag
+        # pg1's role secrets address pg1's endpoint (and are tagged with its identifier: a
+        # tag alone no longer suffices); test_diagnose_over_the_inventory points them at
+        # the lab's PostgreSQL once the inventory is cached (moto's endpoint does not resolve)
         pg1_tag = [{"Key": "pgauth:db-identifier", "Value": f"inv-{u}-pg1"}]
-        lab_host = lab["PGAUTH_LAB_PGHOST"]
-        rds_secret("pg1-app", rds_json(roles["app"], passwords["app"], lab_host, pgport), pg1_tag)
-        rds_secret("pg1-stale", rds_json(roles["stale"], passwords["stale_store"], lab_host,
-                                         pgport), pg1_tag)
+        app_arn = rds_secret("pg1-app", rds_json(roles["app"], passwords["app"], pg1_host,
+                                                 pgport), pg1_tag)
+        stale_arn = rds_secret("pg1-stale", rds_json(roles["stale"], passwords["stale_store"],
+                                                     pg1_host, pgport), pg1_tag)
+        # review finding 1: an outsider's secrets, tagged pg1, named to sort first: one for
+        # the master user on another host, one for the master user on pg1's endpoint (not a
+        # store unless master_extra_stores), one with no host at all
+        rds_secret("aaa-evil-host", rds_json(roles["master"], passwords["unrelated"],
+                                             "evil.example", pgport), pg1_tag)
+        rds_secret("aaa-master", rds_json(roles["master"], passwords["unrelated"], pg1_host,
+                                          pgport), pg1_tag)
+        rds_secret("aaa-nohost", json.dumps({"username": roles["app"],
+                                             "password": passwords["unrelated"]}), pg1_tag)
+        # tagged but outside the prefixes: never read
+        sm.create_secret(Name=f"outside-tagged-{u}", Tags=pg1_tag,
+                         SecretString=rds_json(f"outtag_{u}", "x", pg1_host, pgport))
         # a role found by its host (and port) alone
         rds_secret("pg4-report", rds_json(f"report_{u}", passwords["unrelated"], pg4_host,
                                           dbname="ledger"), api=sm_west)
+        # a newer secret of the same role, named to sort first: it comes second (creation
+        # date, oldest first), with a warning naming both
+        time.sleep(1.1)
+        rds_secret("aaa-report-newer", rds_json(f"report_{u}", passwords["unrelated"],
+                                                pg4_host, dbname="ledger"), api=sm_west)
         # the same address in the first region: a secret is matched in its own region only
         rds_secret("pg4-wrong-region", rds_json(f"nothere_{u}", passwords["unrelated"],
                                                 pg4_host, dbname="ledger"))
-        rds_secret("pg2-master", json.dumps({"username": f"m2_{u}", "password": passwords["pg2"]}),
+        rds_secret("pg2-master", rds_json(f"m2_{u}", passwords["pg2"], pg2_host),
                    [{"Key": "pgauth:db-identifier", "Value": f"inv-{u}-pg2"}])
         rds_secret("pg3-iam", rds_json(f"iam_{u}", None, pg3_host))
         # unrelated: another host, another port, not JSON, broken JSON, a tag for another db
@@ -146,7 +167,9 @@ def fleet(lab):
         cluster_arn = rds.describe_db_clusters(DBClusterIdentifier=f"inv-{u}-aur")[
             "DBClusters"][0]["MasterUserSecret"]["SecretArn"]
         yield {"u": u, "meta": meta, "passwords": passwords, "roles": roles,
-               "managed": managed, "cluster_secret": cluster_arn, "pgport": pgport}
+               "managed": managed, "cluster_secret": cluster_arn, "pgport": pgport,
+               "pg1_host": pg1_host, "role_secrets": {"app": app_arn, "stale": stale_arn},
+               "rds_json": rds_json, "sm": sm}
     _drop_roles(lab, list(roles.values()))
 
 
@@ -188,10 +211,9 @@ def _expected(fleet: dict) -> dict[str, list[str]]:
     return {f"inv-{u}-pg1-{roles['master']}": [fleet["managed"][f"inv-{u}-pg1"]],
             f"inv-{u}-pg1-{roles['app']}": [f"inv-{u}/pg1-app"],
             f"inv-{u}-pg1-{roles['stale']}": [f"inv-{u}/pg1-stale"],
-            f"inv-{u}-pg2-m2_{u}": [f"inv-{u}/pg2-master"],
             f"inv-{u}-pg3-iam_{u}": [f"inv-{u}/pg3-iam"],
             f"inv-{u}-pg4-m4": [fleet["managed"][f"inv-{u}-pg4"]],
-            f"inv-{u}-pg4-report_{u}": [f"inv-{u}/pg4-report"],
+            f"inv-{u}-pg4-report_{u}": [f"inv-{u}/pg4-report", f"inv-{u}/aaa-report-newer"],
             f"inv-{u}-aur-am_{u}": [fleet["cluster_secret"]]}
 
 
@@ -238,9 +260,10 @@ def test_inventory_graph_list_and_no_secret(lab, fleet, tmp_path):
         assert f"|--{name}" in graph.stdout, graph.stdout
     assert "@pgauth_targets:" in graph.stdout and "@lab_pg:" in graph.stdout
     # the variables
-    pg2 = hostvars[f"inv-{u}-pg2-m2_{u}"]
-    assert pg2["pgauth_rds"]["iam"] is False and pg2["pgauth_target"]["auth"] == "password"
-    assert pg2["pgauth_rds"]["tags"] == {"invtest": u, "env": "dev"}
+    # the ordering warning names the secrets of pg4's report role, oldest first
+    assert (f"'inv-{u}/pg4-report', 'inv-{u}/aaa-report-newer'; review them"
+            in " ".join(listed.stderr.split())), listed.stderr[-3000:]
+    assert "evil.example" not in listed.stdout and f"outtag_{u}" not in listed.stdout
     assert hostvars[f"inv-{u}-pg4-m4"]["pgauth_target"]["dbname"] == "ledger"
     west = [name for name in expected if name.startswith(f"inv-{u}-pg4-")]
     assert groups[f"region_{WEST.replace('-', '_')}"] == sorted(west)
@@ -266,6 +289,24 @@ def test_inventory_graph_list_and_no_secret(lab, fleet, tmp_path):
     assert '"password":' not in json.dumps(hostvars)  # no key of that name anywhere
 
 
+def test_master_extra_stores(lab, fleet, tmp_path):
+    """Opted in, the master user's host gets the other matching secrets after the managed
+    one, and an unmanaged master user gets a host; a secret on another host still never."""
+    u = fleet["u"]
+    listed = _inventory(lab, _source(lab, fleet, tmp_path, master_extra_stores=True),
+                        "--list")[0]
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    hostvars = _plain(json.loads(listed.stdout))["_meta"]["hostvars"]
+    expected = {**_expected(fleet),
+                f"inv-{u}-pg1-{fleet['roles']['master']}": [
+                    fleet["managed"][f"inv-{u}-pg1"], f"inv-{u}/aaa-master"],
+                f"inv-{u}-pg2-m2_{u}": [f"inv-{u}/pg2-master"]}
+    assert {name: _store_names(v) for name, v in hostvars.items()} == expected
+    pg2 = hostvars[f"inv-{u}-pg2-m2_{u}"]
+    assert pg2["pgauth_rds"]["iam"] is False and pg2["pgauth_target"]["auth"] == "password"
+    assert pg2["pgauth_rds"]["tags"] == {"invtest": u, "env": "dev"}
+
+
 def test_cache_second_run_makes_no_aws_call(lab, fleet, tmp_path):
     """With a jsonfile cache, a second run answers from the cache: its source names a dead
     endpoint, so any AWS call would fail it; without the cache the same source fails with an
@@ -285,7 +326,9 @@ def test_cache_second_run_makes_no_aws_call(lab, fleet, tmp_path):
     _source(lab, fleet, tmp_path, **cache, **dead)
     second, second_s = _inventory(lab, source, "--list")
     assert second.returncode == 0, second.stderr[-3000:]
-    assert json.loads(second.stdout) == json.loads(first.stdout)
+    # the same hosts and values; from the cache every value is marked unsafe (a cached
+    # value is never a template), where a fresh run leaves the region from the options as is
+    assert _plain(json.loads(second.stdout)) == _plain(json.loads(first.stdout))
     flushed = _inventory(lab, source, "--list", "--flush-cache")[0]
     assert flushed.returncode != 0
     assert (f"region {lab['AWS_REGION']}: cannot reach rds at http://127.0.0.1:9"
@@ -293,9 +336,31 @@ def test_cache_second_run_makes_no_aws_call(lab, fleet, tmp_path):
     print(f"inventory: first run {first_s:.1f}s, cached {second_s:.1f}s")
 
 
+def _point_role_secrets(fleet: dict, host: str) -> None:
+    for role, arn in fleet["role_secrets"].items():
+        password = fleet["passwords"]["app" if role == "app" else "stale_store"]
+        fleet["sm"].put_secret_value(SecretId=arn, SecretString=fleet["rds_json"](
+            fleet["roles"][role], password, host, fleet["pgport"]))
+
+
 def test_diagnose_over_the_inventory(lab, fleet, tmp_path):
+    # the inventory is built (and cached) while pg1's role secrets address pg1's endpoint;
+    # then they are pointed at the lab's PostgreSQL, which diagnose logs in to (a store's
+    # host wins in a probe, and moto's endpoint does not resolve)
+    cache = {"cache": True, "cache_plugin": "ansible.builtin.jsonfile",
+             "cache_connection": str(tmp_path / "cache"), "cache_timeout": 600}
+    source = _source(lab, fleet, tmp_path, **cache)
+    built = _inventory(lab, source, "--list")[0]
+    assert built.returncode == 0, built.stderr[-3000:]
+    _point_role_secrets(fleet, lab["PGAUTH_LAB_PGHOST"])
+    try:
+        _run_diagnose(lab, fleet, tmp_path, source)
+    finally:
+        _point_role_secrets(fleet, fleet["pg1_host"])
+
+
+def _run_diagnose(lab, fleet, tmp_path, source):
     u, roles, meta = fleet["u"], fleet["roles"], fleet["meta"]
-    source = _source(lab, fleet, tmp_path)
     reports = tmp_path / "reports"
     variables = {"pgauth_admin": {"user": lab["PGAUTH_LAB_ADMIN_USER"],
                                   "password": lab["PGAUTH_LAB_ADMIN_PASSWORD"]},

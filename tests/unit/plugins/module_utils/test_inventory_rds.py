@@ -1,14 +1,12 @@
-"""The rds_targets inventory's mapping, as tables: RDS describe items and secrets in, hosts out."""
+"""The rds_targets inventory's mapping, as tables: RDS describe items and secrets in, hosts out.
+(The plugin itself, which imports ansible, is tested in tests/unit/plugins/inventory.)"""
 from __future__ import annotations
 
 import json
 
 import pytest
-import yaml
 
-from ansible_collections.credops.pgauth.plugins.inventory import rds_targets
 from ansible_collections.credops.pgauth.plugins.module_utils import inventory_rds as m
-from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import AWS_OPTIONS
 
 REGION = "eu-west-1"
 CONNECT = {"sslmode": "verify-full", "dbname": "postgres"}
@@ -40,17 +38,25 @@ def cluster(ident, *, iam=True, managed=False):
     return item
 
 
-def secret(name, username, *, host=None, port=None, dbname=None, password=True, tags=None):
+def secret(name, username, *, host=None, port=None, dbname=None, password=True, tags=None,
+           created=None):
     return {"name": name, "arn": f"arn:aws:secretsmanager:{REGION}:1:secret:{name}-AbCdEf",
             "tags": tags or {}, "fields": {"username": username, "host": host, "port": port,
-                                           "dbname": dbname, "has_password": password}}
+                                           "dbname": dbname, "has_password": password},
+            "created": created}
 
 
 def hosts(instances=(), clusters=(), secrets=(), filters=None, template=m.DEFAULT_HOSTNAME_TEMPLATE,
-          include_clusters=True):
+          include_clusters=True, master_extra_stores=False, warnings=None):
     records = m.databases(list(instances), list(clusters), REGION, filters or {}, include_clusters)
     return {h["name"]: h["vars"] for h in m.build_hosts(records, list(secrets), CONNECT,
-                                                        m.DEFAULT_SECRET_TAG, template)}
+                                                        m.DEFAULT_SECRET_TAG, template,
+                                                        master_extra_stores, warnings)}
+
+
+def store_names(found):
+    return {name: [s["secret_id"].split(":secret:")[1].removesuffix("-AbCdEf")
+                   for s in v["pgauth_stores"]] for name, v in found.items()}
 
 
 HOST_A = f"a.x.{REGION}.rds.amazonaws.com"
@@ -72,15 +78,16 @@ HOST_A = f"a.x.{REGION}.rds.amazonaws.com"
     ("a secret for another host makes no host",
      {"instances": [instance("a")], "secrets": [secret("s", "app", host="b.example")]},
      {"a-master": ["rds!db-a"]}),
-    ("a tagged master secret without host",
+    ("a tagged master secret without host: not matched (a tag never suffices)",
      {"instances": [instance("a", managed=False)],
       "secrets": [secret("t", "master", tags={m.DEFAULT_SECRET_TAG: "a"})]},
-     {"a-master": ["t"]}),
-    ("two secrets of one role: one host, the managed one first, tagged before host",
+     {}),
+    ("the master user gets the managed secret only (no master_extra_stores)",
      {"instances": [instance("a")],
       "secrets": [secret("z-by-host", "master", host=HOST_A),
-                  secret("y-tagged", "master", tags={m.DEFAULT_SECRET_TAG: "a"})]},
-     {"a-master": ["rds!db-a", "y-tagged", "z-by-host"]}),
+                  secret("y-tagged", "master", host=HOST_A,
+                         tags={m.DEFAULT_SECRET_TAG: "a"})]},
+     {"a-master": ["rds!db-a"]}),
     ("an Aurora member instance gets no host; the cluster does",
      {"instances": [instance("m1", engine="aurora-postgresql", cluster="c", managed=False)],
       "clusters": [cluster("c", managed=True)]},
@@ -100,12 +107,100 @@ HOST_A = f"a.x.{REGION}.rds.amazonaws.com"
 ])
 def test_hosts_and_their_stores(case, kwargs, expected):
     found = hosts(**kwargs)
-    assert {name: [s["secret_id"].split(":secret:")[1].removesuffix("-AbCdEf")
-                   for s in v["pgauth_stores"]] for name, v in found.items()} == expected, case
+    assert store_names(found) == expected, case
     for host in found.values():
         assert all(store == {"name": store["name"], "type": "aws_secretsmanager",
                              "secret_id": store["secret_id"], "format": "json",
                              "region": REGION} for store in host["pgauth_stores"])
+
+
+TAG_A = {m.DEFAULT_SECRET_TAG: "a"}
+
+
+@pytest.mark.parametrize(("case", "kwargs", "expected", "warned"), [
+    # review finding 1: a secret tagged with a database's id was a store of any role on it
+    ("an attacker's tagged master secret with another host is not a store",
+     {"instances": [instance("a")],
+      "secrets": [secret("aaa-x", "master", host="evil", tags=TAG_A)]},
+     {"a-master": ["rds!db-a"]}, []),
+    ("a tagged secret with another host makes no host for its role",
+     {"instances": [instance("a")],
+      "secrets": [secret("aaa-x", "app", host="evil", tags=TAG_A)]},
+     {"a-master": ["rds!db-a"]}, []),
+    ("a tagged secret with no host is not matched",
+     {"instances": [instance("a")], "secrets": [secret("aaa-x", "app", tags=TAG_A)]},
+     {"a-master": ["rds!db-a"]}, []),
+    ("a tagged secret with the endpoint but another port is not matched",
+     {"instances": [instance("a")],
+      "secrets": [secret("aaa-x", "app", host=HOST_A, port=6432, tags=TAG_A)]},
+     {"a-master": ["rds!db-a"]}, []),
+    ("a tagged secret with the endpoint is matched",
+     {"instances": [instance("a")],
+      "secrets": [secret("t", "app", host=HOST_A, port=5432, tags=TAG_A)]},
+     {"a-master": ["rds!db-a"], "a-app": ["t"]}, []),
+    ("a secret tagged for another database is not matched, though its host is this one",
+     {"instances": [instance("a")],
+      "secrets": [secret("t", "app", host=HOST_A, tags={m.DEFAULT_SECRET_TAG: "b"})]},
+     {"a-master": ["rds!db-a"]}, []),
+    ("the master user: only the managed secret, even with the endpoint in the secret",
+     {"instances": [instance("a")],
+      "secrets": [secret("aaa-x", "master", host=HOST_A, tags=TAG_A, created=1.0)]},
+     {"a-master": ["rds!db-a"]}, []),
+    ("an unmanaged master gets no host from a secret without master_extra_stores",
+     {"instances": [instance("a", managed=False)],
+      "secrets": [secret("m", "master", host=HOST_A)]},
+     {}, []),
+    ("master_extra_stores: the managed secret first, then the others oldest first",
+     {"instances": [instance("a")], "master_extra_stores": True,
+      "secrets": [secret("aaa-new", "master", host=HOST_A, created=200.0),
+                  secret("zzz-old", "master", host=HOST_A, created=100.0)]},
+     {"a-master": ["rds!db-a", "zzz-old", "aaa-new"]}, ["zzz-old", "aaa-new"]),
+    ("master_extra_stores: an unmanaged master's secret is its store",
+     {"instances": [instance("a", managed=False)], "master_extra_stores": True,
+      "secrets": [secret("m", "master", host=HOST_A)]},
+     {"a-master": ["m"]}, []),
+    ("a newer secret named to sort first does not become the primary",
+     {"instances": [instance("a")],
+      "secrets": [secret("prod/db/app", "app", host=HOST_A, created=100.0),
+                  secret("aaa-x", "app", host=HOST_A, tags=TAG_A, created=900.0)]},
+     {"a-master": ["rds!db-a"], "a-app": ["prod/db/app", "aaa-x"]},
+     ["prod/db/app", "aaa-x"]),
+    ("a tag gives no precedence over the creation date",
+     {"instances": [instance("a")],
+      "secrets": [secret("old-by-host", "app", host=HOST_A, created=1.0),
+                  secret("new-tagged", "app", host=HOST_A, tags=TAG_A, created=2.0)]},
+     {"a-master": ["rds!db-a"], "a-app": ["old-by-host", "new-tagged"]},
+     ["old-by-host", "new-tagged"]),
+    ("a secret without a creation date comes after the dated ones",
+     {"instances": [instance("a")],
+      "secrets": [secret("aaa-undated", "app", host=HOST_A),
+                  secret("zzz-dated", "app", host=HOST_A, created=5.0)]},
+     {"a-master": ["rds!db-a"], "a-app": ["zzz-dated", "aaa-undated"]},
+     ["zzz-dated", "aaa-undated"]),
+    ("one matching secret: no warning",
+     {"instances": [instance("a")], "secrets": [secret("s", "app", host=HOST_A)]},
+     {"a-master": ["rds!db-a"], "a-app": ["s"]}, []),
+])
+def test_who_can_add_a_store(case, kwargs, expected, warned):
+    warnings: list[str] = []
+    assert store_names(hosts(**kwargs, warnings=warnings)) == expected, case
+    if warned:
+        assert len(warnings) == 1, warnings
+        assert ", ".join(repr(name) for name in warned) in warnings[0], warnings
+        assert "review" in warnings[0]
+    else:
+        assert warnings == [], warnings
+
+
+def test_the_ambiguity_warning_names_secrets_only():
+    warnings: list[str] = []
+    hosts(instances=[instance("a")], warnings=warnings,
+          secrets=[secret("s1", "app", host=HOST_A, created=1.0),
+                   secret("s2", "app", host=HOST_A, created=2.0)])
+    assert warnings == [
+        ("rds_targets: role 'app' of a is in 2 secrets, ordered oldest first: 's1', 's2'; "
+         "review them (any of them becomes a store the runbooks write)")]
+    assert "arn:" not in warnings[0]
 
 
 @pytest.mark.parametrize(("iam", "password", "auth"), [
@@ -193,29 +288,17 @@ def test_broken_secrets_are_named_without_their_value(value, message):
 @pytest.mark.parametrize(("entry", "prefixes", "wanted"), [
     ({"Name": "prod/db/app"}, ["prod/db/"], True),
     ({"Name": "prod/web/key"}, ["prod/db/"], False),
+    # a tag does not bypass the prefixes (review finding 1)
     ({"Name": "prod/web/key", "Tags": [{"Key": m.DEFAULT_SECRET_TAG, "Value": "a"}]},
-     ["prod/db/"], True),
+     ["prod/db/"], False),
+    ({"Name": "aaa-x", "Tags": [{"Key": m.DEFAULT_SECRET_TAG, "Value": "prod-db"}]},
+     ["prod/db/"], False),
     ({"Name": "anything"}, [], True),
     ({"Name": "rds!db-123"}, [], False),
     ({"Name": "x", "OwningService": "rds"}, [], False),
 ])
 def test_which_secrets_are_read(entry, prefixes, wanted):
     assert m.wanted_secret(entry, prefixes, m.DEFAULT_SECRET_TAG) is wanted
-
-
-def test_the_plugin_documents_the_collections_aws_options():
-    """The inventory source takes the modules' AWS option names, aliases and AWS_* fallbacks
-    (an inventory plugin documents env itself; the modules' doc fragment cannot)."""
-    options = yaml.safe_load(rds_targets.DOCUMENTATION)["options"]
-    for name, spec in AWS_OPTIONS.items():
-        assert name in options, name
-        assert options[name].get("aliases", []) == spec.get("aliases", []), name
-        env = [e["name"] for e in options[name].get("env", [])]
-        assert env[:len(spec.get("env", []))] == spec.get("env", []), name
-        assert options[name]["type"] == spec["type"], name
-    assert options["hostname_template"]["default"] == m.DEFAULT_HOSTNAME_TEMPLATE
-    assert options["secret_tag"]["default"] == m.DEFAULT_SECRET_TAG
-    assert options["filters"]["suboptions"]["engine"]["default"] == list(m.POSTGRES_ENGINES)
 
 
 @pytest.mark.parametrize(("code", "message"), [
@@ -239,16 +322,6 @@ def test_a_failed_call_names_the_region_and_the_call(code, message):
     assert str(err.value) == message
 
 
-@pytest.mark.parametrize(("name", "accepted"), [
-    ("prod.rds_targets.yml", True), ("prod.rds_targets.yaml", True), ("rds_targets.yml", True),
-    ("rds_targets.yaml", True), ("prod.aws_rds.yml", False), ("rds_targets.json", False),
-    ("myrds_targets.yml", False)])
-def test_verify_file(tmp_path, name, accepted):
-    source = tmp_path / name
-    source.write_text("plugin: credops.pgauth.rds_targets\n")
-    assert bool(rds_targets.InventoryModule().verify_file(str(source))) is accepted
-
-
 def test_a_secret_that_may_not_be_read_is_skipped_with_a_warning_naming_it():
     boto3 = pytest.importorskip("boto3")
     from botocore.stub import Stubber
@@ -269,3 +342,53 @@ def test_a_secret_that_may_not_be_read_is_skipped_with_a_warning_naming_it():
         ("rds_targets: skipped in eu-west-1: secret 'prod/db/app': access denied for "
          "get_secret_value (AccessDeniedException)"),
         "rds_targets: skipped in eu-west-1: secret 'prod/db/app' is not valid JSON"]
+
+
+# review finding 2: a cache another local user can write is not read; a tampered record is
+# dropped
+
+def _built(connect=CONNECT):
+    records = m.databases([instance("a")], [], REGION, {}, True)
+    return m.build_hosts(records, [secret("s", "app", host=HOST_A)], connect,
+                         m.DEFAULT_SECRET_TAG, m.DEFAULT_HOSTNAME_TEMPLATE)
+
+
+def _tampered(change):
+    hosts = json.loads(json.dumps(_built()))
+    change(hosts[0]["vars"])
+    return hosts
+
+
+@pytest.mark.parametrize(("case", "change", "problem"), [
+    ("another host", lambda v: v["pgauth_target"].update(host="evil"), "differs"),
+    ("another port", lambda v: v["pgauth_target"].update(port=6543), "differs"),
+    ("a weaker sslmode", lambda v: v["pgauth_target"].update(sslmode="disable"), "differs"),
+    ("an sslrootcert", lambda v: v["pgauth_target"].update(sslrootcert="/tmp/evil-ca.pem"),
+     "differs"),
+    ("an unknown target key", lambda v: v["pgauth_target"].update(sslcert="/tmp/x"),
+     "differs"),
+    ("an unknown variable", lambda v: v.update(ansible_host="evil"), "unknown"),
+    ("an unknown pgauth_rds key", lambda v: v["pgauth_rds"].update(x=1), "pgauth_rds"),
+    ("a store of another type",
+     lambda v: v["pgauth_stores"][0].update(type="command"), "pgauth_stores"),
+    ("an unknown store key",
+     lambda v: v["pgauth_stores"][0].update(read=["sh"]), "pgauth_stores"),
+    ("iam on a database without IAM",
+     lambda v: (v["pgauth_rds"].update(iam=False), v["pgauth_target"].update(auth="iam")),
+     "pgauth_target"),
+])
+def test_a_tampered_cached_record_is_dropped(case, change, problem):
+    kept, warnings = m.validate_cached(_tampered(change), CONNECT)
+    names = [h["name"] for h in _built()]
+    assert [h["name"] for h in kept] == names[1:], case
+    assert len(warnings) == 1 and f"cached host {names[0]!r} dropped" in warnings[0], warnings
+    assert problem in warnings[0], warnings
+    assert "evil" not in warnings[0]
+
+
+def test_the_plugins_own_records_pass_and_a_changed_connect_drops_them():
+    built = json.loads(json.dumps(_built()))
+    assert m.validate_cached(built, CONNECT) == (built, [])
+    kept, warnings = m.validate_cached(built, {**CONNECT, "sslrootcert": "/etc/ssl/rds.pem"})
+    assert kept == [] and len(warnings) == len(built)
+    assert m.validate_cached({"not": "a list"}, CONNECT)[0] is None
