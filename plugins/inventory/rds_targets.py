@@ -52,6 +52,7 @@ requirements:
 extends_documentation_fragment:
   - constructed
   - inventory_cache
+  - credops.pgauth.plugin_connection.AWS
 options:
   plugin:
     description: The name of this plugin; the inventory source file must set it.
@@ -66,73 +67,6 @@ options:
     type: list
     elements: str
     default: []
-  region:
-    description:
-      - AWS region when O(regions) is empty. Falls back to E(AWS_REGION), then
-        E(AWS_DEFAULT_REGION), then the profile.
-    type: str
-    aliases:
-      - aws_region
-    env:
-      - name: AWS_REGION
-      - name: AWS_DEFAULT_REGION
-  profile:
-    description:
-      - Named profile from the AWS config files. Falls back to E(AWS_PROFILE).
-    type: str
-    aliases:
-      - aws_profile
-    env:
-      - name: AWS_PROFILE
-  endpoint_url:
-    description:
-      - Use this endpoint instead of the AWS default (a VPC endpoint, or a test server),
-        for RDS and Secrets Manager. Falls back to E(AWS_ENDPOINT_URL).
-      - Must be C(https://), or C(http://) to this machine, unless O(insecure_endpoint_ok).
-    type: str
-    aliases:
-      - aws_endpoint_url
-    env:
-      - name: AWS_ENDPOINT_URL
-  access_key:
-    description:
-      - AWS access key id. Falls back to E(AWS_ACCESS_KEY_ID), then boto3's credential
-        chain (profile, instance or task role, web identity).
-    type: str
-    aliases:
-      - aws_access_key_id
-    env:
-      - name: AWS_ACCESS_KEY_ID
-  secret_key:
-    description:
-      - AWS secret access key. Falls back to E(AWS_SECRET_ACCESS_KEY). Prefer the
-        environment (an AWX AWS credential sets it) to writing it into the source file.
-    type: str
-    aliases:
-      - aws_secret_access_key
-    env:
-      - name: AWS_SECRET_ACCESS_KEY
-  session_token:
-    description:
-      - AWS session token for temporary credentials. Falls back to E(AWS_SESSION_TOKEN),
-        then E(AWS_SECURITY_TOKEN) (the name AWX's AWS credential injects).
-    type: str
-    aliases:
-      - aws_session_token
-    env:
-      - name: AWS_SESSION_TOKEN
-      - name: AWS_SECURITY_TOKEN
-  aws_config:
-    description:
-      - Settings for botocore's C(Config) that override this collection's defaults
-        (C(connect_timeout=10), C(read_timeout=30), standard retries with 8 attempts).
-    type: dict
-  insecure_endpoint_ok:
-    description:
-      - Allow an O(endpoint_url) that is neither C(https://) nor plain C(http://) to this
-        machine. The endpoint receives the AWS credentials and the secrets read.
-    type: bool
-    default: false
   filters:
     description:
       - Which databases get hosts.

@@ -20,7 +20,12 @@ import os
 import re
 import stat
 
-import yaml
+try:
+    import yaml
+    _SafeLoader = yaml.SafeLoader
+except ImportError:  # pragma: no cover - ansible-core depends on PyYAML
+    yaml = None
+    _SafeLoader = object
 
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import looks_like_dsn
 from ansible_collections.credops.pgauth.plugins.module_utils.discover_walk import (
@@ -87,7 +92,7 @@ def file_format(path: str, text: str) -> str | None:
     return fmt
 
 
-class _NoAliasLoader(yaml.SafeLoader):
+class _NoAliasLoader(_SafeLoader):
     """A YAML loader that refuses aliases: a few hundred bytes of nested ``*anchors`` are a
     billion leaves to walk (the alias bomb).  Config files holding a credential do not need
     them; a document with one is skipped."""
@@ -99,6 +104,8 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 
 def _parse_yaml(text: str, fmt: str):
+    if yaml is None:
+        raise SkipFile(f"not read: {fmt} needs PyYAML")
     try:
         return yaml.load(text, Loader=_NoAliasLoader) or {}
     except RecursionError:

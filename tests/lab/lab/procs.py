@@ -80,7 +80,7 @@ def spawn(argv: list[str], pidfile: Path, logfile: Path, env: dict | None = None
 
 
 def spawn_serving(argv: list[str], pidfile: Path, logfile: Path, ready, what: str,
-                  attempts: int = 3, **spawn_kw) -> int:
+                  attempts: int = 5, **spawn_kw) -> int:
     """spawn, then wait until ready(); start it again when it exited first.  The lab's
     ports lie in Linux's ephemeral range: until labctl has reserved them (root only), an
     outgoing connection of anything on the machine may hold one for a moment, and the

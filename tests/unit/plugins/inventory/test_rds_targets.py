@@ -8,6 +8,7 @@ import json
 import pytest
 import yaml
 
+from ansible_collections.credops.pgauth.plugins.doc_fragments import plugin_connection
 from ansible_collections.credops.pgauth.plugins.inventory import rds_targets
 from ansible_collections.credops.pgauth.plugins.module_utils import inventory_rds as m
 from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import AWS_OPTIONS
@@ -39,16 +40,22 @@ def _tampered(change):
     return hosts
 
 
-def test_the_plugin_documents_the_collections_aws_options():
+def test_the_plugin_takes_the_collections_aws_options_from_the_generated_fragment():
     """The inventory source takes the modules' AWS option names, aliases and AWS_* fallbacks
-    (an inventory plugin documents env itself; the modules' doc fragment cannot)."""
-    options = yaml.safe_load(rds_targets.DOCUMENTATION)["options"]
+    from the one source (the option registry, through the generated plugin fragment)."""
+    doc = yaml.safe_load(rds_targets.DOCUMENTATION)
+    assert "credops.pgauth.plugin_connection.AWS" in doc["extends_documentation_fragment"]
+    options = doc["options"]
+    assert not set(options) & set(AWS_OPTIONS), "an AWS option written again by hand"
+    fragment = yaml.safe_load(plugin_connection.ModuleDocFragment.AWS)["options"]
     for name, spec in AWS_OPTIONS.items():
-        assert name in options, name
-        assert options[name].get("aliases", []) == spec.get("aliases", []), name
-        env = [e["name"] for e in options[name].get("env", [])]
-        assert env[:len(spec.get("env", []))] == spec.get("env", []), name
-        assert options[name]["type"] == spec["type"], name
+        assert name in fragment, name
+        assert fragment[name].get("aliases", []) == spec.get("aliases", []), name
+        # reversed: ansible's config lets the last variable set win, env_fallback the first
+        env = [e["name"] for e in fragment[name].get("env", [])]
+        assert env[::-1] == spec.get("env", []), name
+        assert fragment[name]["type"] == spec["type"], name
+    assert "AWS_SECURITY_TOKEN" in [e["name"] for e in fragment["session_token"]["env"]]
     assert options["hostname_template"]["default"] == m.DEFAULT_HOSTNAME_TEMPLATE
     assert options["secret_tag"]["default"] == m.DEFAULT_SECRET_TAG
     assert options["filters"]["suboptions"]["engine"]["default"] == list(m.POSTGRES_ENGINES)
