@@ -18,8 +18,9 @@ CONNECT = {"sslmode": "verify-full", "dbname": "postgres"}
 HOST_A = f"a.x.{REGION}.rds.amazonaws.com"
 
 
-def _built(connect=CONNECT):
+def _built(connect=None):
     """What the plugin builds for instance a (managed master) and a role secret by host."""
+    connect = CONNECT if connect is None else connect
     instance = {"DBInstanceIdentifier": "a", "DBInstanceArn": f"arn:aws:rds:{REGION}:1:db:a",
                 "Engine": "postgres", "EngineVersion": "16.3", "DBInstanceStatus": "available",
                 "Endpoint": {"Address": HOST_A, "Port": 5432}, "MasterUsername": "master",

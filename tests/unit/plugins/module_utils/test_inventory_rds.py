@@ -347,7 +347,8 @@ def test_a_secret_that_may_not_be_read_is_skipped_with_a_warning_naming_it():
 # review finding 2: a cache another local user can write is not read; a tampered record is
 # dropped
 
-def _built(connect=CONNECT):
+def _built(connect=None):
+    connect = CONNECT if connect is None else connect
     records = m.databases([instance("a")], [], REGION, {}, True)
     return m.build_hosts(records, [secret("s", "app", host=HOST_A)], connect,
                          m.DEFAULT_SECRET_TAG, m.DEFAULT_HOSTNAME_TEMPLATE)
