@@ -169,9 +169,7 @@ def generated_files() -> dict[str, str]:
 
 def stale_files(root: Path = ROOT) -> list[str]:
     files = generated_files()
-    return [path for path, text in files.items()
-            if not (root / path).is_file() or (root / path).read_text() != text] + \
-        _surveys().orphans(root, files)
+    return _surveys().stale_paths(root, files, _surveys().orphans(root, files))
 
 
 def main() -> int:
@@ -184,15 +182,7 @@ def main() -> int:
             print(f"stale: {path} (run make specs)")
         return 1 if stale else 0
     files = generated_files()
-    for path, text in files.items():
-        target = ROOT / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.is_file() or target.read_text() != text:
-            target.write_text(text)
-            print(f"wrote {path}")
-    for path in _surveys().orphans(ROOT, files):
-        (ROOT / path).unlink()
-        print(f"removed {path}")
+    _surveys().write_files(ROOT, files, _surveys().orphans(ROOT, files))
     return 0
 
 

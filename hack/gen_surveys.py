@@ -1,9 +1,9 @@
 # Copyright (c) credops.pgauth contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Write the AWX survey specs, one per job template, from the roles' argument specs.
+"""The AWX survey specs, one per job template, from the roles' argument specs.
 
-    python hack/gen_surveys.py            # write them (make specs does, via gen_specs.py)
-    python hack/gen_surveys.py --check    # exit 1 and name the stale ones
+hack/gen_specs.py (make specs) writes and checks them with the rest of the generated files,
+through the two helpers at the end of this file, which it shares.
 
 Sources: roles/<role>/meta/argument_specs.yml (every role that has one: one job template
 each) and hack/surveys.yml (the options no survey asks, and the job templates that run a
@@ -14,10 +14,8 @@ stale.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
 import yaml
@@ -136,38 +134,31 @@ def orphans(root: Path, files: dict[str, str]) -> list[str]:
             if str(path.relative_to(root)) not in files]
 
 
-def stale_files(root: Path = ROOT, generated: dict[str, str] | None = None) -> list[str]:
-    files = survey_files(root, generated)
+def stale_paths(root: Path, files: dict[str, str], removed: list[str]) -> list[str]:
+    """Generated files missing or different on disk under root, then the ones to remove."""
     return [path for path, text in files.items()
-            if not (root / path).is_file() or (root / path).read_text() != text] + \
-        orphans(root, files)
+            if not (root / path).is_file() or (root / path).read_text() != text] + removed
 
 
-def write(root: Path = ROOT, generated: dict[str, str] | None = None) -> None:
-    files = survey_files(root, generated)
-    (root / SURVEY_DIR).mkdir(parents=True, exist_ok=True)
+def write_files(root: Path, files: dict[str, str], removed: list[str]) -> None:
+    """Write what changed (only that: file times stay for make), remove what is no longer
+    generated."""
     for path, text in files.items():
         target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
         if not target.is_file() or target.read_text() != text:
             target.write_text(text)
             print(f"wrote {path}")
-    for path in orphans(root, files):
+    for path in removed:
         (root / path).unlink()
         print(f"removed {path}")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only report stale files")
-    args = parser.parse_args()
-    if args.check:
-        stale = stale_files()
-        for path in stale:
-            print(f"stale: {path} (run make specs)")
-        return 1 if stale else 0
-    write()
-    return 0
+def stale_files(root: Path = ROOT, generated: dict[str, str] | None = None) -> list[str]:
+    files = survey_files(root, generated)
+    return stale_paths(root, files, orphans(root, files))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def write(root: Path = ROOT, generated: dict[str, str] | None = None) -> None:
+    files = survey_files(root, generated)
+    write_files(root, files, orphans(root, files))
