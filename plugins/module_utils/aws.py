@@ -44,6 +44,13 @@ def botocore_exceptions():
     return sys.modules.get("botocore.exceptions") or _NO_BOTOCORE
 
 
+def call_errors() -> tuple:
+    """What a botocore call raises when it fails (WaiterError is a BotoCoreError), for an
+    except clause in every module that calls AWS, without importing botocore first."""
+    exceptions = botocore_exceptions()
+    return (exceptions.ClientError, exceptions.BotoCoreError)
+
+
 def _botocore():
     """botocore, imported on first use (AwsError when it is not installed)."""
     if BOTO3_IMPORT_ERROR:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
     AwsError,
+    call_errors,
     client,
     describe_aws_error,
 )
@@ -20,11 +21,6 @@ from ansible_collections.credops.pgauth.plugins.module_utils.consumer_base impor
     Consumer,
     ConsumerContext,
 )
-
-try:
-    import botocore.exceptions
-except ImportError:  # pragma: no cover - aws.client reports it
-    botocore = None
 
 
 class AwsEcsServiceConsumer(Consumer):
@@ -45,7 +41,7 @@ class AwsEcsServiceConsumer(Consumer):
     def _call(self, ecs, operation: str, **kwargs):
         try:
             return getattr(ecs, operation)(**kwargs)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+        except call_errors() as err:
             raise self.error(describe_aws_error(err, operation, "ECS",
                                                 ecs.meta.endpoint_url)) from None
 

@@ -15,17 +15,12 @@ import re
 
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
     AwsError,
+    call_errors,
     client,
     describe_aws_error,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import looks_like_dsn
 from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError
-
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-    AWS_CALL_ERRORS: tuple = (BotoCoreError, ClientError)
-except ImportError:  # aws.client() says boto3 is missing before any call is made
-    AWS_CALL_ERRORS = ()
 
 # an environment variable that holds a password (DB_PASSWORD, PGPASSWORD, RDS_PASSWORD)
 _PASSWORD_VAR = re.compile(r"(?i)(^|_|PG)(PASSWORD|PASSWD|PWD|PASS)$")
@@ -73,7 +68,7 @@ def _client(options: dict, service: str, label: str):
 def _call(label: str, service: str, options: dict, what: str, function, **kwargs):
     try:
         return function(**kwargs)
-    except AWS_CALL_ERRORS as err:  # described without the request
+    except call_errors() as err:  # described without the request
         reason = describe_aws_error(err, what, service, options.get("endpoint_url"))
         raise ScopeError(f"{label}: {reason}") from None
 
@@ -105,7 +100,7 @@ def secretsmanager(scope: dict, options: dict, run):
             run.tick()
             try:
                 peek = sm.get_secret_value(SecretId=secret["ARN"]).get("SecretString")
-            except AWS_CALL_ERRORS:  # unreadable: the Store read below says why, by name
+            except call_errors():  # unreadable: the Store read below says why, by name
                 peek = None
             yield {"type": "aws_secretsmanager", "secret_id": name,
                    "format": value_format(peek) or "json"}

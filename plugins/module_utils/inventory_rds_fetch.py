@@ -11,16 +11,11 @@ from collections.abc import Callable
 from ansible_collections.credops.pgauth.plugins.module_utils import inventory_rds as mapping
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
     AwsError,
+    call_errors,
     client,
     describe_aws_error,
     error_code,
 )
-
-try:
-    import botocore.exceptions
-    _AWS_ERRORS: tuple = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
-except ImportError:  # pragma: no cover - aws.client reports the missing boto3
-    _AWS_ERRORS = ()
 
 
 def _pages(api, call: str, key: str, region: str, **kwargs) -> list[dict]:
@@ -29,7 +24,7 @@ def _pages(api, call: str, key: str, region: str, **kwargs) -> list[dict]:
     try:
         for page in api.get_paginator(call).paginate(**kwargs):
             items.extend(page.get(key) or [])
-    except _AWS_ERRORS as err:
+    except call_errors() as err:
         raise AwsError(f"region {region}: "
                        + describe_aws_error(err, call, api.meta.service_model.service_name,
                                             api.meta.endpoint_url)) from None
@@ -42,7 +37,7 @@ def _secret_fields(sm, region: str, entry: dict, warn: Callable[[str], None]) ->
     name = entry.get("Name") or entry.get("ARN")
     try:
         value = sm.get_secret_value(SecretId=entry["ARN"])
-    except _AWS_ERRORS as err:
+    except call_errors() as err:
         code = error_code(err)
         if code == "ResourceNotFoundException":
             return None  # deleted between list and read

@@ -23,6 +23,7 @@ import re
 
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
     AwsError,
+    call_errors,
     caller_account,
     client,
     describe_aws_error,
@@ -38,11 +39,6 @@ from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     StoreError,
     make_backend,
 )
-
-try:
-    import botocore.exceptions
-except ImportError:  # pragma: no cover - aws.client reports it
-    botocore = None
 
 TARGET_TYPES = ("aws_secretsmanager", "aws_ssm")
 # what ECS calls to fetch each kind of secret at task start
@@ -69,7 +65,7 @@ def _may_read(options: dict, role_arn: str, action: str, arn: str) -> str:
     iam = client(options, "iam")
     try:
         policies = principal_policies(iam, parse_principal(role_arn))
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+    except call_errors() as err:
         raise AwsError(describe_aws_error(err, f"reading the policies of {role_arn}", "IAM",
                                           iam.meta.endpoint_url)) from None
     return evaluate(policies, action, arn).decision
@@ -92,7 +88,7 @@ def _grant(options: dict, role_arn: str, action: str, arn: str) -> str:
     try:
         iam.put_role_policy(RoleName=parse_principal(role_arn).name, PolicyName=name,
                             PolicyDocument=json.dumps(document))
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+    except call_errors() as err:
         raise AwsError(describe_aws_error(err, f"granting {action} to {role_arn}", "IAM",
                                           iam.meta.endpoint_url)) from None
     return name

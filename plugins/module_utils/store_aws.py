@@ -21,6 +21,7 @@ from typing import ClassVar
 
 from ansible_collections.credops.pgauth.plugins.module_utils.aws import (
     AwsError,
+    call_errors,
     client,
     describe_aws_error,
     error_code,
@@ -32,11 +33,6 @@ from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     StoreError,
     StoreNotFound,
 )
-
-try:
-    import botocore.exceptions
-except ImportError:  # pragma: no cover - aws.client reports it
-    botocore = None
 
 STAGE_LABELS = {"current": "AWSCURRENT", "pending": "AWSPENDING"}
 
@@ -87,7 +83,7 @@ class AwsBackend(Backend):
     def _call(self, operation: str, **kwargs):
         try:
             return getattr(self.api, operation)(**kwargs)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+        except call_errors() as err:
             code = error_code(err)
             if code in self.not_found:
                 raise self.error(self.not_found[code], StoreNotFound) from None

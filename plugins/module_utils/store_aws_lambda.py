@@ -21,13 +21,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ansible_collections.credops.pgauth.plugins.module_utils.aws import call_errors
 from ansible_collections.credops.pgauth.plugins.module_utils.store import StoredValue
 from ansible_collections.credops.pgauth.plugins.module_utils.store_aws import AwsBackend
-
-try:
-    import botocore.exceptions
-except ImportError:  # pragma: no cover - aws.client reports it
-    botocore = None
 
 UPDATE_WAIT = {"Delay": 2, "MaxAttempts": 60}   # at most two minutes
 
@@ -119,8 +115,7 @@ class LambdaEnvironmentBackend(AwsBackend):
         try:
             self.api.get_waiter("function_updated_v2").wait(
                 FunctionName=self.spec["function"], WaiterConfig=UPDATE_WAIT)
-        except (botocore.exceptions.WaiterError, botocore.exceptions.ClientError,
-                botocore.exceptions.BotoCoreError) as err:
+        except call_errors() as err:
             raise self.error(f"the update did not finish: {type(err).__name__}") from None
 
     def _publish_to_alias(self, revision: str | None) -> str:

@@ -49,9 +49,24 @@ def test_a_password_only_target_imports_no_aws_or_vault_library(module):
 
 
 def test_the_store_backends_that_need_them_still_import_them():
-    """The lazy import is no missing import: an AWS or Vault backend brings its library."""
-    assert {"botocore"} <= imported_after(MU + "store_aws")
+    """The lazy import is no missing import: a Vault backend brings its library, and an AWS
+    one brings botocore with its first client (test below)."""
     assert {"hvac", "requests"} <= imported_after(MU + "store_vault")
+
+
+def test_call_errors_catch_a_real_failed_call_of_a_new_client():
+    """Every AWS module catches call_errors() without importing botocore itself: the client
+    made the names real before any call could raise."""
+    code = ("from ansible_collections.credops.pgauth.plugins.module_utils import aws\n"
+            "api = aws.client({'region': 'eu-west-1', 'endpoint_url': 'http://127.0.0.1:9',"
+            " 'access_key': 'AKIDEXAMPLE', 'secret_key': 'x'}, 'secretsmanager', 1)\n"
+            "try:\n    api.list_secrets()\nexcept aws.call_errors() as err:\n"
+            "    print(type(err).__name__, aws.describe_aws_error(err, 'list_secrets',"
+            " 'secretsmanager', 'http://127.0.0.1:9'))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60, env={"PYTHONPATH": str(ROOT)})
+    assert done.stdout.split(None, 1) == [
+        "EndpointConnectionError", "cannot reach secretsmanager at http://127.0.0.1:9\n"]
 
 
 def test_botocore_exceptions_match_nothing_until_botocore_is_imported():
