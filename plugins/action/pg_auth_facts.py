@@ -28,6 +28,7 @@ from ansible_collections.credops.pgauth.plugins.filter import (
 )
 from ansible_collections.credops.pgauth.plugins.module_utils import facts_task
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import run_pg_module
+from ansible_collections.credops.pgauth.plugins.module_utils.runbook_module import secrets_in_params
 from ansible_collections.credops.pgauth.plugins.plugin_utils.in_process import (
     run_module_body,
     runs_here,
@@ -71,5 +72,5 @@ class ActionModule(NormalAction):
                                       facts_task.MUTUALLY_EXCLUSIVE,
                                       lambda module, label: run_pg_module(
                                           module, facts_task.run, label),
-                                      facts_task.label))
+                                      facts_task.label, secrets_in_params))
         return result

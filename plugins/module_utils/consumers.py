@@ -23,18 +23,39 @@ from ansible_collections.credops.pgauth.plugins.module_utils.consumer_http impor
 from ansible_collections.credops.pgauth.plugins.module_utils.consumer_pgbouncer import (
     PgBouncerConsumer,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.verification import url_secrets
 
 CONSUMER_TYPES: dict[str, type[Consumer]] = {
     consumer.TYPE: consumer for consumer in (PgBouncerConsumer, HttpConsumer,
                                              AwsEcsServiceConsumer, CommandConsumer)}
 
 __all__ = ["CONSUMER_TYPES", "ConsumerContext", "ConsumerError", "ConsumerLine",
-           "confirm_all", "make_consumers"]
+           "confirm_all", "consumer_secrets", "make_consumers"]
+
+
+def consumer_secrets(specs) -> set[str]:
+    """The secrets written inside consumer items, found without validating them (a module
+    registers them before anything can fail, or its invocation.module_args would show them):
+    an inline admin password, and what redact_url hides of a url or health_url."""
+    found: set[str] = set()
+    for spec in specs if isinstance(specs, list) else ():
+        if not isinstance(spec, dict):
+            continue
+        admin = spec.get("admin")
+        if isinstance(admin, dict) and isinstance(admin.get("password"), str):
+            found.add(admin["password"])
+        for key in ("url", "health_url"):
+            if isinstance(spec.get(key), str):
+                found.update(url_secrets(spec[key]))
+    return {value for value in found if value}
 
 
 def make_consumers(specs: list[dict] | None, hide=None) -> list[Consumer]:
     """Consumer objects from pgauth_consumers items; ConsumerError on a bad item (before
-    anything changed).  hide(secret) registers the admin passwords given inline."""
+    anything changed).  hide(secret) registers the secrets consumer_secrets finds."""
+    if hide is not None:
+        for secret in consumer_secrets(specs):
+            hide(secret)
     consumers: list[Consumer] = []
     for index, spec in enumerate(specs or []):
         if not isinstance(spec, dict):
@@ -43,11 +64,7 @@ def make_consumers(specs: list[dict] | None, hide=None) -> list[Consumer]:
         if kind not in CONSUMER_TYPES:
             raise ConsumerError(f"consumer {spec.get('name') or '#' + str(index + 1)!r}: "
                                 f"unknown type {kind!r}; known: {', '.join(CONSUMER_TYPES)}")
-        consumer = CONSUMER_TYPES[kind](spec)
-        password = (spec.get("admin") or {}).get("password") if kind == "pgbouncer" else None
-        if password and hide is not None:
-            hide(password)
-        consumers.append(consumer)
+        consumers.append(CONSUMER_TYPES[kind](spec))
     names = [consumer.name for consumer in consumers]
     if len(set(names)) != len(names):
         raise ConsumerError("consumer names must be unique (they label report lines)")

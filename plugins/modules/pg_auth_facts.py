@@ -225,7 +225,6 @@ timings:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.credops.pgauth.plugins.module_utils.facts_task import (
     MUTUALLY_EXCLUSIVE,
@@ -234,10 +233,11 @@ from ansible_collections.credops.pgauth.plugins.module_utils.facts_task import (
     run,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import run_pg_module
+from ansible_collections.credops.pgauth.plugins.module_utils.runbook_module import RunbookModule
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE,
+    module = RunbookModule(argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE,
                            supports_check_mode=True)
     run_pg_module(module, run, label(module.params))
 

@@ -265,8 +265,6 @@ versions_after:
 
 import contextlib
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import (
     GENERATE_OPTIONS,
     argument_spec,
@@ -284,6 +282,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rotation import (
     run_rotation,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.rotation_exec import env_failpoint
+from ansible_collections.credops.pgauth.plugins.module_utils.runbook_module import RunbookModule
 from ansible_collections.credops.pgauth.plugins.module_utils.store_params import (
     prepare_runbook_params,
     validated_stores,
@@ -309,7 +308,7 @@ def lock_connection(params: dict, conn):
     return conn
 
 
-def run(module: AnsibleModule) -> dict:
+def run(module: RunbookModule) -> dict:
     params = prepare_runbook_params(module.params, module.no_log_values.add)
     if params.get("move_plaintext_to"):
         params["move_plaintext_to"] = validated_stores([params["move_plaintext_to"]],
@@ -339,7 +338,7 @@ def run(module: AnsibleModule) -> dict:
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = RunbookModule(
         argument_spec=postgres_argument_spec(
             with_stores=True,
             role={"type": "str", "required": True},

@@ -78,12 +78,15 @@ def _validation_failure(validation, module_name: str) -> str | None:
 
 
 def run_module_body(action, module_name: str, spec: dict, mutually_exclusive: list, body,
-                    label) -> dict:
+                    label, secrets_in_params=None) -> dict:
     """Validate the task's arguments against the module's spec, run body(module, label),
-    which ends in exit_json or fail_json as a module does, return the masked result."""
+    which ends in exit_json or fail_json as a module does, return the masked result.
+    secrets_in_params(raw args) names what no option's no_log covers (RunbookModule)."""
     validator = ModuleArgumentSpecValidator(spec, mutually_exclusive=mutually_exclusive)
     validation = validator.validate(dict(action._task.args))
     no_log_values = set(validation._no_log_values)
+    if secrets_in_params is not None:
+        no_log_values |= secrets_in_params(dict(action._task.args))
     failure = _validation_failure(validation, module_name)
     if failure:
         return remove_values({"failed": True, "changed": False, "msg": failure},
