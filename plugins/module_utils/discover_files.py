@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover - ansible-core depends on PyYAML
 
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import looks_like_dsn
 from ansible_collections.credops.pgauth.plugins.module_utils.discover_walk import (
+    MAX_WALK_DEPTH,
     WalkBudget,
     Walker,
 )
@@ -188,7 +189,11 @@ def _secret_documents(text: str) -> list[tuple[str | None, dict]]:
     for doc in docs:
         flat = {}
         for section in ("data", "stringData"):
-            for key, value in (doc.get(section) or {}).items():
+            entries = doc.get(section)
+            # a hand-edited manifest may hold anything here: only string keys are data keys
+            for key, value in (entries.items() if isinstance(entries, dict) else ()):
+                if not isinstance(key, str):
+                    continue
                 if section == "data":
                     try:
                         value = decode_data(value, key)
@@ -301,6 +306,9 @@ def iter_paths(globs: list[str], run=None):
             if run is None:
                 raise
             run.stop(f"the file walk stopped: {stop}")
+    if walker.too_deep and run is not None:
+        run.skip(f"{walker.too_deep} directories more than {MAX_WALK_DEPTH} levels below a "
+                 "glob's root (not entered)")
 
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -351,6 +359,11 @@ def enumerate_files(scope: dict, options: dict, run) -> object:
             found = file_candidates(path, read_text(path), run.check_time)
         except SkipFile as err:
             run.skip(f"{path}: {err}")
+            continue
+        except (RecursionError, TypeError, ValueError, AttributeError) as err:
+            # one file anyone may write must not end the scan of every scope: its content
+            # is never shown, only that it could not be read as its syntax
+            run.skip(f"{path}: cannot be read as its syntax ({type(err).__name__})")
             continue
         for spec in found:
             run.tick()

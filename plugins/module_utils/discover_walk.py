@@ -19,6 +19,9 @@ import glob
 import os
 
 MAX_WALK_ENTRIES = 100_000  # directory entries one scope looks at, over all its globs
+# directories below a glob's root the walk enters: config files live far above this, and a
+# tree nested deeper (anyone may make one where a glob looks) would exhaust the recursion
+MAX_WALK_DEPTH = 64
 SKIPPED_DIRS = ("/proc", "/sys", "/dev")
 
 
@@ -72,6 +75,7 @@ class Walker:
     def __init__(self, check_time=lambda: None, max_entries: int = MAX_WALK_ENTRIES):
         self.check_time, self.max_entries = check_time, max_entries
         self.entries = 0
+        self.too_deep = 0  # directories not entered for MAX_WALK_DEPTH
         self.seen: set[tuple[int, int]] = set()
 
     def paths(self, pattern: str):
@@ -111,5 +115,7 @@ class Walker:
                 continue
             if is_file and match(below, patterns):
                 yield entry.path
+            elif is_dir and len(below) > MAX_WALK_DEPTH:
+                self.too_deep += 1
             elif is_dir and match(below, patterns, prefix=True):
                 yield from self._walk(entry.path, below, patterns)

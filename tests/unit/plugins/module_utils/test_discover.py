@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -617,3 +618,58 @@ def test_template_markers_anywhere_in_a_store_dict():
     assert holds_template({"keys": {"{#": "B"}})
     assert holds_template({"items": ["ok", "{{"]})
     assert not holds_template({"path": "/srv/{x}/.env", "key": "a.b", "port": 5432})
+
+
+@pytest.mark.parametrize("text", [
+    "kind: Secret\ndata: notadict\n", "kind: Secret\ndata: [x]\n",
+    "kind: Secret\nstringData: {1: hunter2}\n"])
+def test_a_secret_manifest_of_any_shape_is_no_crash(text):
+    """Security review: a hand-edited manifest whose data is not a mapping of strings raised
+    AttributeError, which ended the whole discover run."""
+    assert file_candidates("/srv/s.yaml", text) == []
+
+
+def test_one_file_that_breaks_its_parser_is_skipped_and_the_scan_goes_on(
+        tmp_path, monkeypatch):
+    from ansible_collections.credops.pgauth.plugins.module_utils import discover_files
+    (tmp_path / "a.env").write_text("A_PASSWORD=x\n")
+    (tmp_path / "b.env").write_text("B_PASSWORD=y\n")
+    real = discover_files.file_candidates
+
+    def breaks_on_a(path, text, *args):
+        if path.endswith("a.env"):
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(path, text, *args)
+    monkeypatch.setattr(discover_files, "file_candidates", breaks_on_a)
+    scope = {"type": "file", "globs": [str(tmp_path / "*.env")], "timeout": 60,
+             "max_candidates": 100}
+    run = ScopeRun(0, scope)
+    found = list(discover_files.enumerate_files(scope, {}, run))
+    assert [spec["path"] for spec in found] == [str(tmp_path / "b.env")]
+    assert any("a.env: cannot be read as its syntax (RecursionError)" in reason
+               for reason in run.skipped), run.skipped
+
+
+def test_a_tree_nested_past_the_depth_bound_is_not_entered(tmp_path):
+    """1,500 nested directories (a path still under PATH_MAX) made the recursive walk raise
+    RecursionError; now nothing below MAX_WALK_DEPTH is entered, and the skip says so."""
+    from ansible_collections.credops.pgauth.plugins.module_utils import discover_files
+    from ansible_collections.credops.pgauth.plugins.module_utils.discover_walk import (
+        MAX_WALK_DEPTH,
+    )
+    levels = 1500
+    for level in range(1, levels + 1):  # os.makedirs recurses once per level too
+        os.mkdir(tmp_path / ("d/" * level))
+    shallow = tmp_path / "d" / "d" / "app.env"
+    shallow.write_text("DB_PASSWORD=x\n")
+    scope = {"type": "file", "globs": [str(tmp_path / "**" / "*.env")], "timeout": 60,
+             "max_candidates": 100}
+    run = ScopeRun(0, scope)
+    try:
+        found = list(discover_files.enumerate_files(scope, {}, run))
+    finally:  # bottom up: Python 3.11's rmtree recurses once per level
+        shallow.unlink()
+        for level in range(levels, 0, -1):
+            os.rmdir(tmp_path / ("d/" * level))
+    assert [spec["path"] for spec in found] == [str(shallow)]
+    assert any(f"more than {MAX_WALK_DEPTH} levels" in reason for reason in run.skipped)
