@@ -74,12 +74,22 @@ def _split_comment(rest: str) -> tuple[str, str]:
             i += 1
         end = len(rest) - len(stripped) + i + 1
         return rest[:end], rest[end:]
-    comment = re.search(r"\s+#.*$", rest)
-    return (rest[:comment.start()], comment.group(0)) if comment else (rest, "")
+    # the first '#' after whitespace starts the comment (a scan, not a regex: the file's owner
+    # writes these lines, and `\s+#` searched over a long run of spaces is quadratic)
+    hash_at = rest.find("#")
+    while hash_at != -1 and (hash_at == 0 or not rest[hash_at - 1].isspace()):
+        hash_at = rest.find("#", hash_at + 1)
+    if hash_at == -1:
+        return rest, ""
+    start = len(rest[:hash_at].rstrip())
+    return rest[:start], rest[start:]
 
 
-_YAML_KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[^\s#:'\"][^:#]*?|'[^']*'|\"[^\"]*\")"
-                            r"(?P<colon>\s*:)(?P<rest>.*?)(?P<nl>\r?\n?)$")
+# The key is words separated by whitespace, so that the text before the colon is matched
+# in linear time: a lazy `[^:#]*?` before `\s*:` backtracks quadratically on a long line
+# without a colon.
+_YAML_KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[^\s#:'\"](?:\s*[^\s:#])*|'[^']*'|"
+                            r"\"[^\"]*\")(?P<colon>\s*:)(?P<rest>.*?)(?P<nl>\r?\n?)$")
 
 
 def yaml_set_in_place(text: str, path: list[str], value) -> str | None:

@@ -442,3 +442,35 @@ def test_keys_mapping_round_trips_every_password(password):
     new = render(store, PROPERTIES, new_value)
     assert decode_keys(value_in(store, new)).password == password
     assert changed_lines(PROPERTIES, new) == ([] if password == "old:pw" else [6])
+
+
+TARGET = "database:\n  password: old  # kept\n"
+LONG_VALUE = "database:\n  password: old" + " " * 65_536 + "x\n"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # no colon: the key pattern's worst case
+    ("  - a" + " " * 65_536 + "b\n" + TARGET, "password: n3w  # kept"),
+    ("key" + " \t" * 32_768 + "\n" + TARGET, "password: n3w  # kept"),
+    # no '#' after a long run of spaces: the comment search's worst case
+    (LONG_VALUE, "password: n3w\n")])
+def test_yaml_in_place_edit_is_linear_on_a_long_line(text, expected):
+    """Security review: the config's owner writes its lines, and rotate (as root) edits the
+    file; one 32 KB line took 5 s and a long one hours.  A bound that guards against
+    backtracking, not a benchmark."""
+    import time
+    started = time.process_time()
+    new = file_yaml.yaml_set_in_place(text, ["database", "password"], "n3w")
+    assert time.process_time() - started < 2.0
+    assert new is not None and expected in new and "old" not in new
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("  password: old  # kept\n", "  password: n3w  # kept\n"),
+    ("  password: old#not-a-comment\n", "  password: n3w\n"),
+    ("  password: '#quoted' # c\n", "  password: n3w # c\n"),
+    ("  'pass word' : old\t# c\n", None),
+    ("  password : old\n", "  password : n3w\n")])
+def test_yaml_in_place_keeps_key_spacing_and_comments(line, expected):
+    new = file_yaml.yaml_set_in_place("database:\n" + line, ["database", "password"], "n3w")
+    assert new == (None if expected is None else "database:\n" + expected)
