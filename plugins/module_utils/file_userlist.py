@@ -23,8 +23,20 @@ from ansible_collections.credops.pgauth.plugins.module_utils.userlist import (
     UserlistError,
     check_user,
     entry_of,
+    lines_of,
     with_entry,
 )
+
+
+def broken_line(text: str) -> int | None:
+    """The first line PgBouncer cannot read (it logs "broken auth file" and ignores the rest
+    of the file): one that is not blank, not a ``;`` comment and does not start with a
+    quoted field."""
+    for number, line in enumerate(lines_of(text), 1):
+        body = line.strip()
+        if body and not body.startswith((";", '"')):
+            return number
+    return None
 
 
 class UserlistSyntax(Syntax):
@@ -44,6 +56,11 @@ class UserlistSyntax(Syntax):
         return None
 
     def get(self, text: str, keys: list[str]) -> dict:
+        number = broken_line(text)
+        if number is not None:
+            raise FormatError("PgBouncer reads no user after this line (\"broken auth "
+                              "file\"): a line is a quoted user and secret, or a ';' comment",
+                              number)
         out = {}
         for key in keys:
             try:

@@ -1,9 +1,10 @@
 # Copyright (c) credops.pgauth contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """PgBouncer's auth_file (userlist.txt): one `"user" "secret"` line per user, a double quote
-inside a field doubled; anything else on a line is ignored by PgBouncer and kept here.  Only
-the user's own line is replaced (or appended), so comments and other users stay as they
-were.  Bounded: a file over MAX_BYTES is refused, not parsed."""
+inside a field doubled, `;` comments; what follows the fields on a line is ignored by
+PgBouncer and kept here.  Only the user's own line is replaced (or appended), so comments
+and other users stay byte for byte as they were.  Bounded: a file over MAX_BYTES is
+refused, not parsed."""
 from __future__ import annotations
 
 from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError

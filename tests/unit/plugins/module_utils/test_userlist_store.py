@@ -86,7 +86,7 @@ def test_the_store_dict_is_checked_with_the_stores_name(tmp_path, extra, message
 
 
 def test_a_write_is_a_fresh_verifier_and_every_other_line_stays_byte_for_byte(tmp_path):
-    text = ('# pgbouncer users\r\n' + OTHER + '\r\n"app_user" "' + OLD + '"\r\n'
+    text = ('; pgbouncer users\r\n' + OTHER + '\r\n"app_user" "' + OLD + '"\r\n'
             '"we""ird" "x"  ; trailing\n"last" "y"')
     path = userlist(tmp_path, text)
     store = store_for(path)
@@ -227,3 +227,12 @@ def test_verifier_stores_alone_prove_nothing():
     assert any(item["id"] == "store_unreadable" and item["severity"] == "warning"
                for item in diagnose(facts))
     assert not next(c for c in verify_checks(facts) if c["check"] == "stores_configured")["ok"]
+
+
+def test_a_file_pgbouncer_calls_broken_is_an_error_with_its_line(tmp_path):
+    verifier = make_verifier(OLD, b"0" * 16)
+    store = store_for(userlist(tmp_path, f'; ok\n# not a comment to PgBouncer\n"app_user" '
+                                         f'"{verifier}"\n'))
+    with pytest.raises(StoreError, match=r"broken auth file.*\(line 2\)") as err:
+        store.read()
+    assert verifier not in str(err.value)
