@@ -236,3 +236,25 @@ def test_a_file_pgbouncer_calls_broken_is_an_error_with_its_line(tmp_path):
     with pytest.raises(StoreError, match=r"broken auth file.*\(line 2\)") as err:
         store.read()
     assert verifier not in str(err.value)
+
+
+def test_pg_login_probe_with_a_verifier_store_is_not_applicable(tmp_path, capsys):
+    """The module itself: no login tried, no failure, the verifier never in its result."""
+    import json
+
+    from ansible.module_utils.testing import patch_module_args
+
+    from ansible_collections.credops.pgauth.plugins.modules import pg_login_probe
+    verifier = make_verifier(OLD, b"0" * 16)
+    path = userlist(tmp_path, f'"app_user" "{verifier}"\n')
+    spec = {"name": "bouncer", "type": "file", "format": "pgbouncer_userlist",
+            "path": str(path), "key": "app_user"}
+    with patch_module_args({"password_from": {"store": spec}, "login_host": "127.0.0.1",
+                            "fail_on_error": True}), pytest.raises(SystemExit) as done:
+        pg_login_probe.main()
+    out = capsys.readouterr().out
+    result = json.loads(out)
+    assert done.value.code == 0 and not result.get("failed"), result
+    assert result["applicable"] is False and result["category"] == "not_applicable"
+    assert "not applicable: holds a verifier" in result["message"]
+    assert verifier not in out and "SCRAM-SHA-256$" not in out
