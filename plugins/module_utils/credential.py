@@ -59,11 +59,16 @@ class Credential:
     dialect: str | None = None  # the DSN dialect read (dsn.dialect_name), kept on rewrite
     # what the DSN's client refuses in it (dsn_clients.rejected): facts about the text read
     rejected: list = field(default_factory=list, compare=False, repr=False)
+    # a store that holds a verifier (SCRAM-SHA-256 or md5) instead of the password, such as
+    # PgBouncer's auth_file: a secret too (an offline guessing target), never shown
+    verifier: str | None = field(default=None, repr=False)
 
     def public(self) -> dict:
-        """Everything but the password."""
+        """Everything but the password (and a verifier)."""
         out = {name: getattr(self, name) for name in FIELDS if name != "password"}
         out["password_set"] = bool(self.password)
+        if self.verifier:
+            out["holds_verifier"] = True
         if self.dialect:
             out["dialect"] = self.dialect
         return out

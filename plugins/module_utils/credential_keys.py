@@ -20,6 +20,12 @@ from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
     from_mapping,
     same_value,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.credential_verifier import (
+    VERIFIER_FORMAT,
+    decode_verifier,
+    encode_verifier,
+    same_entry,
+)
 
 KEYS_FORMAT = "keys"
 KEY_FIELDS = (*FIELDS, "dsn")
@@ -100,16 +106,22 @@ def same_keys(left, right) -> bool:
 # -- one entry point for every value format, the keys mapping included ---------------------
 
 def decode_value(value, fmt: str) -> Credential:
+    if fmt == VERIFIER_FORMAT:
+        return decode_verifier(value)
     return decode_keys(value) if fmt == KEYS_FORMAT else decode(value, fmt)
 
 
 def encode_value(cred: Credential, fmt: str, existing=None, as_text: bool = True):
     if fmt == KEYS_FORMAT:
         return encode_keys(cred, existing)
+    if fmt == VERIFIER_FORMAT:
+        return encode_verifier(cred, existing)
     return encode(cred, fmt, existing, as_text=as_text)
 
 
 def same_stored(left, right, fmt: str) -> bool:
+    if fmt == VERIFIER_FORMAT:
+        return same_entry(left, right)
     if fmt == KEYS_FORMAT:
         return left is right if left is None or right is None else same_keys(left, right)
     return same_value(left, right, fmt)

@@ -44,6 +44,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.findings_checks imp
     rotation_findings,
     split_write_only,
     target_mismatch_findings,
+    verifier_only_findings,
     write_only_findings,
 )
 
@@ -294,14 +295,20 @@ def _store_findings(facts: dict, failed: dict) -> list[dict]:
               and store.get("plaintext_exposure")]
     fingerprints = {s.get("store"): s.get("password_fingerprint") for s in stores
                     if s.get("readable", True) and s.get("password_fingerprint")}
+    verifiers = {s.get("store"): True for s in stores if s.get("holds_verifier")}
     if len(set(fingerprints.values())) > 1:
-        working = [name for name in fingerprints if (probes.get(name) or {}).get("ok")]
+        logged_in = [name for name in fingerprints if (probes.get(name) or {}).get("ok")]
+        # a verifier store (PgBouncer's auth_file) logs in with nothing: it works when it
+        # holds the verifier of a password that logs in
+        working_prints = {fingerprints[name] for name in logged_in}
+        working = [name for name in fingerprints if name in logged_in or (
+            verifiers.get(name) and fingerprints[name] in working_prints)]
         stale = [name for name in fingerprints if name not in working]
         found.append(_finding("stores_disagree", "critical" if stale else "warning",
                               {"stores": sorted(fingerprints), "working": working,
                                "stale": stale},
-                              _rotate(pgauth_source_store=working[0]) if working else _rotate(),
-                              ["store_password_mismatch"]))
+                              _rotate(pgauth_source_store=logged_in[0]) if logged_in
+                              else _rotate(), ["store_password_mismatch"]))
     # a store's own finding (placeholder, unreadable, broken URL) explains its failed login
     mismatched = [name for name in failed.get("store_password_mismatch", [])
                   if name not in explained]
@@ -333,7 +340,8 @@ def diagnose(facts: dict) -> list[dict]:
                   + _role_findings(facts, failed)
                   + expiry_findings(facts) + conflict_findings(facts)
                   + _iam_findings(facts, failed) + _store_findings(facts, failed)
-                  + dsn_rejected_findings(facts) + _log_findings(facts))
+                  + dsn_rejected_findings(facts) + verifier_only_findings(facts)
+                  + _log_findings(facts))
     roots: list[dict] = []
     for finding in candidates:
         folded_into = next((root for root in roots if finding["id"] in root["explains"]), None)

@@ -39,12 +39,16 @@ from ansible_collections.credops.pgauth.plugins.module_utils.scram import (
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.secret_ops import describe
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+    HOLDS_VERIFIER,
     WRITE_ONLY,
     Store,
     StoreError,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.store_params import (
     with_store_credential,
+)
+from ansible_collections.credops.pgauth.plugins.module_utils.verifier_stores import (
+    assign_verifier_fingerprints,
 )
 
 GATHER_ERRORS = (PgError, StoreError, AwsError, LogSourceError)
@@ -66,11 +70,12 @@ def role_part(params: dict) -> dict:
         conn.close()
 
 
-def store_part(spec: dict, params: dict, fingerprint_key: str) -> dict:
+def store_part(spec: dict, params: dict, fingerprint_key: str, keep: dict | None = None) -> dict:
     """secret_value_info of one store, readable=false with the reason when it cannot be read.
-    A write-only store is not read at all: it is listed as not checked (write_only)."""
+    A write-only store is not read at all: it is listed as not checked (write_only).  keep
+    gets the credential read (for the verifier stores' fingerprints; never returned)."""
     try:
-        return describe(Store(spec, params), "current", fingerprint_key, False)
+        return describe(Store(spec, params), "current", fingerprint_key, False, keep)
     except StoreError as err:
         if err.code == WRITE_ONLY:
             return {"store": spec.get("name") or spec.get("type"), "type": spec.get("type"),
@@ -103,8 +108,10 @@ def probe_part(spec: dict, params: dict, hide, candidates: dict) -> dict | None:
     try:
         login = with_store_credential(params, {"store": spec, "stage": "current"}, hide)
     except StoreError as err:
-        if err.code == WRITE_ONLY:
-            return None  # nothing to log in with: out of the probe set, listed as not checked
+        if err.code in (WRITE_ONLY, HOLDS_VERIFIER):
+            # nothing to log in with: out of the probe set, listed as not checked (write-only)
+            # or checked by agreement (a verifier), never a failed login
+            return None
         return {"store": name, "ok": False, "category": "store_unreadable", "sqlstate": None,
                 "message": str(err), "probed": False}
     result = probe(login, login["user"], login.get("password")).as_dict()
@@ -204,13 +211,15 @@ def _gather(params: dict, hide) -> dict:
     rotator_stores = [store for store in stores
                       if not (managed and names_secret(store, managed["secret_id"]))]
     candidates: dict = {}  # store -> (login, stripped password): never returned
+    kept: dict = {}  # store -> the credential read: never returned
     # the application's login: the admin's user, password and IAM choice do not apply
     probe_params = {**params, "user": params["role"], "login_user": None, "login_password": None,
                     "login_db": params.get("dbname") or params.get("login_db"),
                     "login_iam": (params.get("auth") or "password") == "iam"}
     with ThreadPoolExecutor(max_workers=4 + 2 * len(stores)) as pool:
         role = pool.submit(_timed, timings, "role", role_part, params)
-        infos = [pool.submit(_timed, timings, f"store:{index}", store_part, spec, params, key)
+        infos = [pool.submit(_timed, timings, f"store:{index}", store_part, spec, params, key,
+                             kept)
                  for index, spec in enumerate(stores)]
         probes = ([pool.submit(_timed, timings, f"probe:{index}", probe_part, spec,
                                probe_params, hide, candidates)
@@ -238,6 +247,9 @@ def _gather(params: dict, hide) -> dict:
                 facts[part] = future.result()
             except GATHER_ERRORS as err:
                 errors.append(f"{part}: {err}")
+    # a store holding a verifier gets the fingerprint of the password that verifies against it
+    assign_verifier_fingerprints(facts["stores"], kept, key)
+    kept.clear()
     facts["rotators"], rotator_errors = rotators.result()
     # a store that cannot be read is its own finding: its rotator check adds nothing
     unread = tuple(f"store {store['store']!r}" for store in facts["stores"]

@@ -13,7 +13,8 @@ from __future__ import annotations
 from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError
 
 # each syntax lives in its own module, file_<format>.py (syntax_for imports it)
-FILE_FORMATS = ("yaml", "json", "dotenv", "properties", "ini", "toml", "pgpass", "k8s_secret")
+FILE_FORMATS = ("yaml", "json", "dotenv", "properties", "ini", "toml", "pgpass", "k8s_secret",
+                "pgbouncer_userlist")
 
 
 class FormatError(PgauthError):
@@ -39,6 +40,9 @@ class Syntax:
     such as k8s_secret's document)."""
 
     name = ""
+    # the value format the syntax's values always have (a verifier entry), or None: the
+    # store's value_format option (or a guess) decides
+    value_format: str | None = None
 
     def __init__(self, spec: dict):
         self.spec = spec
@@ -93,6 +97,10 @@ def syntax_for(fmt: str, spec: dict) -> Syntax:
     elif fmt == "k8s_secret":
         from ansible_collections.credops.pgauth.plugins.module_utils.file_k8s_secret import (
             K8sSecretSyntax as Chosen,
+        )
+    elif fmt == "pgbouncer_userlist":
+        from ansible_collections.credops.pgauth.plugins.module_utils.file_userlist import (
+            UserlistSyntax as Chosen,
         )
     else:
         raise KeyError(fmt)

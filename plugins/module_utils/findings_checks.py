@@ -298,6 +298,26 @@ def write_only_findings(blind: list[dict], checked: list[dict]) -> list[dict]:
     return found
 
 
+def verifier_only(stores: list[dict]) -> bool:
+    """Every store that was read holds a verifier (PgBouncer's auth_file): no password to
+    log in with or to compare it with, so nothing is proven."""
+    read = [store for store in stores if store.get("readable", True) and store.get("exists")]
+    return bool(read) and all(store.get("holds_verifier") for store in read)
+
+
+def verifier_only_findings(facts: dict) -> list[dict]:
+    stores = facts.get("stores") or []
+    if not verifier_only(stores):
+        return []
+    return [finding("store_unreadable", "warning",
+                    {"stores": [store.get("store") for store in stores
+                                if store.get("holds_verifier")],
+                     "error": "every store read holds a verifier, not a password: no "
+                              "credential could be tried or compared"},
+                    manual("Add the store the application reads the password from: a "
+                           "verifier store is checked against the other stores."))]
+
+
 def dsn_rejected_findings(facts: dict) -> list[dict]:
     """store_dsn_invalid for a connection string that parses, but with a parameter its own
     client refuses (SQLAlchemy+asyncpg and sslmode=, libpq and ssl=): the application fails

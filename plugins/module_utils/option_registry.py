@@ -189,8 +189,10 @@ STORE_KEYS = {
          "parameter such as C(sslmode) kept)."),
         ("File stores, the file's syntax: V(yaml), V(json), V(dotenv), V(properties) "
          "(Java/Spring), V(ini) (also C(pg_service.conf)), V(toml), V(pgpass) (libpq's password "
-         "file) or V(k8s_secret) (a Kubernetes Secret manifest, base64 C(data) or C(stringData), "
-         "one or several YAML documents)."),
+         "file), V(k8s_secret) (a Kubernetes Secret manifest, base64 C(data) or C(stringData), "
+         "one or several YAML documents) or V(pgbouncer_userlist) (PgBouncer's auth_file, "
+         "C(userlist.txt); it holds the password's SCRAM-SHA-256 verifier, never the password, "
+         "so it is compared with the other stores and never logged in with)."),
         ("Defaults to V(json) for Secrets Manager and Vault, V(password) for Parameter Store, "
          "ECS and Lambda variables and command stores, V(dotenv) for files.")]},
     "key": {"type": "str", "no_log": False, "description": [
@@ -199,7 +201,8 @@ STORE_KEYS = {
          "(V(DATABASE_URL)) for dotenv, a property name (V(spring.datasource.password)) for "
          "properties, V(section.option) for ini (V(app.password) in a service file), "
          "V(host:port:database:username) for pgpass (the line libpq would use for that "
-         "connection), the Secret's data key for k8s_secret.")]},
+         "connection), the Secret's data key for k8s_secret, the user name of the line for "
+         "pgbouncer_userlist (required there).")]},
     "keys": {"type": "dict", "no_log": False, "description": [
         ("File stores, a credential spread over several keys of the file, instead of C(key): "
          "credential fields (C(password), C(username), C(host), C(port), C(dbname), C(sslmode), "

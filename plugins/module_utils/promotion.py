@@ -10,6 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import Credential
+from ansible_collections.credops.pgauth.plugins.module_utils.credential_verifier import (
+    verifier_holds,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     Store,
     StoreValueError,
@@ -20,7 +23,17 @@ from ansible_collections.credops.pgauth.plugins.module_utils.store import (
 def same_secret(left: Credential | None, right: Credential | None) -> bool:
     """Same password, and the same user where both say one (a bare-password store has
     none)."""
-    if left is None or right is None or left.password != right.password:
+    if left is None or right is None:
+        return False
+    if left.verifier or right.verifier:
+        # a verifier store (PgBouncer's auth_file) holds what the password verifies against
+        holder, other = (left, right) if left.verifier else (right, left)
+        if other.verifier:
+            if left.verifier != right.verifier:
+                return False
+        elif not verifier_holds(holder, other.password):
+            return False
+    elif left.password != right.password:
         return False
     return not (left.username and right.username and left.username != right.username)
 

@@ -137,8 +137,9 @@ class Rotation:
         if source and source not in by_name:
             raise RotationError(f"source_store {source!r} is not one of the stores: "
                                 f"{', '.join(by_name)}")
-        if source and by_name[source].write_only:
-            raise RotationError(f"source_store {source!r} is write-only: it cannot be read")
+        if source and (by_name[source].write_only or by_name[source].holds_verifier):
+            raise RotationError(f"source_store {source!r} is write-only or holds a verifier: "
+                                "it has no password to read")
         read_only = [store.name for store in stores if not store.writable]
         if read_only:
             # found out at promote, the database would already have the new password

@@ -77,6 +77,8 @@ class RotationStores:
         cred, _stored = store.read(stage)
         if cred is not None and cred.password:
             self.hide(cred.password)
+        if cred is not None and cred.verifier:
+            self.hide(cred.verifier)
         return cred
 
     def read_or_none(self, store: Store, stage: str) -> Credential | None:

@@ -111,6 +111,19 @@ def verify_md5(password: str, role: str, stored: str) -> bool:
     return hmac.compare_digest("md5" + digest, stored or "")
 
 
+def holds_password(stored: str | None, password: str | None, role: str | None) -> bool:
+    """Whether a stored secret (a SCRAM-SHA-256 or md5 verifier) was made from password:
+    the check a verifier store (PgBouncer's auth_file) is compared by."""
+    if not stored or password is None:
+        return False
+    kind = hash_type(stored)
+    if kind == "scram":
+        return verify_password(password, stored)
+    if kind == "md5":
+        return bool(role) and verify_md5(password, role, stored)
+    return False
+
+
 def make_verifier(password: str, salt: bytes, iterations: int = 4096) -> str:
     """A verifier from a given salt; the modules use libpq's encrypt_password, tests use this."""
     stored_key, server_key = _keys(password, salt, iterations)

@@ -119,8 +119,12 @@ def fingerprint(password: str, key: str) -> str:
 
 
 def describe(store: Store, stage: str, fingerprint_key: str | None,
-             include_password: bool) -> dict:
+             include_password: bool, keep: dict | None = None) -> dict:
+    """secret_value_info's result.  keep, when given, gets the credential read under the
+    store's name (for comparing a verifier store with the others; never returned)."""
     cred, stored = store.read(stage)
+    if keep is not None:
+        keep[store.name] = cred
     out = {"store": store.name, "type": store.spec["type"], "stage": stage,
            "exists": cred is not None, "readable": True,
            "version": stored.version if stored else None,
@@ -132,7 +136,11 @@ def describe(store: Store, stage: str, fingerprint_key: str | None,
     exposure = store.plaintext_exposure()
     if exposure:
         out["plaintext_exposure"] = exposure
-    if cred is not None:
+    if cred is not None and cred.verifier:
+        # no password to judge or log in with: compared with the other stores' passwords
+        # (verifier_stores.py), the verifier itself never shown
+        out.update(holds_verifier=True, placeholder=False, checked_by="agreement")
+    elif cred is not None:
         out["placeholder"] = is_placeholder(cred.password)
         out["password_length"] = len(cred.password or "")
         # what the DSN's own client refuses (asyncpg and sslmode=): names, never values

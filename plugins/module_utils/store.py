@@ -35,6 +35,9 @@ from ansible_collections.credops.pgauth.plugins.module_utils.credential_keys imp
     encode_value,
     same_stored,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.credential_verifier import (
+    VERIFIER_FORMAT,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.errors import PgauthError
 from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import (
     STORE_KEYS,
@@ -48,6 +51,8 @@ VALUE_FORMATS = ("json", "password", "dsn")
 COMMAND_KEYS = ("read", "write", "value_encoding", "write_only", "timeout", "env", "inherit_env")
 # StoreError.code of a read of a write-only store: diagnose and verify list it as not checked
 WRITE_ONLY = "write_only"
+# StoreError.code of a login asked of a store that holds a verifier: not applicable
+HOLDS_VERIFIER = "holds_verifier"
 # The store dict as an argument spec (suboptions), shared by every module taking a store.
 STORE_OPTION_SPEC = argument_spec(STORE_KEYS)
 
@@ -85,6 +90,9 @@ class Backend:
     default_format = "json"
     write_only = False            # the store cannot be read back (read() raises)
     writable = True               # False: a read-only store (a command store without write)
+    # the value format every value of the store has (a verifier entry), or None: the store's
+    # format / value_format options decide
+    fixed_value_format: str | None = None
 
     def __init__(self, spec: dict, options: dict):
         self.spec = spec
@@ -276,7 +284,16 @@ class Store:
         return list(self._backend.warnings)
 
     @property
+    def holds_verifier(self) -> bool:
+        """The store holds a verifier of the password (PgBouncer's auth_file), not the
+        password: it cannot be logged in with, and is compared by checking passwords
+        against it (verifier_stores.py)."""
+        return self._backend.fixed_value_format == VERIFIER_FORMAT
+
+    @property
     def value_format(self) -> str:
+        if self._backend.fixed_value_format:
+            return self._backend.fixed_value_format
         if self.spec.get("type") == "file":
             # a credential over several keys is one value of its own kind
             return KEYS_FORMAT if self.spec.get("keys") else self.spec.get("value_format") or ""

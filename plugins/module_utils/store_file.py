@@ -3,7 +3,8 @@
 """Application config files as a store: one key, or a credential over several (``keys``).
 
 The file's syntax (``format``) is a module of its own behind file_syntax's interface:
-yaml, json, dotenv, properties, ini (pg_service.conf), toml, pgpass, k8s_secret.  Each
+yaml, json, dotenv, properties, ini (pg_service.conf), toml, pgpass, k8s_secret,
+pgbouncer_userlist (PgBouncer's auth_file: the password's verifier, file_userlist.py).  Each
 changes only the values at its keys and leaves comments, order, quoting and the other
 keys as they were (a YAML value that no editor can reach falls back to a full re-dump that
 loses comments; the module warns when that happens).  Every write is atomic (a temporary
@@ -56,6 +57,8 @@ class FileBackend(Backend):
             raise self.error("path is required")
         if self.file_format not in FILE_FORMATS:
             raise self.error(f"format must be one of {', '.join(FILE_FORMATS)} for a file store")
+        if self.file_format == "pgbouncer_userlist":
+            self._check_userlist()
         if self.key and self.keys:
             raise self.error("key and keys are mutually exclusive: one key, or a credential "
                              "over several")
@@ -79,6 +82,22 @@ class FileBackend(Backend):
         self.value_is_text = self.keys is None and \
             self.spec.get("value_format") in ("password", "dsn")
         self._syntax = syntax_for(self.file_format, spec)
+        self.fixed_value_format = self._syntax.value_format
+
+    def _check_userlist(self) -> None:
+        """PgBouncer's auth_file: one user's line, its secret a verifier (no value_format)."""
+        from ansible_collections.credops.pgauth.plugins.module_utils.file_userlist import (
+            UserlistSyntax,
+        )
+        if self.keys is not None:
+            raise self.error("keys is not for the pgbouncer_userlist format: key is the user "
+                             "name of the auth_file line")
+        problem = UserlistSyntax.check_key(self.key)
+        if problem:
+            raise self.error(problem)
+        if self.spec.get("value_format"):
+            raise self.error("value_format is not for the pgbouncer_userlist format: the line "
+                             "holds a verifier (or a plaintext password PgBouncer accepts)")
 
     def describe(self) -> str:
         if self.keys and isinstance(self.keys, dict):

@@ -22,6 +22,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.option_registry imp
     argument_spec,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+    HOLDS_VERIFIER,
     STORE_OPTION_SPEC,
     Store,
     StoreError,
@@ -74,6 +75,12 @@ def with_store_credential(params: dict, ref: dict, hide) -> dict:
     cred = read_credential(ref, params)
     if cred.password:
         hide(cred.password)
+    if cred.verifier:
+        hide(cred.verifier)
+        name = ref["store"].get("name") or ref["store"].get("type")
+        raise StoreError(f"store {name!r}: not applicable: holds a verifier (PgBouncer's "
+                         "auth_file), not a password, so nothing can log in with it; it is "
+                         "checked by agreement with the other stores", HOLDS_VERIFIER)
     iam = bool(params.get("login_iam")) or cred.auth == "iam"
     # the TLS the credential's client would use: asyncpg's ssl=require, JDBC's ssl=true
     from_store = {"user": cred.username or params.get("user"), "login_host": cred.host,

@@ -11,6 +11,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.diagnosis import ap
 from ansible_collections.credops.pgauth.plugins.module_utils.findings_checks import (
     expiry_findings,
     split_write_only,
+    verifier_only,
 )
 
 # RDS IAM tokens are good for new connections for 15 minutes; sessions outlive them
@@ -39,12 +40,21 @@ def _store_checks(facts: dict, iam: bool) -> list[dict]:
         # store nothing was proven
         return [_check("stores_configured", False, "no store is configured (pgauth_stores)")]
     checks = []
+    if verifier_only(facts["stores"]):
+        checks.append(_check("stores_configured", False, "every store read holds a verifier, "
+                             "not a password: nothing proves a credential logs in"))
     probes = {probe.get("store"): probe for probe in facts.get("probes") or []}
     for store in facts.get("stores") or []:
         name = store.get("store")
         readable = store.get("readable", True) and store.get("exists", True)
         checks.append(_check(f"store_readable:{name}", readable,
                              "readable" if readable else store.get("error") or "no value"))
+        if store.get("holds_verifier"):
+            # nothing logs in with a verifier: stores_agree checks it (the password of the
+            # other stores verifies against it, or it disagrees)
+            checks.append(_check(f"login:{name}", True, "not applicable: holds a verifier, "
+                                 "checked by agreement (stores_agree)", "info"))
+            continue
         probe = probes.get(name) or {}
         logged_in = bool(probe.get("ok"))
         how = "an IAM token" if iam else "its password"

@@ -94,8 +94,17 @@ ok:
   description: Whether the login succeeded.
   returned: always
   type: bool
+applicable:
+  description:
+    - V(false) when O(password_from) is a store that holds a verifier of the password (a
+      C(pgbouncer_userlist) file store), not a password; nothing was tried, so this is no
+      failed login. Such a store is checked by agreement with the other stores.
+  returned: when O(password_from) holds a verifier
+  type: bool
 category:
-  description: V(ok), a finding id from the credops.pgauth catalogue, or V(unknown).
+  description:
+    - V(ok), a finding id from the credops.pgauth catalogue, V(unknown), or
+      V(not_applicable) (see RV(applicable)).
   returned: always
   type: str
   sample: store_password_mismatch
@@ -133,6 +142,10 @@ from ansible_collections.credops.pgauth.plugins.module_utils.pg import (
     probe,
     run_pg_module,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.store import (
+    HOLDS_VERIFIER,
+    StoreError,
+)
 from ansible_collections.credops.pgauth.plugins.module_utils.store_params import (
     STORE_REF_SPEC,
     with_store_credential,
@@ -143,7 +156,16 @@ def run(module: AnsibleModule) -> dict:
     params = module.params
     if params["password_from"]:
         # the store's credential only: never the admin's login_password (see store.py)
-        params = with_store_credential(params, params["password_from"], module.no_log_values.add)
+        try:
+            params = with_store_credential(params, params["password_from"],
+                                           module.no_log_values.add)
+        except StoreError as err:
+            if err.code != HOLDS_VERIFIER:
+                raise
+            # nothing to log in with: not applicable, never a failed login
+            return {"changed": False, "ok": False, "applicable": False,
+                    "category": "not_applicable", "sqlstate": None, "message": str(err),
+                    "latency_ms": 0.0}
         password = params["password"]
     else:
         password = params["password"] if params["password"] is not None \

@@ -98,6 +98,15 @@ dsn_rejected:
   returned: when the value is a connection string
   type: list
   elements: dict
+holds_verifier:
+  description:
+    - V(true) when the store holds a verifier of the password (a SCRAM-SHA-256 or md5
+      verifier in a C(pgbouncer_userlist) file store), not the password. The verifier is
+      never returned; with O(fingerprint_key) there is no C(password_fingerprint) (a run of
+      M(credops.pgauth.pg_auth_facts) gives it the fingerprint of the password that
+      verifies against it).
+  returned: when the store holds a verifier
+  type: bool
 password_length:
   description: Length of the password.
   returned: when a value exists
