@@ -16,6 +16,7 @@ import psycopg2
 from labfixtures import scenario
 from psycopg2 import sql
 from runbooks import assert_no_leak, lab_secrets, read_report, run_playbook, vars_for
+from test_consumers import through_pooler as login_through_pooler
 
 from ansible_collections.credops.pgauth.plugins.module_utils.scram import (
     parse_verifier,
@@ -89,19 +90,9 @@ def pooler_admin(lab: dict, command: str) -> None:
 
 
 def through_pooler(lab: dict, password: str) -> bool:
-    try:
-        conn = psycopg2.connect(host=lab["PGAUTH_LAB_PGHOST"],
-                                port=int(lab["PGAUTH_LAB_PGBOUNCER_PORT"]), user=ROLE,
-                                password=password, dbname=APP_DB, sslmode="verify-full",
-                                sslrootcert=lab["PGAUTH_LAB_SSLROOTCERT"], connect_timeout=5)
-    except psycopg2.OperationalError:
-        return False
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1")
-            return cur.fetchone() == (1,)
-    finally:
-        conn.close()
+    """A client's login as ROLE through the lab PgBouncer (test_consumers' helper)."""
+    return login_through_pooler(lab, {"target": {"sslrootcert": lab["PGAUTH_LAB_SSLROOTCERT"]}},
+                                ROLE, password)
 
 
 def aws_password(secretsmanager, meta: dict) -> str:
