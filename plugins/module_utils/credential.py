@@ -82,6 +82,9 @@ class Credential:
             key = ALIASES.get(key, key)
             if value is None:
                 continue
+            if key == "verifier":  # the database's verifier, for a store that holds one
+                new.verifier = str(value)
+                continue
             if key not in FIELDS:
                 raise CredentialError(f"unknown credential field {key!r}")
             setattr(new, key, int(value) if key == "port" else value)

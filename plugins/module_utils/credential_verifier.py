@@ -20,6 +20,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.credential import (
     CredentialError,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.scram import (
+    MAX_ITERATIONS,
     hash_type,
     holds_password,
     make_verifier,
@@ -59,11 +60,16 @@ def encode_verifier(cred: Credential, existing) -> dict:
         if old is not None:
             return {"username": user, "secret": old}
         raise CredentialError("a verifier store is written from a password")
+    if cred.verifier and hash_type(cred.verifier) == "scram" and \
+            holds_password(cred.verifier, cred.password, user):
+        # the database's own verifier (verifier_stores.with_database_verifier): the one a
+        # PgBouncer with SCRAM pass-through needs
+        return {"username": user, "secret": cred.verifier}
     if old is not None and hash_type(old) == "scram" and \
             holds_password(old, cred.password, user):
         return {"username": user, "secret": old}
     held = parse_verifier(old) if old else None
-    iterations = max(DEFAULT_ITERATIONS, held.iterations if held else 0)
+    iterations = min(max(DEFAULT_ITERATIONS, held.iterations if held else 0), MAX_ITERATIONS)
     return {"username": user,
             "secret": make_verifier(cred.password, os.urandom(SALT_BYTES), iterations)}
 

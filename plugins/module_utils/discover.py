@@ -28,6 +28,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.errors import Pgaut
 from ansible_collections.credops.pgauth.plugins.module_utils.option_registry import argument_spec
 from ansible_collections.credops.pgauth.plugins.module_utils.pg import admin_connect, probe
 from ansible_collections.credops.pgauth.plugins.module_utils.scram import (
+    MAX_ITERATIONS,
     hash_type,
     parse_verifier,
     verify_md5,
@@ -66,8 +67,6 @@ SCOPE_KEYS = {
 SCOPE_SPEC = argument_spec(SCOPE_KEYS)
 MASK_MIN = 8
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
-# the role's verifier sets the PBKDF2 cost of each check; above this it is not paid
-MAX_ITERATIONS = 100_000
 
 
 def holds_template(value) -> bool:

@@ -48,7 +48,8 @@ def store_versions(stores: list[Store], missing: list | None = None) -> dict:
 
 
 def credential_fields(cred: Credential, whole: bool = False) -> dict:
-    fields = {"username": cred.username, "password": cred.password, "auth": cred.auth}
+    fields = {"username": cred.username, "password": cred.password, "auth": cred.auth,
+              "verifier": cred.verifier}
     if whole:
         fields.update(host=cred.host, port=cred.port, dbname=cred.dbname, sslmode=cred.sslmode)
     return fields
@@ -58,9 +59,13 @@ class RotationStores:
     """stores[0] is the primary: it holds the pending value while a rotation is in
     progress.  out: where notes go; hide(secret) registers a no_log value."""
 
-    def __init__(self, stores: list[Store], source: Store | None, execute: Executor, hide):
+    def __init__(self, stores: list[Store], source: Store | None, execute: Executor, hide,
+                 for_verifier_store=None):
         self.stores, self.primary, self.source = stores, stores[0], source
         self.execute, self.out, self.hide = execute, execute.out, hide
+        # cred -> cred with the database's verifier, for a store that holds a verifier
+        self.for_verifier_store = for_verifier_store or (lambda cred: cred)
+        self._verifier_lock = threading.Lock()  # it queries the run's one cursor
 
     def by_name(self, names) -> list[Store]:
         wanted = set(names)
@@ -123,6 +128,11 @@ class RotationStores:
     def promote_store(self, store: Store, cred: Credential) -> None:
         """pending -> current where the store has a pending stage holding cred, else write
         cred as current (files, or a pending that is missing or stale)."""
+        if store.holds_verifier:
+            with self._verifier_lock:
+                cred = self.for_verifier_store(cred)
+            if cred.verifier:
+                self.hide(cred.verifier)
         if store.write_only:
             self.write(store, cred, "current")
             return
@@ -151,7 +161,8 @@ class RotationStores:
         """Each store's promote as writes only, where the store allows it (see
         promotion.py); read before the database changes."""
         found = {}
-        for store in self.stores:
+        # a verifier store waits for promote: the database's new verifier exists only then
+        for store in (store for store in self.stores if not store.holds_verifier):
             promotion = read_ahead(store, cred, self.plan)
             if promotion is not None:
                 found[store.name] = promotion

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 
 PREFIX = "SCRAM-SHA-256$"
 _B64 = r"([A-Za-z0-9+/=]+)"
-_VERIFIER = re.compile(rf"^SCRAM-SHA-256\$(\d+):{_B64}\${_B64}:{_B64}$")
+_VERIFIER = re.compile(rf"^SCRAM-SHA-256\$([0-9]+):{_B64}\${_B64}:{_B64}$")
+# The most PBKDF2 iterations a verifier someone else wrote (an auth_file, a role's own
+# pg_authid entry) is checked with: whoever writes it sets the cost of every check.
+MAX_ITERATIONS = 100_000
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,9 @@ def holds_password(stored: str | None, password: str | None, role: str | None) -
         return False
     kind = hash_type(stored)
     if kind == "scram":
+        parsed = parse_verifier(stored)
+        if parsed is None or not 1 <= parsed.iterations <= MAX_ITERATIONS:
+            return False  # not checked: it verifies nothing here
         return verify_password(password, stored)
     if kind == "md5":
         return bool(role) and verify_md5(password, role, stored)

@@ -68,8 +68,17 @@ def lines_of(text: str) -> list[str]:
     return [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
+def is_comment(line: str) -> bool:
+    """PgBouncer skips a line whose first non-blank character is ';' (src/loader.c)."""
+    return line.lstrip(" \t\n\v\f\r").startswith(";")
+
+
+def _entry_fields(line: str) -> list[str]:
+    return [] if is_comment(line) else fields(line.rstrip("\r\n"))
+
+
 def _is_users(line: str, user: str) -> bool:
-    parts = fields(line.rstrip("\r\n"))
+    parts = _entry_fields(line)
     return len(parts) >= 2 and parts[0] == user
 
 
@@ -78,7 +87,7 @@ def entry_of(text: str, user: str) -> str | None:
     _check(text)
     found = None
     for line in lines_of(text):
-        parts = fields(line.rstrip("\r\n"))
+        parts = _entry_fields(line)
         if len(parts) >= 2 and parts[0] == user:
             found = parts[1]
     return found

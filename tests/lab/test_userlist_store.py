@@ -189,27 +189,23 @@ def test_a_userlist_store_through_every_runbook(lab, tmp_path, secretsmanager):
         assert done.returncode == 0, done.stdout[-3000:]
         assert path.read_bytes() == before and database_verifier(lab) == verifier_before
 
-        # rotate brings the stale store in line: the store itself writes a fresh verifier of
-        # the working password, only that line changes, the mode stays
+        # rotate, without the consumer, brings the stale store in line: it writes the
+        # database's own verifier of the working password (what SCRAM pass-through needs),
+        # only that line changes, the mode stays; after a RELOAD PgBouncer logs in with it
         done, report, texts = run(lab, tmp_path, meta, "rotate", "c-converge")
         seen.update(texts)
         assert done.returncode == 0, done.stdout[-3000:]
         assert report["outcome"] == "converged", report.get("outcome")
         text = path.read_bytes().decode()
         written = entry_of(text, ROLE)
-        assert verify_password(second, written) and written != database_verifier(lab)
+        assert verify_password(second, written) and written == database_verifier(lab)
         assert parse_verifier(written).iterations == 4096
         assert other_lines(text) == other_lines(before.decode())
         assert OTHERS.encode() in path.read_bytes()
         assert stat.S_IMODE(path.stat().st_mode) == mode
         assert second not in text
         seen["verifier written"] = written
-
-        # with the consumer: it copies the database's verifier (SCRAM pass-through), RELOADs
-        done, report, texts = run(lab, tmp_path, meta, "rotate", "c-consumer",
-                                  consumers=[pooler])
-        seen.update(texts)
-        assert done.returncode == 0, done.stdout[-3000:]
+        pooler_admin(lab, "RELOAD")
         assert through_pooler(lab, second)
 
         # a real rotation with the store among the stores: a new password; the file holds a

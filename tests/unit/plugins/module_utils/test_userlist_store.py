@@ -258,3 +258,58 @@ def test_pg_login_probe_with_a_verifier_store_is_not_applicable(tmp_path, capsys
     assert result["applicable"] is False and result["category"] == "not_applicable"
     assert "not applicable: holds a verifier" in result["message"]
     assert verifier not in out and "SCRAM-SHA-256$" not in out
+
+
+# -- the security review of the format (a subagent) -----------------------------------------
+
+def test_a_commented_out_line_is_neither_read_nor_replaced():
+    """PgBouncer skips ';' lines: a stale active line must not be hidden by a commented-out
+    line holding the working verifier, and a write keeps the comment."""
+    from ansible_collections.credops.pgauth.plugins.module_utils.scram import make_verifier
+    working = make_verifier("working-pw-1234", os.urandom(16))
+    stale = make_verifier("stale-pw-12345", os.urandom(16))
+    text = f'"app_user" "{stale}"\n  ;"app_user" "{working}"\n; a "quote in a comment\n'
+    assert entry_of(text, "app_user") == stale
+    written = with_entry(text, "app_user", working)
+    assert written.splitlines()[1:] == text.splitlines()[1:]
+    assert entry_of(written, "app_user") == working
+
+
+@pytest.mark.parametrize("iterations", [0, 2**31 - 1, 2**63])
+def test_a_verifier_of_any_cost_is_checked_at_a_bounded_cost(iterations):
+    """Whoever writes the auth_file sets the PBKDF2 cost: 2**31-1 iterations took about 20
+    minutes a check, 0 and 2**63 raised.  Above MAX_ITERATIONS nothing is checked."""
+    import time
+
+    from ansible_collections.credops.pgauth.plugins.module_utils.credential_verifier import (
+        encode_verifier,
+    )
+    from ansible_collections.credops.pgauth.plugins.module_utils.scram import (
+        MAX_ITERATIONS,
+        holds_password,
+        parse_verifier,
+    )
+    hostile = f"SCRAM-SHA-256${iterations}:c2FsdA==$c3RvcmVk:c2VydmVy"
+    started = time.process_time()
+    assert holds_password(hostile, "any-password-1", "app_user") is False
+    written = encode_verifier(Credential(username="app_user", password="new-pw-123456"),
+                              {"username": "app_user", "secret": hostile})
+    assert time.process_time() - started < 2.0
+    assert 4096 <= parse_verifier(written["secret"]).iterations <= MAX_ITERATIONS
+
+
+def test_the_databases_verifier_is_written_when_it_holds_the_password():
+    """SCRAM pass-through: PgBouncer logs in to the server with its auth_file's verifier,
+    which must be the database's own (rotation passes it, verifier_stores)."""
+    from ansible_collections.credops.pgauth.plugins.module_utils.credential_verifier import (
+        encode_verifier,
+    )
+    from ansible_collections.credops.pgauth.plugins.module_utils.scram import make_verifier
+    database = make_verifier("new-pw-123456", os.urandom(16))
+    old = make_verifier("new-pw-123456", os.urandom(16))  # right password, another salt
+    existing = {"username": "app_user", "secret": old}
+    cred = Credential(username="app_user", password="new-pw-123456", verifier=database)
+    assert encode_verifier(cred, existing)["secret"] == database
+    foreign = Credential(username="app_user", password="new-pw-123456",
+                         verifier=make_verifier("another-pw-1234", os.urandom(16)))
+    assert encode_verifier(foreign, existing)["secret"] == old  # not of this password
