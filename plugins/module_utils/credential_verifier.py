@@ -6,10 +6,11 @@ PgBouncer's auth_file (the file store format pgbouncer_userlist).
 The value is ``{"username": <the line's user>, "secret": <what the line holds>}``.  Read:
 ``SCRAM-SHA-256$...`` and ``md5`` + 32 hex digits are verifiers (Credential.verifier, no
 password); anything else is a plaintext password (PgBouncer accepts those) and reads as
-one.  Written: always a fresh SCRAM-SHA-256 verifier (a random salt, 4096 iterations or the
-entry's own count when higher), never the plaintext, unless the entry's SCRAM verifier
-already verifies the password: then nothing changes (idempotent, and a verifier copied from
-the database for PgBouncer's SCRAM pass-through stays the database's).
+one.  Written: never the plaintext.  The credential's own verifier when it carries one of
+its password (rotate gives the database's: PgBouncer's SCRAM pass-through needs that very
+one); else the entry as it is when its SCRAM verifier already verifies the password
+(idempotent); else a fresh SCRAM-SHA-256 verifier (a random salt, 4096 iterations or the
+entry's own count when higher, at most MAX_ITERATIONS).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.scram import (
     MAX_ITERATIONS,
     hash_type,
     holds_password,
+    is_scram_of,
     make_verifier,
     parse_verifier,
 )
@@ -60,14 +62,9 @@ def encode_verifier(cred: Credential, existing) -> dict:
         if old is not None:
             return {"username": user, "secret": old}
         raise CredentialError("a verifier store is written from a password")
-    if cred.verifier and hash_type(cred.verifier) == "scram" and \
-            holds_password(cred.verifier, cred.password, user):
-        # the database's own verifier (verifier_stores.with_database_verifier): the one a
-        # PgBouncer with SCRAM pass-through needs
-        return {"username": user, "secret": cred.verifier}
-    if old is not None and hash_type(old) == "scram" and \
-            holds_password(old, cred.password, user):
-        return {"username": user, "secret": old}
+    for secret in (cred.verifier, old):
+        if is_scram_of(secret, cred.password):
+            return {"username": user, "secret": secret}
     held = parse_verifier(old) if old else None
     iterations = min(max(DEFAULT_ITERATIONS, held.iterations if held else 0), MAX_ITERATIONS)
     return {"username": user,

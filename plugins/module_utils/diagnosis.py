@@ -295,14 +295,14 @@ def _store_findings(facts: dict, failed: dict) -> list[dict]:
               and store.get("plaintext_exposure")]
     fingerprints = {s.get("store"): s.get("password_fingerprint") for s in stores
                     if s.get("readable", True) and s.get("password_fingerprint")}
-    verifiers = {s.get("store"): True for s in stores if s.get("holds_verifier")}
+    verifiers = {s.get("store") for s in stores if s.get("holds_verifier")}
     if len(set(fingerprints.values())) > 1:
         logged_in = [name for name in fingerprints if (probes.get(name) or {}).get("ok")]
         # a verifier store (PgBouncer's auth_file) logs in with nothing: it works when it
         # holds the verifier of a password that logs in
         working_prints = {fingerprints[name] for name in logged_in}
         working = [name for name in fingerprints if name in logged_in or (
-            verifiers.get(name) and fingerprints[name] in working_prints)]
+            name in verifiers and fingerprints[name] in working_prints)]
         stale = [name for name in fingerprints if name not in working]
         found.append(_finding("stores_disagree", "critical" if stale else "warning",
                               {"stores": sorted(fingerprints), "working": working,

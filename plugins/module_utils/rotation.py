@@ -82,9 +82,6 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rotation_strategies
     drain_guard,
 )
 from ansible_collections.credops.pgauth.plugins.module_utils.store import Store
-from ansible_collections.credops.pgauth.plugins.module_utils.verifier_stores import (
-    with_database_verifier,
-)
 
 # re-exported: callers and tests name them from here
 __all__ = ["Rotation", "RotationError", "RotationFailed", "clone_name", "run_rotation",
@@ -155,8 +152,7 @@ class Rotation:
         self.out = Outcome(params["strategy"], self.role)
         self.execute = Executor(self.out, check_mode, failpoint)
         self.stores = RotationStores(stores, by_name.get(source) if source else None,
-                                     self.execute, hide,
-                                     lambda cred: with_database_verifier(cur, cred))
+                                     self.execute, hide, cur)
         self.db = TargetDb(params, cur)
         self.setter = password_setter(params, cur, self.db.login_params)
         self.consumers = RotationConsumers(params, cur, self.execute, self.out, hide)

@@ -5,10 +5,12 @@ writing a credential, and the promote - the primary first, then the others in pa
 with every read done before the database changes (promotion.py)."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import Credential
+from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import fetch_role
 from ansible_collections.credops.pgauth.plugins.module_utils.promotion import (
     Promotion,
     read_ahead,
@@ -20,6 +22,7 @@ from ansible_collections.credops.pgauth.plugins.module_utils.rotation_exec impor
     RotationError,
     Step,
 )
+from ansible_collections.credops.pgauth.plugins.module_utils.scram import is_scram_of
 from ansible_collections.credops.pgauth.plugins.module_utils.store import (
     Store,
     StoreError,
@@ -55,17 +58,31 @@ def credential_fields(cred: Credential, whole: bool = False) -> dict:
     return fields
 
 
+def with_database_verifier(cur, cred: Credential) -> Credential:
+    """cred carrying the verifier the database holds for its password, when pg_authid is
+    readable and that verifier was made from it; else cred as it is.  A PgBouncer with
+    SCRAM pass-through (no password in [databases]) logs in to PostgreSQL with the keys of
+    its auth_file's verifier, which must be the database's own (same salt): a freshly
+    salted one lets clients in to PgBouncer and PgBouncer not in to the server."""
+    if cur is None or not cred.username or cred.password is None:
+        return cred
+    state = fetch_role(cur, cred.username)
+    stored = state.stored_password if state.exists and state.authid_readable else None
+    return dataclasses.replace(cred, verifier=stored) if is_scram_of(stored, cred.password) \
+        else cred
+
+
 class RotationStores:
     """stores[0] is the primary: it holds the pending value while a rotation is in
     progress.  out: where notes go; hide(secret) registers a no_log value."""
 
     def __init__(self, stores: list[Store], source: Store | None, execute: Executor, hide,
-                 for_verifier_store=None):
+                 cur=None):
         self.stores, self.primary, self.source = stores, stores[0], source
         self.execute, self.out, self.hide = execute, execute.out, hide
-        # cred -> cred with the database's verifier, for a store that holds a verifier
-        self.for_verifier_store = for_verifier_store or (lambda cred: cred)
-        self._verifier_lock = threading.Lock()  # it queries the run's one cursor
+        # the admin cursor, for the database's verifier a verifier store is given
+        self.cur = cur
+        self._verifier_lock = threading.Lock()  # the parallel promote shares the one cursor
 
     def by_name(self, names) -> list[Store]:
         wanted = set(names)
@@ -130,7 +147,7 @@ class RotationStores:
         cred as current (files, or a pending that is missing or stale)."""
         if store.holds_verifier:
             with self._verifier_lock:
-                cred = self.for_verifier_store(cred)
+                cred = with_database_verifier(self.cur, cred)
             if cred.verifier:
                 self.hide(cred.verifier)
         if store.write_only:

@@ -130,6 +130,11 @@ def holds_password(stored: str | None, password: str | None, role: str | None) -
     return False
 
 
+def is_scram_of(stored: str | None, password: str | None) -> bool:
+    """stored is a SCRAM-SHA-256 verifier made from password (an md5 one is no answer)."""
+    return hash_type(stored) == "scram" and holds_password(stored, password, None)
+
+
 def make_verifier(password: str, salt: bytes, iterations: int = 4096) -> str:
     """A verifier from a given salt; the modules use libpq's encrypt_password, tests use this."""
     stored_key, server_key = _keys(password, salt, iterations)

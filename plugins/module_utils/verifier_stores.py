@@ -11,15 +11,12 @@ compare it like any other store: a stale verifier is a store that disagrees.
 """
 from __future__ import annotations
 
-import dataclasses
 import secrets
 
 from ansible_collections.credops.pgauth.plugins.module_utils.credential import Credential
 from ansible_collections.credops.pgauth.plugins.module_utils.credential_verifier import (
     verifier_holds,
 )
-from ansible_collections.credops.pgauth.plugins.module_utils.pg_role import fetch_role
-from ansible_collections.credops.pgauth.plugins.module_utils.scram import hash_type, holds_password
 from ansible_collections.credops.pgauth.plugins.module_utils.secret_ops import fingerprint
 
 
@@ -54,19 +51,3 @@ def assign_verifier_fingerprints(infos: list[dict], creds: dict, key: str,
             match if match is not None else secrets.token_hex(32),
             key if match is not None else secrets.token_hex(32))
         info["verified"] = match is not None
-
-
-def with_database_verifier(cur, cred: Credential) -> Credential:
-    """cred carrying the verifier the database holds for its password, when pg_authid is
-    readable and that verifier was made from it; else cred as it is.  A PgBouncer with
-    SCRAM pass-through (no password in [databases]) logs in to PostgreSQL with the keys of
-    its auth_file's verifier, which must be the database's own (same salt): a freshly
-    salted one lets clients in to PgBouncer and PgBouncer not in to the server."""
-    if cur is None or not cred.username or cred.password is None:
-        return cred
-    state = fetch_role(cur, cred.username)
-    stored = state.stored_password if state.exists and state.authid_readable else None
-    if hash_type(stored) != "scram" or not holds_password(stored, cred.password,
-                                                          cred.username):
-        return cred
-    return dataclasses.replace(cred, verifier=stored)

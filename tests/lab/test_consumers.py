@@ -36,9 +36,10 @@ def through_pooler(lab: dict, meta: dict, user: str, password: str) -> bool:
         conn.close()
 
 
-def pooler_admin(lab: dict, meta: dict, command: str) -> None:
-    """One command on the lab PgBouncer's admin console (the test's own hand)."""
-    admin = meta["consumers"][0]["admin"]
+def pooler_admin(lab: dict, pooler: dict, command: str) -> None:
+    """One command on the lab PgBouncer's admin console (the test's own hand), as the admin
+    of pooler (a pgbouncer consumer item)."""
+    admin = pooler["admin"]
     conn = psycopg2.connect(host=lab["PGAUTH_LAB_PGHOST"],
                             port=int(lab["PGAUTH_LAB_PGBOUNCER_PORT"]), user=admin["user"],
                             password=admin["password"], dbname="pgbouncer", connect_timeout=5)
@@ -193,7 +194,7 @@ def test_a_run_killed_after_promote_is_finished_without_a_new_password(lab, tmp_
         # wrote it looked unchanged (seen in CI). The product writes a new inode each time.
         written = auth_file.stat()
         os.utime(auth_file, ns=(written.st_atime_ns, written.st_mtime_ns + 2_000_000_000))
-        pooler_admin(lab, meta, "RELOAD")
+        pooler_admin(lab, meta["consumers"][0], "RELOAD")
         assert not through_pooler(lab, meta, "app_user", new.password)  # the pooler is stale
         done, report = runbook(lab, tmp_path / "again", meta, "rotate")
         assert done.returncode == 0, done.stdout[-3000:]

@@ -32,7 +32,7 @@ def pooler_in_line(lab: dict, meta: dict) -> None:
     pg = Postgres(settings)
     PgBouncer(settings, pg).set_user(APP_ROLE, database_verifier(type("Seed", (), {"pg": pg}),
                                                                  APP_ROLE))
-    pooler_admin(lab, meta, "RELOAD")
+    pooler_admin(lab, meta["consumers"][0], "RELOAD")
     cred = primary(meta, lab)
     assert through_pooler(lab, meta, cred.username or APP_ROLE, cred.password)
 

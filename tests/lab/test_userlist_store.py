@@ -16,6 +16,7 @@ import psycopg2
 from labfixtures import scenario
 from psycopg2 import sql
 from runbooks import assert_no_leak, lab_secrets, read_report, run_playbook, vars_for
+from test_consumers import pooler_admin
 from test_consumers import through_pooler as login_through_pooler
 
 from ansible_collections.credops.pgauth.plugins.module_utils.scram import (
@@ -76,19 +77,6 @@ def set_database_password(lab: dict, password: str) -> None:
         conn.close()
 
 
-def pooler_admin(lab: dict, command: str) -> None:
-    conn = psycopg2.connect(host=lab["PGAUTH_LAB_PGHOST"],
-                            port=int(lab["PGAUTH_LAB_PGBOUNCER_PORT"]), user="pgbouncer_admin",
-                            password=lab["PGAUTH_LAB_PGBOUNCER_ADMIN_PASSWORD"],
-                            dbname="pgbouncer", connect_timeout=5)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(command)
-    finally:
-        conn.close()
-
-
 def through_pooler(lab: dict, password: str) -> bool:
     """A client's login as ROLE through the lab PgBouncer (test_consumers' helper)."""
     return login_through_pooler(lab, {"target": {"sslrootcert": lab["PGAUTH_LAB_SSLROOTCERT"]}},
@@ -142,7 +130,7 @@ def test_a_userlist_store_through_every_runbook(lab, tmp_path, secretsmanager):
         path.write_bytes(path.read_bytes() + OTHERS.encode()
                          + f'"{ROLE}" "{database_verifier(lab)}"\n'.encode())
         path.chmod(0o600)
-        pooler_admin(lab, "RELOAD")
+        pooler_admin(lab, consumer(lab, meta), "RELOAD")
         assert through_pooler(lab, old)
         mode = stat.S_IMODE(path.stat().st_mode)
         pooler = consumer(lab, meta)
@@ -205,7 +193,7 @@ def test_a_userlist_store_through_every_runbook(lab, tmp_path, secretsmanager):
         assert stat.S_IMODE(path.stat().st_mode) == mode
         assert second not in text
         seen["verifier written"] = written
-        pooler_admin(lab, "RELOAD")
+        pooler_admin(lab, consumer(lab, meta), "RELOAD")
         assert through_pooler(lab, second)
 
         # a real rotation with the store among the stores: a new password; the file holds a
